@@ -1,0 +1,26 @@
+//! The ECS configuration model. This crate does no I/O: identifiers, scopes,
+//! the aggregates with their commands and events, JSON Schema checks and
+//! resolution are pure functions shared by the server, the SDK and the CLI, so
+//! every reader resolves exactly as the server does.
+
+pub mod error;
+pub mod ids;
+pub mod json;
+pub mod layer;
+pub mod namespace;
+pub mod ports;
+pub mod precedence;
+pub mod resolve;
+pub mod schema;
+pub mod scope;
+pub mod tenant;
+
+pub use error::{DomainError, LockViolation, SchemaViolation};
+pub use ids::{EditionName, EnvName, IdError, NamespaceName, ServiceName, TenantId};
+pub use layer::{Layer, LayerAction, LayerChange, LayerCommand, LayerEvent, LayerState};
+pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent, NamespaceState};
+pub use ports::{ConfigReader, Services};
+pub use precedence::{Dimension, Precedence};
+pub use resolve::{Context, LayerRef, Resolved, Source, resolve};
+pub use scope::Scope;
+pub use tenant::{Tenant, TenantCommand, TenantEvent, TenantState};

@@ -1,0 +1,146 @@
+//! The namespace aggregate: a configuration document's description and schema.
+
+use async_trait::async_trait;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{DomainError, SchemaViolation};
+use crate::ids::NamespaceName;
+use crate::json::schema_defaults;
+use crate::ports::Services;
+use crate::resolve::{LayerRef, resolve};
+use crate::schema::CompiledSchema;
+
+/// The current state of a namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NamespaceState {
+    pub name: NamespaceName,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub schema: Option<Value>,
+    pub revision: u64,
+}
+
+impl NamespaceState {
+    /// The schema's defaults, the base of every resolution.
+    pub fn defaults(&self) -> serde_json::Map<String, Value> {
+        self.schema.as_ref().map(schema_defaults).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub enum NamespaceCommand {
+    /// Creates the namespace or replaces its description and schema.
+    DefineNamespace {
+        name: NamespaceName,
+        description: String,
+        schema: Option<Value>,
+        expected_revision: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NamespaceEvent {
+    NamespaceDefined {
+        name: NamespaceName,
+        revision: u64,
+        description: String,
+        schema: Option<Value>,
+    },
+}
+
+impl DomainEvent for NamespaceEvent {
+    fn event_type(&self) -> String {
+        "NamespaceDefined".to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+/// The namespace aggregate. Every event carries the complete state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Namespace {
+    pub state: Option<NamespaceState>,
+}
+
+impl Namespace {
+    pub fn revision(&self) -> u64 {
+        self.state.as_ref().map_or(0, |s| s.revision)
+    }
+}
+
+pub(crate) fn check_expected(expected: Option<u64>, actual: u64) -> Result<(), DomainError> {
+    match expected {
+        Some(expected) if expected != actual => Err(DomainError::StaleRevision { expected, actual }),
+        _ => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Aggregate for Namespace {
+    type Command = NamespaceCommand;
+    type Event = NamespaceEvent;
+    type Error = DomainError;
+    type Services = Services;
+
+    fn aggregate_type() -> String {
+        "namespace".to_owned()
+    }
+
+    async fn handle(&self, command: Self::Command, services: &Services) -> Result<Vec<NamespaceEvent>, DomainError> {
+        let NamespaceCommand::DefineNamespace {
+            name,
+            description,
+            schema,
+            expected_revision,
+        } = command;
+        check_expected(expected_revision, self.revision())?;
+        if let Some(state) = &self.state {
+            if state.description == description && state.schema == schema {
+                return Ok(vec![]);
+            }
+        }
+        if let Some(schema) = &schema {
+            let compiled = CompiledSchema::compile(schema)?;
+            let defaults = schema_defaults(schema);
+            let layers = services.reader.layers(&name).await?;
+            let refs: Vec<LayerRef<'_>> = layers.iter().map(|l| l.as_ref()).collect();
+            let mut violations = Vec::new();
+            for layer in &layers {
+                let resolved = resolve(&defaults, &refs, &layer.scope, &services.precedence);
+                violations.extend(compiled.violations(&resolved.values).into_iter().map(|v| SchemaViolation {
+                    layer: Some(layer.scope.clone()),
+                    ..v
+                }));
+            }
+            if !violations.is_empty() {
+                return Err(DomainError::SchemaViolations(violations));
+            }
+        }
+        Ok(vec![NamespaceEvent::NamespaceDefined {
+            name,
+            revision: self.revision() + 1,
+            description,
+            schema,
+        }])
+    }
+
+    fn apply(&mut self, event: NamespaceEvent) {
+        let NamespaceEvent::NamespaceDefined {
+            name,
+            revision,
+            description,
+            schema,
+        } = event;
+        self.state = Some(NamespaceState {
+            name,
+            description,
+            schema,
+            revision,
+        });
+    }
+}
