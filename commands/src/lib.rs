@@ -1,1 +1,17 @@
+//! The write side of ECS: cqrs-es aggregates persisted in NATS JetStream.
+//!
+//! One accepted command is one message in the events stream holding all the
+//! events it produced, appended with optimistic concurrency
+//! (`Nats-Expected-Last-Subject-Sequence`) and de-duplicated by the command id
+//! (`Nats-Msg-Id`). Subjects carry the tenant:
+//! `ecs.events.<tenant or _>.<aggregate type>.<aggregate id>`.
 
+pub mod bus;
+pub mod message;
+pub mod store;
+pub mod stream;
+
+pub use bus::{CommandBus, CommandError, CommandMeta, Committed};
+pub use message::{AnyEvents, EventMessage};
+pub use store::{Addressed, JetStreamStore};
+pub use stream::{EVENTS_SUBJECTS, StreamSettings, ensure_stream};

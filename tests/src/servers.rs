@@ -223,7 +223,9 @@ fn read_ports_dir(dir: &Path) -> Option<u16> {
             // The file may still be being written: a parse failure means "not yet".
             let text = fs::read_to_string(&path).ok()?;
             let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-            let url = json.get("client")?.as_array()?.first()?.as_str()?;
+            // {"nats":["nats://127.0.0.1:PORT"], ...} ("client" in old servers).
+            let urls = json.get("nats").or_else(|| json.get("client"))?;
+            let url = urls.as_array()?.first()?.as_str()?;
             return url.rsplit(':').next()?.parse().ok();
         }
     }
@@ -413,18 +415,15 @@ fn init_and_start(dir: &Path) -> anyhow::Result<String> {
         run(Command::new("chown").arg("postgres:postgres").arg(dir))
             .context("chown the cluster dir to postgres (is there a `postgres` user?)")?;
     }
-    run(pg_command(&pg_tool("initdb"))
-        .arg("-D")
-        .arg(&data)
-        .args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "--no-sync",
-        ]))
+    run(pg_command(&pg_tool("initdb")).arg("-D").arg(&data).args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-locale",
+        "--no-sync",
+    ]))
     .context("initdb")?;
 
     let pg_ctl = pg_tool("pg_ctl");
@@ -460,7 +459,11 @@ fn init_and_start(dir: &Path) -> anyhow::Result<String> {
 /// process to exit, then stops the cluster and deletes its directory. It ignores
 /// Ctrl-C so that it still cleans up when the test run is interrupted.
 fn spawn_reaper(pg_ctl: &Path, data: &Path, dir: &Path) -> anyhow::Result<()> {
-    let as_pg = if is_root() { "runuser -u postgres -- " } else { "" };
+    let as_pg = if is_root() {
+        "runuser -u postgres -- "
+    } else {
+        ""
+    };
     let script = format!(
         "( trap '' INT HUP TERM PIPE; \
            while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \

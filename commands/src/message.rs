@@ -1,0 +1,118 @@
+//! The wire format of one message in the events stream (format version 1).
+
+use std::collections::HashMap;
+
+use ecs_domain::{Layer, LayerEvent, Namespace, NamespaceEvent, Tenant, TenantEvent};
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// The current message format version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One accepted command: every event it produced, and who and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventMessage<E> {
+    /// The message format version.
+    pub v: u32,
+    pub command_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The aggregate's revision after the last event of this message.
+    pub revision: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub events: Vec<E>,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub metadata: HashMap<String, String>,
+}
+
+/// The events of one message, typed by the aggregate they belong to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyEvents {
+    Namespace(Vec<NamespaceEvent>),
+    Tenant(Vec<TenantEvent>),
+    Layer(Vec<LayerEvent>),
+    /// An aggregate type this version does not know; readers skip it.
+    Unknown(String),
+}
+
+/// A decoding failure of a stream message.
+#[derive(Debug, thiserror::Error)]
+#[error("undecodable event message: {0}")]
+pub struct DecodeError(#[from] serde_json::Error);
+
+impl EventMessage<Value> {
+    /// Decodes a raw message payload.
+    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_slice(payload)?)
+    }
+
+    /// The typed events of this message.
+    pub fn typed_events(&self) -> Result<AnyEvents, DecodeError> {
+        fn typed<E: serde::de::DeserializeOwned>(events: &[Value]) -> Result<Vec<E>, DecodeError> {
+            events
+                .iter()
+                .map(|e| serde_json::from_value(e.clone()).map_err(DecodeError))
+                .collect()
+        }
+        let t = self.aggregate_type.as_str();
+        Ok(if t == Namespace::aggregate_type() {
+            AnyEvents::Namespace(typed(&self.events)?)
+        } else if t == Tenant::aggregate_type() {
+            AnyEvents::Tenant(typed(&self.events)?)
+        } else if t == Layer::aggregate_type() {
+            AnyEvents::Layer(typed(&self.events)?)
+        } else {
+            AnyEvents::Unknown(t.to_owned())
+        })
+    }
+}
+
+impl AnyEvents {
+    /// Applies the events to an in-memory configuration, as a replay does.
+    pub fn apply_to(&self, config: &mut ecs_domain::ports::MemoryConfig) {
+        match self {
+            AnyEvents::Namespace(events) => {
+                for NamespaceEvent::NamespaceDefined {
+                    name,
+                    revision,
+                    description,
+                    schema,
+                } in events
+                {
+                    config.put_namespace(ecs_domain::NamespaceState {
+                        name: name.clone(),
+                        description: description.clone(),
+                        schema: schema.clone(),
+                        revision: *revision,
+                    });
+                }
+            }
+            AnyEvents::Tenant(events) => {
+                for TenantEvent::TenantDefined {
+                    id,
+                    revision,
+                    name,
+                    edition,
+                } in events
+                {
+                    config.put_tenant(ecs_domain::TenantState {
+                        id: id.clone(),
+                        name: name.clone(),
+                        edition: edition.clone(),
+                        revision: *revision,
+                    });
+                }
+            }
+            AnyEvents::Layer(events) => {
+                for event in events {
+                    config.put_layer(event.state());
+                }
+            }
+            AnyEvents::Unknown(_) => {}
+        }
+    }
+}

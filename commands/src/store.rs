@@ -1,0 +1,279 @@
+//! A cqrs-es `EventStore` on NATS JetStream.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream::DirectGetErrorKind};
+use async_trait::async_trait;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
+use ecs_domain::{Layer, Namespace, Tenant};
+use futures::StreamExt;
+use time::OffsetDateTime;
+
+use crate::message::{EventMessage, FORMAT_VERSION};
+
+/// Metadata keys the store reads on commit and writes on the envelopes it returns.
+pub mod meta {
+    /// The command id, sent as `Nats-Msg-Id`.
+    pub const COMMAND_ID: &str = "command_id";
+    pub const ACTOR: &str = "actor";
+    /// The stream sequence (global position) of the message.
+    pub const POSITION: &str = "position";
+    /// The aggregate revision after the message.
+    pub const REVISION: &str = "revision";
+    /// `"true"` when JetStream recognised the command id as already applied.
+    pub const DUPLICATE: &str = "duplicate";
+}
+
+/// An aggregate whose events go to subjects that carry a tenant token.
+pub trait Addressed: Aggregate<Error: Send + Sync + 'static> {
+    /// The tenant the aggregate belongs to, or `_` for platform-level ones.
+    fn tenant_token(aggregate_id: &str) -> &str;
+}
+
+impl Addressed for Namespace {
+    fn tenant_token(_: &str) -> &str {
+        "_"
+    }
+}
+
+impl Addressed for Tenant {
+    fn tenant_token(aggregate_id: &str) -> &str {
+        aggregate_id
+    }
+}
+
+impl Addressed for Layer {
+    /// Layer ids are `namespace.env.service.tenant.edition`.
+    fn tenant_token(aggregate_id: &str) -> &str {
+        aggregate_id.split('.').nth(3).unwrap_or("_")
+    }
+}
+
+/// The subject of an aggregate's messages.
+pub fn subject<A: Addressed>(aggregate_id: &str) -> String {
+    format!(
+        "ecs.events.{}.{}.{aggregate_id}",
+        A::tenant_token(aggregate_id),
+        A::aggregate_type()
+    )
+}
+
+/// The loaded state of one aggregate and where its subject stands.
+pub struct JetStreamContext<A> {
+    pub aggregate_id: String,
+    pub aggregate: A,
+    pub revision: u64,
+    /// The stream sequence of the aggregate's last message, 0 when none.
+    pub last_subject_sequence: u64,
+}
+
+impl<A: Aggregate> AggregateContext<A> for JetStreamContext<A> {
+    fn aggregate(&self) -> &A {
+        &self.aggregate
+    }
+}
+
+/// The event store for one aggregate type.
+pub struct JetStreamStore<A> {
+    js: jetstream::Context,
+    stream: String,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+impl<A> Clone for JetStreamStore<A> {
+    fn clone(&self) -> Self {
+        JetStreamStore {
+            js: self.js.clone(),
+            stream: self.stream.clone(),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+fn unavailable<E: std::error::Error>(error: impl std::fmt::Display) -> AggregateError<E> {
+    AggregateError::DatabaseConnectionError(error.to_string().into())
+}
+
+fn undecodable<E: std::error::Error>(error: serde_json::Error) -> AggregateError<E> {
+    AggregateError::DeserializationError(Box::new(error))
+}
+
+impl<A: Addressed> JetStreamStore<A> {
+    pub fn new(js: jetstream::Context, stream: impl Into<String>) -> Self {
+        JetStreamStore {
+            js,
+            stream: stream.into(),
+            _aggregate: PhantomData,
+        }
+    }
+
+    async fn stream(&self) -> Result<jetstream::stream::Stream<()>, AggregateError<A::Error>> {
+        self.js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The aggregate's last message, if it has one.
+    async fn last_message(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<(u64, EventMessage<A::Event>)>, AggregateError<A::Error>> {
+        let stream = self.stream().await?;
+        match stream.direct_get_last_for_subject(subject::<A>(aggregate_id)).await {
+            Ok(message) => {
+                let decoded = serde_json::from_slice(&message.payload).map_err(undecodable)?;
+                Ok(Some((message.sequence, decoded)))
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The message at a stream position.
+    async fn message_at(&self, position: u64) -> Result<EventMessage<A::Event>, AggregateError<A::Error>> {
+        let message = self.stream().await?.direct_get(position).await.map_err(unavailable)?;
+        serde_json::from_slice(&message.payload).map_err(undecodable)
+    }
+}
+
+#[async_trait]
+impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
+    type AC = JetStreamContext<A>;
+
+    /// Every event of one aggregate, read through a consumer filtered to its
+    /// subject (never the whole stream).
+    async fn load_events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        let Some((last, _)) = self.last_message(aggregate_id).await? else {
+            return Ok(vec![]);
+        };
+        let consumer = self
+            .stream()
+            .await?
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject::<A>(aggregate_id),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let mut messages = consumer.messages().await.map_err(unavailable)?;
+        let mut envelopes = Vec::new();
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(unavailable)?;
+            let position = message.info().map_err(unavailable)?.stream_sequence;
+            let decoded: EventMessage<A::Event> = serde_json::from_slice(&message.payload).map_err(undecodable)?;
+            let first = decoded.revision as usize + 1 - decoded.events.len();
+            for (i, event) in decoded.events.into_iter().enumerate() {
+                envelopes.push(EventEnvelope {
+                    aggregate_id: aggregate_id.to_owned(),
+                    sequence: first + i,
+                    payload: event,
+                    metadata: HashMap::from([
+                        (meta::POSITION.to_owned(), position.to_string()),
+                        (meta::ACTOR.to_owned(), decoded.actor.clone()),
+                    ]),
+                });
+            }
+            if position >= last {
+                break;
+            }
+        }
+        Ok(envelopes)
+    }
+
+    /// Every event carries its aggregate's complete state, so the last message
+    /// alone restores the aggregate: one direct get, however long its history.
+    async fn load_aggregate(&self, aggregate_id: &str) -> Result<JetStreamContext<A>, AggregateError<A::Error>> {
+        let mut context = JetStreamContext {
+            aggregate_id: aggregate_id.to_owned(),
+            aggregate: A::default(),
+            revision: 0,
+            last_subject_sequence: 0,
+        };
+        if let Some((sequence, message)) = self.last_message(aggregate_id).await? {
+            for event in message.events {
+                context.aggregate.apply(event);
+            }
+            context.revision = message.revision;
+            context.last_subject_sequence = sequence;
+        }
+        Ok(context)
+    }
+
+    async fn commit(
+        &self,
+        events: Vec<A::Event>,
+        context: JetStreamContext<A>,
+        mut metadata: HashMap<String, String>,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+        if events.is_empty() {
+            return Ok(vec![]);
+        }
+        let command_id = metadata
+            .remove(meta::COMMAND_ID)
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let actor = metadata.remove(meta::ACTOR).unwrap_or_default();
+        let revision = context.revision + events.len() as u64;
+        let message = EventMessage {
+            v: FORMAT_VERSION,
+            command_id: command_id.clone(),
+            aggregate_type: A::aggregate_type(),
+            aggregate_id: context.aggregate_id.clone(),
+            revision,
+            at: OffsetDateTime::now_utc(),
+            actor,
+            events,
+            metadata,
+        };
+        let payload = serde_json::to_vec(&message).map_err(undecodable)?;
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", command_id.as_str());
+        headers.insert(
+            "Nats-Expected-Last-Subject-Sequence",
+            context.last_subject_sequence.to_string().as_str(),
+        );
+        let ack = self
+            .js
+            .publish_with_headers(subject::<A>(&context.aggregate_id), headers, payload.into())
+            .await
+            .map_err(unavailable)?
+            .await;
+        let ack = match ack {
+            Ok(ack) => ack,
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                return Err(AggregateError::AggregateConflict);
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        // A duplicate answers with the original message's position; report
+        // what that message recorded, not what this attempt would have.
+        let (message, duplicate) = if ack.duplicate {
+            (self.message_at(ack.sequence).await?, true)
+        } else {
+            (message, false)
+        };
+        let first = message.revision as usize + 1 - message.events.len();
+        let aggregate_id = message.aggregate_id.clone();
+        let actor = message.actor.clone();
+        let revision = message.revision;
+        Ok(message
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| EventEnvelope {
+                aggregate_id: aggregate_id.clone(),
+                sequence: first + i,
+                payload,
+                metadata: HashMap::from([
+                    (meta::POSITION.to_owned(), ack.sequence.to_string()),
+                    (meta::REVISION.to_owned(), revision.to_string()),
+                    (meta::ACTOR.to_owned(), actor.clone()),
+                    (meta::DUPLICATE.to_owned(), duplicate.to_string()),
+                ]),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,215 @@
+//! Applies one stream message to the projection tables, inside the caller's
+//! transaction.
+
+use ecs_commands::{AnyEvents, EventMessage};
+use ecs_domain::{LayerEvent, NamespaceEvent, TenantEvent};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
+
+/// The projection's name in `projection_offsets`.
+pub const PROJECTION: &str = "config";
+
+/// Every table the projection owns, emptied by a rebuild.
+pub const TABLES: &[&str] = &[
+    "commands",
+    "namespaces",
+    "namespace_history",
+    "tenants",
+    "tenant_history",
+    "layers",
+    "layer_history",
+];
+
+/// The last applied position, locked for update until the transaction ends.
+pub async fn lock_offset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<u64> {
+    sqlx::query("INSERT INTO projection_offsets (name, last_position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+        .bind(PROJECTION)
+        .execute(&mut **tx)
+        .await?;
+    let last: i64 = sqlx::query_scalar("SELECT last_position FROM projection_offsets WHERE name = $1 FOR UPDATE")
+        .bind(PROJECTION)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(last as u64)
+}
+
+pub async fn set_offset(tx: &mut Transaction<'_, Postgres>, position: u64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE projection_offsets SET last_position = $2 WHERE name = $1")
+        .bind(PROJECTION)
+        .bind(position as i64)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Empties every projection table and resets the offset, in one transaction.
+pub async fn reset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+    sqlx::query(&format!("TRUNCATE {}", TABLES.join(", ")))
+        .execute(&mut **tx)
+        .await?;
+    lock_offset(tx).await?;
+    set_offset(tx, 0).await
+}
+
+/// Writes the effects of the message at `position`.
+pub async fn apply_message(
+    tx: &mut Transaction<'_, Postgres>,
+    position: u64,
+    message: &EventMessage<Value>,
+    events: &AnyEvents,
+) -> sqlx::Result<()> {
+    let pos = position as i64;
+    sqlx::query(
+        "INSERT INTO commands (position, command_id, aggregate_type, aggregate_id, revision, at, actor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(pos)
+    .bind(&message.command_id)
+    .bind(&message.aggregate_type)
+    .bind(&message.aggregate_id)
+    .bind(message.revision as i64)
+    .bind(message.at)
+    .bind(&message.actor)
+    .execute(&mut **tx)
+    .await?;
+
+    match events {
+        AnyEvents::Namespace(events) => {
+            for NamespaceEvent::NamespaceDefined {
+                name,
+                revision,
+                description,
+                schema,
+            } in events
+            {
+                sqlx::query(
+                    "INSERT INTO namespaces (name, description, schema, revision, position, updated_at, updated_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (name) DO UPDATE SET description = $2, schema = $3, revision = $4,
+                        position = $5, updated_at = $6, updated_by = $7",
+                )
+                .bind(name.as_str())
+                .bind(description)
+                .bind(schema.as_ref().map(Json))
+                .bind(*revision as i64)
+                .bind(pos)
+                .bind(message.at)
+                .bind(&message.actor)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO namespace_history (name, revision, position, at, actor, description, schema)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                )
+                .bind(name.as_str())
+                .bind(*revision as i64)
+                .bind(pos)
+                .bind(message.at)
+                .bind(&message.actor)
+                .bind(description)
+                .bind(schema.as_ref().map(Json))
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        AnyEvents::Tenant(events) => {
+            for TenantEvent::TenantDefined {
+                id,
+                revision,
+                name,
+                edition,
+            } in events
+            {
+                sqlx::query(
+                    "INSERT INTO tenants (id, name, edition, revision, position, updated_at, updated_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (id) DO UPDATE SET name = $2, edition = $3, revision = $4,
+                        position = $5, updated_at = $6, updated_by = $7",
+                )
+                .bind(id.as_str())
+                .bind(name)
+                .bind(edition.as_str())
+                .bind(*revision as i64)
+                .bind(pos)
+                .bind(message.at)
+                .bind(&message.actor)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO tenant_history (id, revision, position, at, actor, name, edition)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                )
+                .bind(id.as_str())
+                .bind(*revision as i64)
+                .bind(pos)
+                .bind(message.at)
+                .bind(&message.actor)
+                .bind(name)
+                .bind(edition.as_str())
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        AnyEvents::Layer(events) => {
+            for event in events {
+                let LayerEvent::LayerChanged {
+                    namespace,
+                    scope,
+                    revision,
+                    values,
+                    lock,
+                    message: text,
+                    change,
+                } = event;
+                let tenant = scope.tenant.as_ref().map(|t| t.as_str());
+                sqlx::query(
+                    "INSERT INTO layers (namespace, scope_key, scope, env, service, tenant, edition, values, lock,
+                        revision, position, updated_at, updated_by, message)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     ON CONFLICT (namespace, scope_key) DO UPDATE SET values = $8, lock = $9, revision = $10,
+                        position = $11, updated_at = $12, updated_by = $13, message = $14",
+                )
+                .bind(namespace.as_str())
+                .bind(scope.key())
+                .bind(Json(scope))
+                .bind(scope.env.as_ref().map(|v| v.as_str()))
+                .bind(scope.service.as_ref().map(|v| v.as_str()))
+                .bind(tenant)
+                .bind(scope.edition.as_ref().map(|v| v.as_str()))
+                .bind(Json(values))
+                .bind(Json(lock))
+                .bind(*revision as i64)
+                .bind(pos)
+                .bind(message.at)
+                .bind(&message.actor)
+                .bind(text)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO layer_history (namespace, scope_key, scope, tenant, revision, position, at, actor,
+                        message, values, lock, change)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
+                )
+                .bind(namespace.as_str())
+                .bind(scope.key())
+                .bind(Json(scope))
+                .bind(tenant)
+                .bind(*revision as i64)
+                .bind(pos)
+                .bind(message.at)
+                .bind(&message.actor)
+                .bind(text)
+                .bind(Json(values))
+                .bind(Json(lock))
+                .bind(Json(change))
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        AnyEvents::Unknown(kind) => {
+            tracing::warn!(position, aggregate_type = %kind, "skipping a message of an unknown aggregate type");
+        }
+    }
+    Ok(())
+}

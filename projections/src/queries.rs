@@ -1,0 +1,374 @@
+//! Reads of the projection tables, current and past.
+
+use async_trait::async_trait;
+use ecs_domain::ports::ConfigReader;
+use ecs_domain::{
+    DomainError, EditionName, LayerChange, LayerState, NamespaceName, NamespaceState, Scope, TenantId, TenantState,
+};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row, postgres::PgRow};
+use time::OffsetDateTime;
+
+use crate::apply::PROJECTION;
+
+/// Read access to the projections.
+#[derive(Clone)]
+pub struct ReadModel {
+    pool: PgPool,
+}
+
+/// A namespace as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamespaceRow {
+    #[serde(flatten)]
+    pub state: NamespaceState,
+    pub position: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A tenant as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantRow {
+    #[serde(flatten)]
+    pub state: TenantState,
+    pub position: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One revision of a layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerRevision {
+    #[serde(flatten)]
+    pub state: LayerState,
+    pub position: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub message: String,
+    pub change: LayerChange,
+}
+
+/// An accepted command, found by its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandRow {
+    pub position: u64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub revision: u64,
+}
+
+/// Everything resolution needs about one namespace at one moment.
+#[derive(Debug, Clone)]
+pub struct NamespaceSnapshot {
+    pub namespace: NamespaceState,
+    pub layers: Vec<LayerState>,
+    /// The position the snapshot reflects.
+    pub position: u64,
+}
+
+fn unavailable(error: sqlx::Error) -> DomainError {
+    DomainError::Unavailable(error.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> sqlx::Result<T> {
+    serde_json::from_value(value).map_err(|e| sqlx::Error::Decode(format!("{what}: {e}").into()))
+}
+
+fn namespace_state(row: &PgRow) -> sqlx::Result<NamespaceState> {
+    Ok(NamespaceState {
+        name: decode(Value::String(row.try_get("name")?), "namespace name")?,
+        description: row.try_get("description")?,
+        schema: row.try_get::<Option<Json<Value>>, _>("schema")?.map(|j| j.0),
+        revision: row.try_get::<i64, _>("revision")? as u64,
+    })
+}
+
+fn tenant_state(row: &PgRow) -> sqlx::Result<TenantState> {
+    Ok(TenantState {
+        id: decode(Value::String(row.try_get("id")?), "tenant id")?,
+        name: row.try_get("name")?,
+        edition: decode(Value::String(row.try_get("edition")?), "edition")?,
+        revision: row.try_get::<i64, _>("revision")? as u64,
+    })
+}
+
+fn layer_state(row: &PgRow) -> sqlx::Result<LayerState> {
+    Ok(LayerState {
+        namespace: decode(Value::String(row.try_get("namespace")?), "namespace")?,
+        scope: decode(row.try_get::<Json<Value>, _>("scope")?.0, "scope")?,
+        values: row.try_get::<Json<Value>, _>("values")?.0,
+        lock: decode(row.try_get::<Json<Value>, _>("lock")?.0, "lock")?,
+        revision: row.try_get::<i64, _>("revision")? as u64,
+    })
+}
+
+fn layer_revision(row: &PgRow) -> sqlx::Result<LayerRevision> {
+    Ok(LayerRevision {
+        state: layer_state(row)?,
+        position: row.try_get::<i64, _>("position")? as u64,
+        at: row.try_get("at")?,
+        actor: row.try_get("actor")?,
+        message: row.try_get("message")?,
+        change: decode(row.try_get::<Json<Value>, _>("change")?.0, "change")?,
+    })
+}
+
+const LAYER_HISTORY_COLUMNS: &str = "namespace, scope, values, lock, revision, position, at, actor, message, change";
+
+impl ReadModel {
+    pub fn new(pool: PgPool) -> Self {
+        ReadModel { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The last stream position applied to the projections.
+    pub async fn applied_position(&self) -> sqlx::Result<u64> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT last_position FROM projection_offsets WHERE name = $1")
+                .bind(PROJECTION)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(position.unwrap_or(0) as u64)
+    }
+
+    /// The last position whose command was accepted at or before `at`.
+    pub async fn position_at_time(&self, at: OffsetDateTime) -> sqlx::Result<u64> {
+        let position: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM commands WHERE at <= $1")
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(position.unwrap_or(0) as u64)
+    }
+
+    pub async fn command(&self, command_id: &str) -> sqlx::Result<Option<CommandRow>> {
+        let row = sqlx::query(
+            "SELECT position, aggregate_type, aggregate_id, revision FROM commands
+             WHERE command_id = $1 ORDER BY position DESC LIMIT 1",
+        )
+        .bind(command_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(CommandRow {
+                position: row.try_get::<i64, _>("position")? as u64,
+                aggregate_type: row.try_get("aggregate_type")?,
+                aggregate_id: row.try_get("aggregate_id")?,
+                revision: row.try_get::<i64, _>("revision")? as u64,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn namespaces(&self) -> sqlx::Result<Vec<NamespaceRow>> {
+        sqlx::query("SELECT * FROM namespaces ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(NamespaceRow {
+                    state: namespace_state(row)?,
+                    position: row.try_get::<i64, _>("position")? as u64,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn namespace(&self, name: &NamespaceName) -> sqlx::Result<Option<NamespaceRow>> {
+        sqlx::query("SELECT * FROM namespaces WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| {
+                Ok(NamespaceRow {
+                    state: namespace_state(&row)?,
+                    position: row.try_get::<i64, _>("position")? as u64,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .transpose()
+    }
+
+    pub async fn tenants(&self) -> sqlx::Result<Vec<TenantRow>> {
+        sqlx::query("SELECT * FROM tenants ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(TenantRow {
+                    state: tenant_state(row)?,
+                    position: row.try_get::<i64, _>("position")? as u64,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn tenant(&self, id: &TenantId) -> sqlx::Result<Option<TenantRow>> {
+        sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| {
+                Ok(TenantRow {
+                    state: tenant_state(&row)?,
+                    position: row.try_get::<i64, _>("position")? as u64,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .transpose()
+    }
+
+    /// A layer's latest revision at or before `position` (`None`: now).
+    pub async fn layer(
+        &self,
+        namespace: &NamespaceName,
+        scope: &Scope,
+        position: Option<u64>,
+    ) -> sqlx::Result<Option<LayerRevision>> {
+        sqlx::query(&format!(
+            "SELECT {LAYER_HISTORY_COLUMNS} FROM layer_history
+             WHERE namespace = $1 AND scope_key = $2 AND position <= $3
+             ORDER BY revision DESC LIMIT 1"
+        ))
+        .bind(namespace.as_str())
+        .bind(scope.key())
+        .bind(position.map_or(i64::MAX, |p| p as i64))
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| layer_revision(&row))
+        .transpose()
+    }
+
+    /// Every revision of a layer, oldest first.
+    pub async fn layer_history(&self, namespace: &NamespaceName, scope: &Scope) -> sqlx::Result<Vec<LayerRevision>> {
+        sqlx::query(&format!(
+            "SELECT {LAYER_HISTORY_COLUMNS} FROM layer_history
+             WHERE namespace = $1 AND scope_key = $2 ORDER BY revision"
+        ))
+        .bind(namespace.as_str())
+        .bind(scope.key())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(layer_revision)
+        .collect()
+    }
+
+    /// The namespace, its layers and the tenant's edition as they stood at
+    /// `position` (`None`: now), read in one consistent snapshot. `None` when
+    /// the namespace did not exist then.
+    pub async fn snapshot(
+        &self,
+        namespace: &NamespaceName,
+        tenant: Option<&TenantId>,
+        position: Option<u64>,
+    ) -> sqlx::Result<Option<(NamespaceSnapshot, Option<EditionName>)>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let applied: i64 = sqlx::query_scalar(
+            "SELECT coalesce((SELECT last_position FROM projection_offsets WHERE name = $1), 0)",
+        )
+        .bind(PROJECTION)
+        .fetch_one(&mut *tx)
+        .await?;
+        let at = position.map_or(applied, |p| (p as i64).min(applied));
+        let Some(ns_row) = sqlx::query(
+            "SELECT name, description, schema, revision FROM namespace_history
+             WHERE name = $1 AND position <= $2 ORDER BY revision DESC LIMIT 1",
+        )
+        .bind(namespace.as_str())
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let layers = sqlx::query(
+            "SELECT DISTINCT ON (scope_key) namespace, scope, values, lock, revision FROM layer_history
+             WHERE namespace = $1 AND position <= $2 ORDER BY scope_key, revision DESC",
+        )
+        .bind(namespace.as_str())
+        .bind(at)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(layer_state)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+        let edition = match tenant {
+            None => None,
+            Some(tenant) => sqlx::query_scalar::<_, String>(
+                "SELECT edition FROM tenant_history WHERE id = $1 AND position <= $2
+                 ORDER BY revision DESC LIMIT 1",
+            )
+            .bind(tenant.as_str())
+            .bind(at)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|e| decode(Value::String(e), "edition"))
+            .transpose()?,
+        };
+        tx.commit().await?;
+        Ok(Some((
+            NamespaceSnapshot {
+                namespace: namespace_state(&ns_row)?,
+                layers,
+                position: at as u64,
+            },
+            edition,
+        )))
+    }
+}
+
+#[async_trait]
+impl ConfigReader for ReadModel {
+    async fn namespace(&self, name: &NamespaceName) -> Result<Option<NamespaceState>, DomainError> {
+        Ok(ReadModel::namespace(self, name).await.map_err(unavailable)?.map(|r| r.state))
+    }
+
+    async fn tenant(&self, id: &TenantId) -> Result<Option<TenantState>, DomainError> {
+        Ok(ReadModel::tenant(self, id).await.map_err(unavailable)?.map(|r| r.state))
+    }
+
+    async fn layers(&self, namespace: &NamespaceName) -> Result<Vec<LayerState>, DomainError> {
+        sqlx::query("SELECT namespace, scope, values, lock, revision FROM layers WHERE namespace = $1")
+            .bind(namespace.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(layer_state)
+            .collect::<sqlx::Result<_>>()
+            .map_err(unavailable)
+    }
+
+    async fn layer_revision(
+        &self,
+        namespace: &NamespaceName,
+        scope: &Scope,
+        revision: u64,
+    ) -> Result<Option<LayerState>, DomainError> {
+        sqlx::query(
+            "SELECT namespace, scope, values, lock, revision FROM layer_history
+             WHERE namespace = $1 AND scope_key = $2 AND revision = $3",
+        )
+        .bind(namespace.as_str())
+        .bind(scope.key())
+        .bind(revision as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .map(|row| layer_state(&row))
+        .transpose()
+        .map_err(unavailable)
+    }
+}
