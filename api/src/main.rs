@@ -1,1 +1,55 @@
-fn main() {}
+//! `ecs`: the ECS server.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use ecs_api::{Application, Settings, settings::SETTINGS_HELP};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "ecs", version, about = "ECS: configuration as a service for multi-tenant SaaS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: HTTP API v1 and projections.
+    #[command(after_long_help = SETTINGS_HELP, after_help = SETTINGS_HELP)]
+    Serve {
+        /// A TOML settings file; environment variables override it.
+        #[arg(long, env = "ECS_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if std::env::var("ECS_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => {
+            init_tracing();
+            let settings = Settings::load(config.as_deref()).context("invalid settings")?;
+            let app = Application::build(settings).await?;
+            let shutdown = app.shutdown_token();
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::info!("shutting down");
+                shutdown.cancel();
+            });
+            app.run_until_stopped().await
+        }
+    }
+}

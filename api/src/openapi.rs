@@ -1,0 +1,32 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{layers, namespaces, resolved, system, tenants};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ECS HTTP API", version = "1", description = "Configuration as a service: layered, versioned, validated, live."),
+    paths(
+        namespaces::put_namespace, namespaces::list_namespaces, namespaces::get_namespace,
+        layers::get_layer, layers::put_layer, layers::patch_layer, layers::delete_layer,
+        layers::layer_history, layers::rollback_layer,
+        resolved::get_resolved,
+        tenants::put_tenant, tenants::list_tenants, tenants::get_tenant,
+        system::healthz, system::readyz, system::metrics, system::openapi,
+        system::projections_status, system::rebuild_projections,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;

@@ -1,0 +1,211 @@
+//! Errors as RFC 9457 `application/problem+json` answers.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ecs_commands::CommandError;
+use ecs_domain::{DomainError, IdError};
+use serde_json::{Value, json};
+
+/// An API error. Each variant's doc names the status it answers with; 5xx
+/// answers are opaque and logged once.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed; `field` names the offending input.
+    BadRequest { code: &'static str, field: Option<String>, detail: String },
+    /// 401: no or bad credential.
+    Unauthorized,
+    /// 404: the resource does not exist.
+    NotFound { code: &'static str, detail: String },
+    /// 409: the change conflicts with concurrent changes.
+    Conflict(String),
+    /// 412: `If-Match` names a revision that is no longer current.
+    Stale { expected: u64, actual: u64 },
+    /// 413: the body is larger than the limit.
+    TooLarge(String),
+    /// 415: the body is not JSON.
+    UnsupportedMediaType,
+    /// 422: the change fails the schema or a lock; `extra` carries the list.
+    Unprocessable { code: &'static str, detail: String, extra: Value },
+    /// 503: a dependency is unavailable; retry later.
+    Unavailable(String),
+    /// 500: a bug; the detail is logged, never sent.
+    Internal(anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, field: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            field: Some(field.into()),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, &'static str, String, Value) {
+        match self {
+            ApiError::BadRequest { code, field, detail } => (
+                StatusCode::BAD_REQUEST,
+                code,
+                "Bad request",
+                detail.clone(),
+                field.as_ref().map_or(json!({}), |f| json!({ "field": f })),
+            ),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                "a valid bearer token is required".to_owned(),
+                json!({}),
+            ),
+            ApiError::NotFound { code, detail } => (StatusCode::NOT_FOUND, code, "Not found", detail.clone(), json!({})),
+            ApiError::Conflict(detail) => (StatusCode::CONFLICT, "conflict", "Conflict", detail.clone(), json!({})),
+            ApiError::Stale { expected, actual } => (
+                StatusCode::PRECONDITION_FAILED,
+                "stale-revision",
+                "Precondition failed",
+                format!("If-Match names revision {expected}, but the current revision is {actual}"),
+                json!({ "current_revision": actual }),
+            ),
+            ApiError::TooLarge(detail) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Payload too large",
+                detail.clone(),
+                json!({}),
+            ),
+            ApiError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the body as application/json".to_owned(),
+                json!({}),
+            ),
+            ApiError::Unprocessable { code, detail, extra } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                "Unprocessable content",
+                detail.clone(),
+                extra.clone(),
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Service unavailable",
+                "a backing service is unavailable; retry (writes: with the same Idempotency-Key)".to_owned(),
+                json!({}),
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "an internal error occurred; it has been logged".to_owned(),
+                json!({}),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(error) => tracing::error!(error = format!("{error:#}"), "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(%detail, "dependency unavailable"),
+            _ => {}
+        }
+        let (status, code, title, detail, extra) = self.parts();
+        let mut body = json!({
+            "type": format!("urn:ecs:problem:{code}"),
+            "title": title,
+            "status": status.as_u16(),
+            "code": code,
+            "detail": detail,
+        });
+        if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+            body.extend(extra);
+        }
+        let mut response = (status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"ecs\""));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(error: IdError) -> Self {
+        ApiError::bad("invalid-identifier", error.field, error.to_string())
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                ApiError::Unavailable(error.to_string())
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        let detail = error.to_string();
+        match error {
+            DomainError::NamespaceNotFound(_) => ApiError::not_found("namespace-not-found", detail),
+            DomainError::TenantNotFound(_) => ApiError::not_found("tenant-not-found", detail),
+            DomainError::LayerNotFound { .. } => ApiError::not_found("layer-not-found", detail),
+            DomainError::RevisionNotFound { .. } => ApiError::Unprocessable {
+                code: "revision-not-found",
+                detail,
+                extra: json!({ "field": "revision" }),
+            },
+            DomainError::StaleRevision { expected, actual } => ApiError::Stale { expected, actual },
+            DomainError::SchemaViolations(violations) => ApiError::Unprocessable {
+                code: "schema-violation",
+                detail,
+                extra: json!({ "violations": violations }),
+            },
+            DomainError::LockViolations(violations) => {
+                let scopes: Vec<String> = violations.iter().map(|v| v.locked_by.to_string()).collect();
+                ApiError::Unprocessable {
+                    code: "locked",
+                    detail: format!("{detail}: locked at {}", scopes.join(", ")),
+                    extra: json!({ "violations": violations }),
+                }
+            }
+            DomainError::InvalidSchema(_) => ApiError::Unprocessable {
+                code: "invalid-schema",
+                detail,
+                extra: json!({ "field": "schema" }),
+            },
+            DomainError::InvalidInput { field, .. } => ApiError::bad("invalid-field", field, detail),
+            DomainError::Unavailable(detail) => ApiError::Unavailable(detail),
+        }
+    }
+}
+
+impl From<CommandError<DomainError>> for ApiError {
+    fn from(error: CommandError<DomainError>) -> Self {
+        match error {
+            CommandError::Rejected(e) => e.into(),
+            CommandError::Contended => ApiError::Conflict(error.to_string()),
+            CommandError::Unavailable(detail) => ApiError::Unavailable(detail),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! `/v1/namespaces/{ns}/layer`: the values of one namespace at one scope.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ecs_domain::layer::layer_id;
+use ecs_domain::{Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Scope};
+use ecs_projections::queries::LayerRevision;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::extract::{AppJson, Params, PathId, SCOPE_PARAMS, WriteContext};
+use crate::problem::ApiError;
+use crate::routes::{PastParams, Problem, ScopeParams, WriteResult, position_of};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayerPut {
+    /// The layer's values: a JSON object; `null` removes an inherited key.
+    #[schema(value_type = Object)]
+    pub values: Value,
+    #[serde(default)]
+    pub message: String,
+    /// JSON pointers this layer locks; absent keeps the current locks.
+    #[serde(default)]
+    pub lock: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LayerPatch {
+    /// An RFC 7386 merge patch of the layer's values.
+    #[schema(value_type = Object)]
+    pub values: Value,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    /// The revision whose values and locks to restore.
+    pub revision: u64,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A layer at one revision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LayerBody {
+    #[schema(value_type = Object)]
+    pub scope: Scope,
+    #[schema(value_type = Object)]
+    pub values: Value,
+    pub revision: u64,
+    /// The JSON pointers this layer locks.
+    pub locked: Vec<String>,
+    pub position: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: time::OffsetDateTime,
+    pub actor: String,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub change: LayerChange,
+}
+
+impl From<LayerRevision> for LayerBody {
+    fn from(r: LayerRevision) -> Self {
+        LayerBody {
+            scope: r.state.scope,
+            values: r.state.values,
+            revision: r.state.revision,
+            locked: r.state.lock,
+            position: r.position,
+            at: r.at,
+            actor: r.actor,
+            message: r.message,
+            change: r.change,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LayerHistory {
+    #[schema(value_type = Object)]
+    pub scope: Scope,
+    pub revisions: Vec<LayerBody>,
+}
+
+async fn require_namespace(app: &AppState, ns: &NamespaceName) -> Result<(), ApiError> {
+    match app.read.namespace(ns).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("namespace-not-found", format!("namespace {ns} does not exist"))),
+    }
+}
+
+async fn run(app: &AppState, ns: NamespaceName, scope: Scope, write: WriteContext, action: LayerAction, message: String) -> Result<Response, ApiError> {
+    let id = layer_id(&ns, &scope);
+    let command = LayerCommand {
+        namespace: ns,
+        scope,
+        action,
+        message,
+        expected_revision: write.expected_revision,
+    };
+    let committed = app.write::<Layer>(&write, &id, command, &app.services).await?;
+    Ok(WriteResult::respond(committed))
+}
+
+/// Read a layer, now or as it was at a past time or position.
+#[utoipa::path(get, path = "/v1/namespaces/{ns}/layer", tag = "layers",
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams, PastParams),
+    responses((status = 200, body = LayerBody), (status = 404, body = Problem)))]
+pub async fn get_layer(
+    State(app): State<AppState>,
+    PathId(ns): PathId<NamespaceName>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    params.allow(&[SCOPE_PARAMS.as_slice(), &["at", "position"]].concat())?;
+    let scope = params.scope()?;
+    let position = position_of(&app, params.point_in_time()?).await?;
+    require_namespace(&app, &ns).await?;
+    let layer = app.read.layer(&ns, &scope, position).await?.ok_or_else(|| {
+        ApiError::not_found("layer-not-found", format!("the layer at {scope} of namespace {ns} has no revisions then"))
+    })?;
+    let etag = HeaderValue::from_str(&format!("\"{}\"", layer.state.revision)).ok();
+    let mut response = Json(LayerBody::from(layer)).into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// Replace a layer's values (and locks).
+#[utoipa::path(put, path = "/v1/namespaces/{ns}/layer", tag = "layers",
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams,
+        ("If-Match" = Option<String>, Header, description = "the expected current revision, in quotes"),
+        ("Idempotency-Key" = Option<String>, Header, description = "makes a retried request apply once")),
+    request_body = LayerPut,
+    responses(
+        (status = 200, body = WriteResult), (status = 201, body = WriteResult),
+        (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem),
+        (status = 413, body = Problem), (status = 422, description = "fails the schema or a lock", body = Problem),
+    ))]
+pub async fn put_layer(
+    State(app): State<AppState>,
+    PathId(ns): PathId<NamespaceName>,
+    params: Params,
+    write: WriteContext,
+    AppJson(body): AppJson<LayerPut>,
+) -> Result<Response, ApiError> {
+    params.allow(&SCOPE_PARAMS)?;
+    let action = LayerAction::Replace {
+        values: body.values,
+        lock: body.lock,
+    };
+    run(&app, ns, params.scope()?, write, action, body.message).await
+}
+
+/// Merge-patch a layer's values (RFC 7386).
+#[utoipa::path(patch, path = "/v1/namespaces/{ns}/layer", tag = "layers",
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams),
+    request_body = LayerPatch,
+    responses(
+        (status = 200, body = WriteResult), (status = 201, body = WriteResult),
+        (status = 400, body = Problem), (status = 404, body = Problem), (status = 412, body = Problem),
+        (status = 422, body = Problem),
+    ))]
+pub async fn patch_layer(
+    State(app): State<AppState>,
+    PathId(ns): PathId<NamespaceName>,
+    params: Params,
+    write: WriteContext,
+    AppJson(body): AppJson<LayerPatch>,
+) -> Result<Response, ApiError> {
+    params.allow(&SCOPE_PARAMS)?;
+    let action = LayerAction::Patch { patch: body.values };
+    run(&app, ns, params.scope()?, write, action, body.message).await
+}
+
+/// Clear a layer: a new, empty revision; history stays.
+#[utoipa::path(delete, path = "/v1/namespaces/{ns}/layer", tag = "layers",
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams,
+        ("message" = Option<String>, Query, description = "why")),
+    responses((status = 200, body = WriteResult), (status = 404, body = Problem), (status = 412, body = Problem)))]
+pub async fn delete_layer(
+    State(app): State<AppState>,
+    PathId(ns): PathId<NamespaceName>,
+    params: Params,
+    write: WriteContext,
+) -> Result<Response, ApiError> {
+    params.allow(&[SCOPE_PARAMS.as_slice(), &["message"]].concat())?;
+    let message = params.get("message").unwrap_or_default().to_owned();
+    run(&app, ns, params.scope()?, write, LayerAction::Clear, message).await
+}
+
+/// Every revision of a layer, oldest first.
+#[utoipa::path(get, path = "/v1/namespaces/{ns}/layer/history", tag = "layers",
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams),
+    responses((status = 200, body = LayerHistory), (status = 404, body = Problem)))]
+pub async fn layer_history(
+    State(app): State<AppState>,
+    PathId(ns): PathId<NamespaceName>,
+    params: Params,
+) -> Result<Json<LayerHistory>, ApiError> {
+    params.allow(&SCOPE_PARAMS)?;
+    let scope = params.scope()?;
+    require_namespace(&app, &ns).await?;
+    let revisions = app.read.layer_history(&ns, &scope).await?.into_iter().map(Into::into).collect();
+    Ok(Json(LayerHistory { scope, revisions }))
+}
+
+/// A new revision whose values and locks equal an earlier one's.
+#[utoipa::path(post, path = "/v1/namespaces/{ns}/layer/rollback", tag = "layers",
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams),
+    request_body = RollbackBody,
+    responses(
+        (status = 200, body = WriteResult), (status = 404, body = Problem), (status = 412, body = Problem),
+        (status = 422, description = "no such revision, or it fails the schema or a lock now", body = Problem),
+    ))]
+pub async fn rollback_layer(
+    State(app): State<AppState>,
+    PathId(ns): PathId<NamespaceName>,
+    params: Params,
+    write: WriteContext,
+    AppJson(body): AppJson<RollbackBody>,
+) -> Result<Response, ApiError> {
+    params.allow(&SCOPE_PARAMS)?;
+    let action = LayerAction::RollBack { revision: body.revision };
+    run(&app, ns, params.scope()?, write, action, body.message).await
+}

@@ -1,0 +1,123 @@
+//! `/v1/namespaces`: namespaces and their JSON Schemas.
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::Json;
+use ecs_domain::{Namespace, NamespaceCommand, NamespaceName};
+use ecs_projections::queries::NamespaceRow;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::extract::{AppJson, Params, PathId, WriteContext};
+use crate::problem::ApiError;
+use crate::routes::{Problem, WriteResult};
+use crate::state::AppState;
+
+/// The longest namespace description accepted, in characters.
+const MAX_DESCRIPTION: usize = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamespacePut {
+    #[serde(default)]
+    pub description: String,
+    /// A JSON Schema (2020-12 unless `$schema` says otherwise); `null` or
+    /// absent: no schema.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+}
+
+/// A namespace as read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NamespaceBody {
+    pub name: String,
+    pub description: String,
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    pub revision: u64,
+    pub position: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: time::OffsetDateTime,
+}
+
+impl From<NamespaceRow> for NamespaceBody {
+    fn from(row: NamespaceRow) -> Self {
+        NamespaceBody {
+            name: row.state.name.to_string(),
+            description: row.state.description,
+            schema: row.state.schema,
+            revision: row.state.revision,
+            position: row.position,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NamespaceList {
+    pub namespaces: Vec<NamespaceBody>,
+}
+
+/// Create or update a namespace and its JSON Schema.
+#[utoipa::path(put, path = "/v1/namespaces/{ns}", tag = "namespaces",
+    params(("ns" = String, Path, description = "namespace name")),
+    request_body = NamespacePut,
+    responses(
+        (status = 201, description = "created", body = WriteResult),
+        (status = 200, description = "updated (or unchanged)", body = WriteResult),
+        (status = 400, description = "malformed", body = Problem),
+        (status = 412, description = "stale If-Match", body = Problem),
+        (status = 422, description = "invalid schema, or an existing layer fails it", body = Problem),
+    ))]
+pub async fn put_namespace(
+    State(app): State<AppState>,
+    PathId(name): PathId<NamespaceName>,
+    params: Params,
+    write: WriteContext,
+    AppJson(body): AppJson<NamespacePut>,
+) -> Result<Response, ApiError> {
+    params.allow(&[])?;
+    if body.description.chars().count() > MAX_DESCRIPTION {
+        return Err(ApiError::bad("invalid-field", "description", "must be at most 1000 characters"));
+    }
+    let command = NamespaceCommand::DefineNamespace {
+        name: name.clone(),
+        description: body.description,
+        schema: body.schema.filter(|s| !s.is_null()),
+        expected_revision: write.expected_revision,
+    };
+    let committed = app
+        .write::<Namespace>(&write, name.as_str(), command, &app.services)
+        .await?;
+    Ok(WriteResult::respond(committed))
+}
+
+/// List namespaces.
+#[utoipa::path(get, path = "/v1/namespaces", tag = "namespaces",
+    responses((status = 200, body = NamespaceList)))]
+pub async fn list_namespaces(State(app): State<AppState>, params: Params) -> Result<Json<NamespaceList>, ApiError> {
+    params.allow(&[])?;
+    let namespaces = app.read.namespaces().await?.into_iter().map(Into::into).collect();
+    Ok(Json(NamespaceList { namespaces }))
+}
+
+/// Read a namespace.
+#[utoipa::path(get, path = "/v1/namespaces/{ns}", tag = "namespaces",
+    params(("ns" = String, Path, description = "namespace name")),
+    responses((status = 200, body = NamespaceBody), (status = 404, body = Problem)))]
+pub async fn get_namespace(
+    State(app): State<AppState>,
+    PathId(name): PathId<NamespaceName>,
+    params: Params,
+) -> Result<Json<NamespaceBody>, ApiError> {
+    params.allow(&[])?;
+    let row = app
+        .read
+        .namespace(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found("namespace-not-found", format!("namespace {name} does not exist")))?;
+    Ok(Json(row.into()))
+}

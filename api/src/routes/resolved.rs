@@ -1,0 +1,107 @@
+//! `/v1/namespaces/{ns}/resolved`: the resolved document for a context.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ecs_domain::{LayerState, NamespaceName, Source, resolve};
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::extract::{Params, PathId, SCOPE_PARAMS};
+use crate::problem::ApiError;
+use crate::routes::{PastParams, Problem, ScopeParams, position_of};
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolvedBody {
+    #[schema(value_type = Object)]
+    pub values: Value,
+    /// The global position this answer reflects.
+    pub position: u64,
+    /// With `explain=true`: per JSON pointer, where the value came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub sources: Option<BTreeMap<String, Source>>,
+}
+
+/// Query parameters of a resolved read (documentation only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainParam {
+    /// Add `sources`: the scope and revision behind every value.
+    pub explain: Option<bool>,
+}
+
+fn etag_of(values: &Value, sources: Option<&BTreeMap<String, Source>>) -> String {
+    let mut hash = Sha256::new();
+    hash.update(values.to_string().as_bytes());
+    if let Some(sources) = sources {
+        hash.update(serde_json::to_string(sources).unwrap_or_default().as_bytes());
+    }
+    format!("\"{}\"", hex::encode(&hash.finalize()[..16]))
+}
+
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == etag || v == "*")
+}
+
+/// Resolve a namespace for a context: schema defaults, then every applicable
+/// layer in precedence order.
+#[utoipa::path(get, path = "/v1/namespaces/{ns}/resolved", tag = "resolution",
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams, PastParams, ExplainParam,
+        ("If-None-Match" = Option<String>, Header, description = "an ETag from an earlier answer")),
+    responses(
+        (status = 200, body = ResolvedBody, headers(("ETag" = String))),
+        (status = 304, description = "unchanged since the ETag"),
+        (status = 400, body = Problem), (status = 404, body = Problem),
+    ))]
+pub async fn get_resolved(
+    State(app): State<AppState>,
+    PathId(ns): PathId<NamespaceName>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    params.allow(&[SCOPE_PARAMS.as_slice(), &["explain", "at", "position"]].concat())?;
+    let context = params.scope()?;
+    let explain = params.flag("explain")?;
+    let position = position_of(&app, params.point_in_time()?).await?;
+    let (snapshot, edition) = app
+        .read
+        .snapshot(&ns, context.tenant.as_ref(), position)
+        .await?
+        .ok_or_else(|| ApiError::not_found("namespace-not-found", format!("namespace {ns} does not exist then")))?;
+    if let (Some(tenant), None) = (&context.tenant, &edition) {
+        return Err(ApiError::not_found("tenant-not-found", format!("tenant {tenant} does not exist then")));
+    }
+    let context = context.with_tenant_edition(edition);
+    let refs: Vec<_> = snapshot.layers.iter().map(LayerState::as_ref).collect();
+    let resolved = resolve(&snapshot.namespace.defaults(), &refs, &context, &app.services.precedence);
+    let sources = explain.then_some(resolved.sources);
+    let etag = etag_of(&resolved.values, sources.as_ref());
+    let etag_header = HeaderValue::from_str(&etag).ok();
+    let mut response = if matches_etag(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Json(ResolvedBody {
+            values: resolved.values,
+            position: snapshot.position,
+            sources,
+        })
+        .into_response()
+    };
+    if let Some(etag) = etag_header {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
