@@ -5,11 +5,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use ecs_commands::{CommandBus, StreamSettings, ensure_stream};
 use ecs_domain::{Precedence, Services};
 use ecs_projections::{Projector, ProjectorSettings, ReadModel};
@@ -33,7 +33,9 @@ fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -80,16 +82,31 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .patch(layers::patch_layer)
                 .delete(layers::delete_layer),
         )
-        .route("/v1/namespaces/{ns}/layer/history", get(layers::layer_history))
-        .route("/v1/namespaces/{ns}/layer/rollback", post(layers::rollback_layer))
+        .route(
+            "/v1/namespaces/{ns}/layer/history",
+            get(layers::layer_history),
+        )
+        .route(
+            "/v1/namespaces/{ns}/layer/rollback",
+            post(layers::rollback_layer),
+        )
         .route("/v1/namespaces/{ns}/resolved", get(resolved::get_resolved))
         .route("/v1/tenants", get(tenants::list_tenants))
-        .route("/v1/tenants/{tenant}", get(tenants::get_tenant).put(tenants::put_tenant))
+        .route(
+            "/v1/tenants/{tenant}",
+            get(tenants::get_tenant).put(tenants::put_tenant),
+        )
         .route("/v1/openapi.json", get(system::openapi))
         .route("/v1/admin/projections", get(system::projections_status))
-        .route("/v1/admin/projections/rebuild", post(system::rebuild_projections))
+        .route(
+            "/v1/admin/projections/rebuild",
+            post(system::rebuild_projections),
+        )
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.auth.clone(), require_bearer));
+        .layer(middleware::from_fn_with_state(
+            state.auth.clone(),
+            require_bearer,
+        ));
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -162,8 +179,15 @@ impl Application {
             .acquire_timeout(Duration::from_secs(5))
             .connect(&settings.database_url)
             .await
-            .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(&settings.database_url)))?;
-        ecs_projections::migrate(&pool).await.context("database migrations")?;
+            .with_context(|| {
+                format!(
+                    "cannot connect to PostgreSQL at {}",
+                    redact(&settings.database_url)
+                )
+            })?;
+        ecs_projections::migrate(&pool)
+            .await
+            .context("database migrations")?;
 
         let read = ReadModel::new(pool.clone());
         let (projector, projections) = Projector::new(

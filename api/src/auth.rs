@@ -49,7 +49,11 @@ impl Authenticator {
 
 /// Middleware: requires `Authorization: Bearer <token>` and stores the
 /// principal in the request's extensions.
-pub async fn require_bearer(State(auth): State<Arc<Authenticator>>, mut request: Request, next: Next) -> Response {
+pub async fn require_bearer(
+    State(auth): State<Arc<Authenticator>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let token = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -46,7 +46,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
             let inner = error.into_inner();
-            let code = if inner.is_data() { "invalid-field" } else { "malformed-json" };
+            let code = if inner.is_data() {
+                "invalid-field"
+            } else {
+                "malformed-json"
+            };
             let field = if path == "." { "body".to_owned() } else { path };
             ApiError::bad(code, field, inner.to_string())
         })?;
@@ -101,18 +105,28 @@ impl Params {
                 return Err(ApiError::bad(
                     "unknown-parameter",
                     key.clone(),
-                    format!("unknown query parameter {key:?}; known: {}", known.join(", ")),
+                    format!(
+                        "unknown query parameter {key:?}; known: {}",
+                        known.join(", ")
+                    ),
                 ));
             }
             if self.0[..i].iter().any(|(k, _)| k == key) {
-                return Err(ApiError::bad("repeated-parameter", key.clone(), format!("{key} is given twice")));
+                return Err(ApiError::bad(
+                    "repeated-parameter",
+                    key.clone(),
+                    format!("{key} is given twice"),
+                ));
             }
         }
         Ok(())
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn id<T: FromStr<Err = IdError>>(&self, key: &str) -> Result<Option<T>, ApiError> {
@@ -133,21 +147,41 @@ impl Params {
         match self.get(key) {
             None | Some("false") => Ok(false),
             Some("true") | Some("") => Ok(true),
-            Some(other) => Err(ApiError::bad("invalid-parameter", key, format!("{key} must be true or false, not {other:?}"))),
+            Some(other) => Err(ApiError::bad(
+                "invalid-parameter",
+                key,
+                format!("{key} must be true or false, not {other:?}"),
+            )),
         }
     }
 
     /// `at=<RFC 3339>` or `position=<n>`, at most one of them.
     pub fn point_in_time(&self) -> Result<Option<PointInTime>, ApiError> {
         match (self.get("at"), self.get("position")) {
-            (Some(_), Some(_)) => Err(ApiError::bad("invalid-parameter", "at", "give either at or position, not both")),
+            (Some(_), Some(_)) => Err(ApiError::bad(
+                "invalid-parameter",
+                "at",
+                "give either at or position, not both",
+            )),
             (Some(at), None) => OffsetDateTime::parse(at, &Rfc3339)
                 .map(|t| Some(PointInTime::At(t)))
-                .map_err(|e| ApiError::bad("invalid-parameter", "at", format!("at must be an RFC 3339 time: {e}"))),
+                .map_err(|e| {
+                    ApiError::bad(
+                        "invalid-parameter",
+                        "at",
+                        format!("at must be an RFC 3339 time: {e}"),
+                    )
+                }),
             (None, Some(p)) => p
                 .parse::<u64>()
                 .map(|p| Some(PointInTime::Position(p)))
-                .map_err(|_| ApiError::bad("invalid-parameter", "position", "position must be a non-negative integer")),
+                .map_err(|_| {
+                    ApiError::bad(
+                        "invalid-parameter",
+                        "position",
+                        "position must be a non-negative integer",
+                    )
+                }),
             (None, None) => Ok(None),
         }
     }
@@ -170,10 +204,19 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
-    let bad = || ApiError::bad("invalid-header", "If-Match", "If-Match must be a revision in quotes, such as \"3\"");
+    let bad = || {
+        ApiError::bad(
+            "invalid-header",
+            "If-Match",
+            "If-Match must be a revision in quotes, such as \"3\"",
+        )
+    };
     let text = value.to_str().map_err(|_| bad())?.trim();
     let text = text.strip_prefix("W/").unwrap_or(text);
-    let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    let inner = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
     inner.parse::<u64>().map(Some).map_err(|_| bad())
 }
 
@@ -202,7 +245,12 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteContext {
                         )
                     })?;
                 let mut hash = Sha256::new();
-                for part in [parts.method.as_str(), &parts.uri.to_string(), &principal.name, key] {
+                for part in [
+                    parts.method.as_str(),
+                    &parts.uri.to_string(),
+                    &principal.name,
+                    key,
+                ] {
                     hash.update(part.as_bytes());
                     hash.update([0]);
                 }

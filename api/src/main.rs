@@ -8,7 +8,11 @@ use ecs_api::{Application, Settings, settings::SETTINGS_HELP};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "ecs", version, about = "ECS: configuration as a service for multi-tenant SaaS")]
+#[command(
+    name = "ecs",
+    version,
+    about = "ECS: configuration as a service for multi-tenant SaaS"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

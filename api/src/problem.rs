@@ -11,7 +11,11 @@ use serde_json::{Value, json};
 #[derive(Debug)]
 pub enum ApiError {
     /// 400: the request is malformed; `field` names the offending input.
-    BadRequest { code: &'static str, field: Option<String>, detail: String },
+    BadRequest {
+        code: &'static str,
+        field: Option<String>,
+        detail: String,
+    },
     /// 401: no or bad credential.
     Unauthorized,
     /// 404: the resource does not exist.
@@ -25,7 +29,11 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     UnsupportedMediaType,
     /// 422: the change fails the schema or a lock; `extra` carries the list.
-    Unprocessable { code: &'static str, detail: String, extra: Value },
+    Unprocessable {
+        code: &'static str,
+        detail: String,
+        extra: Value,
+    },
     /// 503: a dependency is unavailable; retry later.
     Unavailable(String),
     /// 500: a bug; the detail is logged, never sent.
@@ -50,7 +58,11 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str, String, Value) {
         match self {
-            ApiError::BadRequest { code, field, detail } => (
+            ApiError::BadRequest {
+                code,
+                field,
+                detail,
+            } => (
                 StatusCode::BAD_REQUEST,
                 code,
                 "Bad request",
@@ -64,8 +76,20 @@ impl ApiError {
                 "a valid bearer token is required".to_owned(),
                 json!({}),
             ),
-            ApiError::NotFound { code, detail } => (StatusCode::NOT_FOUND, code, "Not found", detail.clone(), json!({})),
-            ApiError::Conflict(detail) => (StatusCode::CONFLICT, "conflict", "Conflict", detail.clone(), json!({})),
+            ApiError::NotFound { code, detail } => (
+                StatusCode::NOT_FOUND,
+                code,
+                "Not found",
+                detail.clone(),
+                json!({}),
+            ),
+            ApiError::Conflict(detail) => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "Conflict",
+                detail.clone(),
+                json!({}),
+            ),
             ApiError::Stale { expected, actual } => (
                 StatusCode::PRECONDITION_FAILED,
                 "stale-revision",
@@ -87,7 +111,11 @@ impl ApiError {
                 "send the body as application/json".to_owned(),
                 json!({}),
             ),
-            ApiError::Unprocessable { code, detail, extra } => (
+            ApiError::Unprocessable {
+                code,
+                detail,
+                extra,
+            } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 code,
                 "Unprocessable content",
@@ -98,7 +126,8 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
-                "a backing service is unavailable; retry (writes: with the same Idempotency-Key)".to_owned(),
+                "a backing service is unavailable; retry (writes: with the same Idempotency-Key)"
+                    .to_owned(),
                 json!({}),
             ),
             ApiError::Internal(_) => (
@@ -115,7 +144,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Internal(error) => tracing::error!(error = format!("{error:#}"), "internal error"),
+            ApiError::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "internal error")
+            }
             ApiError::Unavailable(detail) => tracing::warn!(%detail, "dependency unavailable"),
             _ => {}
         }
@@ -132,10 +163,16 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, body.to_string()).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         match status {
             StatusCode::UNAUTHORIZED => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"ecs\""));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"ecs\""),
+                );
             }
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -155,9 +192,10 @@ impl From<IdError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                ApiError::Unavailable(error.to_string())
-            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => ApiError::Unavailable(error.to_string()),
             other => ApiError::Internal(other.into()),
         }
     }
@@ -182,7 +220,8 @@ impl From<DomainError> for ApiError {
                 extra: json!({ "violations": violations }),
             },
             DomainError::LockViolations(violations) => {
-                let scopes: Vec<String> = violations.iter().map(|v| v.locked_by.to_string()).collect();
+                let scopes: Vec<String> =
+                    violations.iter().map(|v| v.locked_by.to_string()).collect();
                 ApiError::Unprocessable {
                     code: "locked",
                     detail: format!("{detail}: locked at {}", scopes.join(", ")),
@@ -194,7 +233,9 @@ impl From<DomainError> for ApiError {
                 detail,
                 extra: json!({ "field": "schema" }),
             },
-            DomainError::InvalidInput { field, .. } => ApiError::bad("invalid-field", field, detail),
+            DomainError::InvalidInput { field, .. } => {
+                ApiError::bad("invalid-field", field, detail)
+            }
             DomainError::Unavailable(detail) => ApiError::Unavailable(detail),
         }
     }

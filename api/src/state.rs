@@ -61,7 +61,10 @@ impl AppState {
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             actor: context.principal.name.clone(),
         };
-        let result = self.bus.execute::<A>(aggregate_id, command, services, &meta).await;
+        let result = self
+            .bus
+            .execute::<A>(aggregate_id, command, services, &meta)
+            .await;
         let outcome = match &result {
             Ok(c) if c.duplicate => "duplicate",
             Ok(c) if c.unchanged => "unchanged",
@@ -70,9 +73,14 @@ impl AppState {
             Err(ecs_commands::CommandError::Contended) => "conflict",
             Err(ecs_commands::CommandError::Unavailable(_)) => "unavailable",
         };
-        metrics::counter!("ecs_commands_total", "aggregate" => kind, "outcome" => outcome).increment(1);
+        metrics::counter!("ecs_commands_total", "aggregate" => kind, "outcome" => outcome)
+            .increment(1);
         let committed = result?;
-        if !self.projections.wait_for(committed.position, self.write_wait).await {
+        if !self
+            .projections
+            .wait_for(committed.position, self.write_wait)
+            .await
+        {
             tracing::warn!(
                 position = committed.position,
                 "the projections did not apply the write in time; reads may lag behind it"

@@ -89,7 +89,10 @@ impl CommandBus {
         async move {
             let store = self.store::<A>();
             for attempt in 1..=MAX_ATTEMPTS {
-                let context = store.load_aggregate(aggregate_id).await.map_err(into_command_error)?;
+                let context = store
+                    .load_aggregate(aggregate_id)
+                    .await
+                    .map_err(into_command_error)?;
                 let (revision, position) = (context.revision, context.last_subject_sequence);
                 let events = context
                     .aggregate()
@@ -110,15 +113,30 @@ impl CommandBus {
                 ]);
                 match store.commit(events, context, metadata).await {
                     Ok(envelopes) => {
-                        let last = envelopes.last().ok_or_else(|| CommandError::Unavailable("empty commit".into()))?;
-                        let get = |key: &str| last.metadata.get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+                        let last = envelopes
+                            .last()
+                            .ok_or_else(|| CommandError::Unavailable("empty commit".into()))?;
+                        let get = |key: &str| {
+                            last.metadata
+                                .get(key)
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .unwrap_or(0)
+                        };
                         let committed = Committed {
                             position: get(meta::POSITION),
                             revision: get(meta::REVISION),
-                            duplicate: last.metadata.get(meta::DUPLICATE).is_some_and(|d| d == "true"),
+                            duplicate: last
+                                .metadata
+                                .get(meta::DUPLICATE)
+                                .is_some_and(|d| d == "true"),
                             unchanged: false,
                         };
-                        tracing::info!(position = committed.position, revision = committed.revision, duplicate = committed.duplicate, "command accepted");
+                        tracing::info!(
+                            position = committed.position,
+                            revision = committed.revision,
+                            duplicate = committed.duplicate,
+                            "command accepted"
+                        );
                         return Ok(committed);
                     }
                     Err(AggregateError::AggregateConflict) => {

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use ecs_domain::{Layer, LayerEvent, Namespace, NamespaceEvent, Tenant, TenantEvent};
 use cqrs_es::Aggregate;
+use ecs_domain::{Layer, LayerEvent, Namespace, NamespaceEvent, Tenant, TenantEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, context::PublishErrorKind, stream::DirectGetErrorKind};
+use async_nats::jetstream::{
+    self, consumer, context::PublishErrorKind, stream::DirectGetErrorKind,
+};
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use ecs_domain::{Layer, Namespace, Tenant};
@@ -122,7 +124,10 @@ impl<A: Addressed> JetStreamStore<A> {
         aggregate_id: &str,
     ) -> Result<Option<(u64, EventMessage<A::Event>)>, AggregateError<A::Error>> {
         let stream = self.stream().await?;
-        match stream.direct_get_last_for_subject(subject::<A>(aggregate_id)).await {
+        match stream
+            .direct_get_last_for_subject(subject::<A>(aggregate_id))
+            .await
+        {
             Ok(message) => {
                 let decoded = serde_json::from_slice(&message.payload).map_err(undecodable)?;
                 Ok(Some((message.sequence, decoded)))
@@ -133,8 +138,16 @@ impl<A: Addressed> JetStreamStore<A> {
     }
 
     /// The message at a stream position.
-    async fn message_at(&self, position: u64) -> Result<EventMessage<A::Event>, AggregateError<A::Error>> {
-        let message = self.stream().await?.direct_get(position).await.map_err(unavailable)?;
+    async fn message_at(
+        &self,
+        position: u64,
+    ) -> Result<EventMessage<A::Event>, AggregateError<A::Error>> {
+        let message = self
+            .stream()
+            .await?
+            .direct_get(position)
+            .await
+            .map_err(unavailable)?;
         serde_json::from_slice(&message.payload).map_err(undecodable)
     }
 }
@@ -145,7 +158,10 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
 
     /// Every event of one aggregate, read through a consumer filtered to its
     /// subject (never the whole stream).
-    async fn load_events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
+    async fn load_events(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
         let Some((last, _)) = self.last_message(aggregate_id).await? else {
             return Ok(vec![]);
         };
@@ -164,7 +180,8 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
         while let Some(message) = messages.next().await {
             let message = message.map_err(unavailable)?;
             let position = message.info().map_err(unavailable)?.stream_sequence;
-            let decoded: EventMessage<A::Event> = serde_json::from_slice(&message.payload).map_err(undecodable)?;
+            let decoded: EventMessage<A::Event> =
+                serde_json::from_slice(&message.payload).map_err(undecodable)?;
             let first = decoded.revision as usize + 1 - decoded.events.len();
             for (i, event) in decoded.events.into_iter().enumerate() {
                 envelopes.push(EventEnvelope {
@@ -186,7 +203,10 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
 
     /// Every event carries its aggregate's complete state, so the last message
     /// alone restores the aggregate: one direct get, however long its history.
-    async fn load_aggregate(&self, aggregate_id: &str) -> Result<JetStreamContext<A>, AggregateError<A::Error>> {
+    async fn load_aggregate(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<JetStreamContext<A>, AggregateError<A::Error>> {
         let mut context = JetStreamContext {
             aggregate_id: aggregate_id.to_owned(),
             aggregate: A::default(),

@@ -29,7 +29,10 @@ impl Default for StreamSettings {
 /// Creates the events stream unless it exists: file storage, delete and purge
 /// denied (history is immutable), direct gets allowed (loading an aggregate
 /// reads only its last message), kept forever.
-pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -> anyhow::Result<stream::Stream> {
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> anyhow::Result<stream::Stream> {
     let config = stream::Config {
         name: settings.name.clone(),
         subjects: vec![EVENTS_SUBJECTS.to_owned()],
@@ -42,9 +45,11 @@ pub async fn ensure_stream(js: &jetstream::Context, settings: &StreamSettings) -
         allow_rollup: false,
         ..Default::default()
     };
-    let stream = js
-        .get_or_create_stream(config)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create or open the events stream {}: {e}", settings.name))?;
+    let stream = js.get_or_create_stream(config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create or open the events stream {}: {e}",
+            settings.name
+        )
+    })?;
     Ok(stream)
 }

@@ -138,7 +138,18 @@ mod tests {
 
     #[test]
     fn refuses_unsafe_identifiers() {
-        for bad in ["", "_", "-a", "a.b", "a b", "a*", "a>", "ü", "../etc", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "_",
+            "-a",
+            "a.b",
+            "a b",
+            "a*",
+            "a>",
+            "ü",
+            "../etc",
+            &"x".repeat(65),
+        ] {
             let err = TenantId::parse(bad).unwrap_err();
             assert_eq!(err.field, "tenant");
         }

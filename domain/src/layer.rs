@@ -51,7 +51,10 @@ pub fn layer_id(namespace: &NamespaceName, scope: &Scope) -> String {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum LayerAction {
     /// Replaces the values; `lock: None` keeps the current locks.
-    Replace { values: Value, lock: Option<Vec<String>> },
+    Replace {
+        values: Value,
+        lock: Option<Vec<String>>,
+    },
     /// Applies an RFC 7386 merge patch to the values.
     Patch { patch: Value },
     /// Empties the layer and drops its locks.
@@ -167,7 +170,11 @@ impl Aggregate for Layer {
         "layer".to_owned()
     }
 
-    async fn handle(&self, command: LayerCommand, services: &Services) -> Result<Vec<LayerEvent>, DomainError> {
+    async fn handle(
+        &self,
+        command: LayerCommand,
+        services: &Services,
+    ) -> Result<Vec<LayerEvent>, DomainError> {
         let LayerCommand {
             namespace,
             scope,
@@ -178,7 +185,10 @@ impl Aggregate for Layer {
         let current = self.revision();
         check_expected(expected_revision, current)?;
         if message.chars().count() > MAX_MESSAGE {
-            return Err(DomainError::invalid("message", "must be at most 1000 characters"));
+            return Err(DomainError::invalid(
+                "message",
+                "must be at most 1000 characters",
+            ));
         }
         let reader = &services.reader;
         let ns = reader
@@ -191,7 +201,11 @@ impl Aggregate for Layer {
             }
         }
         let current_values = self.state.as_ref().map(|s| &s.values);
-        let current_lock = self.state.as_ref().map(|s| s.lock.clone()).unwrap_or_default();
+        let current_lock = self
+            .state
+            .as_ref()
+            .map(|s| s.lock.clone())
+            .unwrap_or_default();
         let (values, lock, change) = match action {
             LayerAction::Replace { values, lock } => {
                 require_object("values", &values)?;
@@ -201,7 +215,9 @@ impl Aggregate for Layer {
             }
             LayerAction::Patch { patch } => {
                 require_object("values", &patch)?;
-                let mut values = current_values.cloned().unwrap_or_else(|| Value::Object(Map::new()));
+                let mut values = current_values
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Map::new()));
                 merge_patch(&mut values, &patch);
                 (values, current_lock, LayerChange::Patched)
             }
@@ -222,7 +238,13 @@ impl Aggregate for Layer {
                     .layer_revision(&namespace, &scope, revision)
                     .await?
                     .ok_or(DomainError::RevisionNotFound { revision, current })?;
-                (old.values, old.lock, LayerChange::RolledBack { to_revision: revision })
+                (
+                    old.values,
+                    old.lock,
+                    LayerChange::RolledBack {
+                        to_revision: revision,
+                    },
+                )
             }
         };
 

@@ -26,7 +26,10 @@ pub struct NamespaceState {
 impl NamespaceState {
     /// The schema's defaults, the base of every resolution.
     pub fn defaults(&self) -> serde_json::Map<String, Value> {
-        self.schema.as_ref().map(schema_defaults).unwrap_or_default()
+        self.schema
+            .as_ref()
+            .map(schema_defaults)
+            .unwrap_or_default()
     }
 }
 
@@ -75,7 +78,9 @@ impl Namespace {
 
 pub(crate) fn check_expected(expected: Option<u64>, actual: u64) -> Result<(), DomainError> {
     match expected {
-        Some(expected) if expected != actual => Err(DomainError::StaleRevision { expected, actual }),
+        Some(expected) if expected != actual => {
+            Err(DomainError::StaleRevision { expected, actual })
+        }
         _ => Ok(()),
     }
 }
@@ -91,7 +96,11 @@ impl Aggregate for Namespace {
         "namespace".to_owned()
     }
 
-    async fn handle(&self, command: Self::Command, services: &Services) -> Result<Vec<NamespaceEvent>, DomainError> {
+    async fn handle(
+        &self,
+        command: Self::Command,
+        services: &Services,
+    ) -> Result<Vec<NamespaceEvent>, DomainError> {
         let NamespaceCommand::DefineNamespace {
             name,
             description,
@@ -112,9 +121,11 @@ impl Aggregate for Namespace {
             let mut violations = Vec::new();
             for layer in &layers {
                 let resolved = resolve(&defaults, &refs, &layer.scope, &services.precedence);
-                violations.extend(compiled.violations(&resolved.values).into_iter().map(|v| SchemaViolation {
-                    layer: Some(layer.scope.clone()),
-                    ..v
+                violations.extend(compiled.violations(&resolved.values).into_iter().map(|v| {
+                    SchemaViolation {
+                        layer: Some(layer.scope.clone()),
+                        ..v
+                    }
                 }));
             }
             if !violations.is_empty() {

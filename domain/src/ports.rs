@@ -59,7 +59,10 @@ impl MemoryConfig {
 
     pub fn put_layer(&mut self, state: LayerState) {
         let key = (state.namespace.clone(), state.scope.clone());
-        self.history.entry(key.clone()).or_default().push(state.clone());
+        self.history
+            .entry(key.clone())
+            .or_default()
+            .push(state.clone());
         self.layers.insert(key, state);
     }
 }

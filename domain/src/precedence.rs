@@ -116,12 +116,21 @@ mod tests {
     fn parses_and_prints() {
         let p: Precedence = "env,service,edition,tenant".parse().unwrap();
         assert_eq!(p.to_string(), "env,service,edition,tenant");
-        assert_eq!(Precedence::default().to_string(), "env,service,tenant,edition");
+        assert_eq!(
+            Precedence::default().to_string(),
+            "env,service,tenant,edition"
+        );
     }
 
     #[test]
     fn refuses_non_permutations() {
-        for bad in ["", "env", "env,env,tenant,edition", "env,service,tenant,region", "env,service,tenant,edition,env"] {
+        for bad in [
+            "",
+            "env",
+            "env,env,tenant,edition",
+            "env,service,tenant,region",
+            "env,service,tenant,edition,env",
+        ] {
             assert!(bad.parse::<Precedence>().is_err(), "{bad}");
         }
     }

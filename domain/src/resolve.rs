@@ -129,7 +129,14 @@ pub fn resolve(
 
     let mut values = Map::new();
     let mut sources = BTreeMap::new();
-    merge_layer(&mut values, defaults, "", &Source::SchemaDefault, &[], &mut sources);
+    merge_layer(
+        &mut values,
+        defaults,
+        "",
+        &Source::SchemaDefault,
+        &[],
+        &mut sources,
+    );
     let mut locks: Vec<Lock> = Vec::new();
     for layer in applicable {
         let source = Source::Layer {
@@ -158,7 +165,9 @@ pub fn lock_violations(
     let weight = precedence.weight(scope);
     let locks: Vec<Lock> = others
         .iter()
-        .filter(|l| l.scope != scope && l.scope.overlaps(scope) && precedence.weight(l.scope) < weight)
+        .filter(|l| {
+            l.scope != scope && l.scope.overlaps(scope) && precedence.weight(l.scope) < weight
+        })
         .flat_map(|l| l.lock.iter().map(|p| (p.clone(), l.scope.clone())))
         .collect();
     let mut violations = Vec::new();

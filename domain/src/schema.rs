@@ -35,7 +35,11 @@ impl CompiledSchema {
 }
 
 fn pointer_or_root(pointer: &str) -> &str {
-    if pointer.is_empty() { "the root" } else { pointer }
+    if pointer.is_empty() {
+        "the root"
+    } else {
+        pointer
+    }
 }
 
 #[cfg(test)]

@@ -54,10 +54,12 @@ impl Scope {
 
     /// Whether some context exists to which layers at both scopes apply.
     pub fn overlaps(&self, other: &Scope) -> bool {
-        Dimension::ALL.into_iter().all(|d| match (self.get(d), other.get(d)) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        })
+        Dimension::ALL
+            .into_iter()
+            .all(|d| match (self.get(d), other.get(d)) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            })
     }
 
     /// A canonical text key, `""` for the global scope, else

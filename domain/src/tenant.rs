@@ -74,7 +74,11 @@ impl Aggregate for Tenant {
         "tenant".to_owned()
     }
 
-    async fn handle(&self, command: Self::Command, _: &()) -> Result<Vec<TenantEvent>, DomainError> {
+    async fn handle(
+        &self,
+        command: Self::Command,
+        _: &(),
+    ) -> Result<Vec<TenantEvent>, DomainError> {
         let TenantCommand::DefineTenant {
             id,
             name,
@@ -82,8 +86,14 @@ impl Aggregate for Tenant {
             expected_revision,
         } = command;
         check_expected(expected_revision, self.revision())?;
-        if name.as_ref().is_some_and(|n| n.chars().count() > MAX_TENANT_NAME) {
-            return Err(DomainError::invalid("name", "must be at most 200 characters"));
+        if name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_TENANT_NAME)
+        {
+            return Err(DomainError::invalid(
+                "name",
+                "must be at most 200 characters",
+            ));
         }
         if let Some(state) = &self.state {
             if state.name == name && state.edition == edition {

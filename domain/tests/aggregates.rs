@@ -70,7 +70,13 @@ fn state(scope: Scope, values: Value, lock: &[&str], revision: u64) -> LayerStat
     }
 }
 
-fn changed(scope: Scope, revision: u64, values: Value, lock: &[&str], change: LayerChange) -> LayerEvent {
+fn changed(
+    scope: Scope,
+    revision: u64,
+    values: Value,
+    lock: &[&str],
+    change: LayerChange,
+) -> LayerEvent {
     LayerEvent::LayerChanged {
         namespace: ns(),
         scope,
@@ -140,7 +146,10 @@ async fn a_namespace_change_with_a_stale_revision_is_refused() {
         .given(vec![ns_defined(1, None), ns_defined(2, Some(schema()))])
         .when_async(define_ns(None, Some(1)))
         .await
-        .then_expect_error(DomainError::StaleRevision { expected: 1, actual: 2 });
+        .then_expect_error(DomainError::StaleRevision {
+            expected: 1,
+            actual: 2,
+        });
 }
 
 #[tokio::test]
@@ -150,12 +159,20 @@ async fn an_invalid_json_schema_is_refused() {
         .when_async(define_ns(Some(json!({"type": 12})), None))
         .await
         .inspect_result();
-    assert!(matches!(result, Err(DomainError::InvalidSchema(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(DomainError::InvalidSchema(_))),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_schema_that_an_existing_layer_fails_is_refused_naming_the_layer() {
-    let layers = vec![state(scope(&[("env", "prod")]), json!({"currency": "EUR"}), &[], 1)];
+    let layers = vec![state(
+        scope(&[("env", "prod")]),
+        json!({"currency": "EUR"}),
+        &[],
+        1,
+    )];
     let stricter = json!({"type": "object", "properties": {"currency": {"enum": ["USD"]}}});
     let result = TestFramework::<Namespace>::with(world(layers))
         .given(vec![ns_defined(1, Some(schema()))])
@@ -183,7 +200,11 @@ async fn a_schema_change_that_every_layer_passes_is_accepted() {
 
 // ---- tenants ----
 
-fn define_tenant(edition: &str, name: Option<&str>, expected_revision: Option<u64>) -> TenantCommand {
+fn define_tenant(
+    edition: &str,
+    name: Option<&str>,
+    expected_revision: Option<u64>,
+) -> TenantCommand {
     TenantCommand::DefineTenant {
         id: TenantId::parse("acme").unwrap(),
         name: name.map(str::to_owned),
@@ -230,7 +251,10 @@ async fn a_tenant_change_with_a_stale_revision_is_refused() {
         .given(vec![tenant_defined(1, "pro")])
         .when_async(define_tenant("enterprise", None, Some(0)))
         .await
-        .then_expect_error(DomainError::StaleRevision { expected: 0, actual: 1 });
+        .then_expect_error(DomainError::StaleRevision {
+            expected: 0,
+            actual: 1,
+        });
 }
 
 #[tokio::test]
@@ -240,7 +264,10 @@ async fn an_overlong_tenant_name_is_refused() {
         .given_no_previous_events()
         .when_async(define_tenant("pro", Some(&long), None))
         .await
-        .then_expect_error(DomainError::invalid("name", "must be at most 200 characters"));
+        .then_expect_error(DomainError::invalid(
+            "name",
+            "must be at most 200 characters",
+        ));
 }
 
 // ---- layers ----
@@ -271,10 +298,26 @@ async fn replacing_a_layer_records_a_new_revision() {
 async fn replacing_without_lock_keeps_the_current_locks() {
     let g = Scope::global();
     TestFramework::<Layer>::with(world(vec![]))
-        .given(vec![changed(g.clone(), 1, json!({"currency": "EUR"}), &["/currency"], LayerChange::Replaced)])
-        .when_async(command(g.clone(), replace(json!({"currency": "USD"})), None))
+        .given(vec![changed(
+            g.clone(),
+            1,
+            json!({"currency": "EUR"}),
+            &["/currency"],
+            LayerChange::Replaced,
+        )])
+        .when_async(command(
+            g.clone(),
+            replace(json!({"currency": "USD"})),
+            None,
+        ))
         .await
-        .then_expect_events(vec![changed(g, 2, json!({"currency": "USD"}), &["/currency"], LayerChange::Replaced)]);
+        .then_expect_events(vec![changed(
+            g,
+            2,
+            json!({"currency": "USD"}),
+            &["/currency"],
+            LayerChange::Replaced,
+        )]);
 }
 
 #[tokio::test]
@@ -292,7 +335,11 @@ async fn a_layer_of_an_unknown_namespace_is_refused() {
 async fn a_layer_of_an_unknown_tenant_is_refused() {
     TestFramework::<Layer>::with(world(vec![]))
         .given_no_previous_events()
-        .when_async(command(scope(&[("tenant", "initech")]), replace(json!({})), None))
+        .when_async(command(
+            scope(&[("tenant", "initech")]),
+            replace(json!({})),
+            None,
+        ))
         .await
         .then_expect_error(DomainError::TenantNotFound("initech".into()));
 }
@@ -320,7 +367,10 @@ async fn a_lock_that_is_not_a_json_pointer_is_refused() {
         ))
         .await
         .inspect_result();
-    assert!(matches!(result, Err(DomainError::InvalidInput { ref field, .. }) if field == "lock"), "{result:?}");
+    assert!(
+        matches!(result, Err(DomainError::InvalidInput { ref field, .. }) if field == "lock"),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -331,17 +381,29 @@ async fn an_overlong_message_is_refused() {
         .given_no_previous_events()
         .when_async(cmd)
         .await
-        .then_expect_error(DomainError::invalid("message", "must be at most 1000 characters"));
+        .then_expect_error(DomainError::invalid(
+            "message",
+            "must be at most 1000 characters",
+        ));
 }
 
 #[tokio::test]
 async fn a_stale_if_match_is_refused() {
     let g = Scope::global();
     TestFramework::<Layer>::with(world(vec![]))
-        .given(vec![changed(g.clone(), 1, json!({}), &[], LayerChange::Replaced)])
+        .given(vec![changed(
+            g.clone(),
+            1,
+            json!({}),
+            &[],
+            LayerChange::Replaced,
+        )])
         .when_async(command(g, replace(json!({})), Some(0)))
         .await
-        .then_expect_error(DomainError::StaleRevision { expected: 0, actual: 1 });
+        .then_expect_error(DomainError::StaleRevision {
+            expected: 0,
+            actual: 1,
+        });
 }
 
 #[tokio::test]
@@ -388,7 +450,13 @@ async fn clearing_an_empty_layer_is_refused() {
 async fn clearing_empties_values_and_locks() {
     let g = Scope::global();
     TestFramework::<Layer>::with(world(vec![]))
-        .given(vec![changed(g.clone(), 1, json!({"currency": "EUR"}), &["/currency"], LayerChange::Replaced)])
+        .given(vec![changed(
+            g.clone(),
+            1,
+            json!({"currency": "EUR"}),
+            &["/currency"],
+            LayerChange::Replaced,
+        )])
         .when_async(command(g.clone(), LayerAction::Clear, None))
         .await
         .then_expect_events(vec![changed(g, 2, json!({}), &[], LayerChange::Cleared)]);
@@ -397,13 +465,34 @@ async fn clearing_empties_values_and_locks() {
 #[tokio::test]
 async fn rolling_back_restores_an_earlier_revision() {
     let g = Scope::global();
-    let history = vec![state(g.clone(), json!({"currency": "EUR"}), &["/currency"], 1)];
+    let history = vec![state(
+        g.clone(),
+        json!({"currency": "EUR"}),
+        &["/currency"],
+        1,
+    )];
     TestFramework::<Layer>::with(world(history))
         .given(vec![
-            changed(g.clone(), 1, json!({"currency": "EUR"}), &["/currency"], LayerChange::Replaced),
-            changed(g.clone(), 2, json!({"currency": "USD"}), &[], LayerChange::Replaced),
+            changed(
+                g.clone(),
+                1,
+                json!({"currency": "EUR"}),
+                &["/currency"],
+                LayerChange::Replaced,
+            ),
+            changed(
+                g.clone(),
+                2,
+                json!({"currency": "USD"}),
+                &[],
+                LayerChange::Replaced,
+            ),
         ])
-        .when_async(command(g.clone(), LayerAction::RollBack { revision: 1 }, None))
+        .when_async(command(
+            g.clone(),
+            LayerAction::RollBack { revision: 1 },
+            None,
+        ))
         .await
         .then_expect_events(vec![changed(
             g,
@@ -419,10 +508,19 @@ async fn rolling_back_to_the_current_or_a_future_revision_is_refused() {
     let g = Scope::global();
     for revision in [0, 1, 7] {
         TestFramework::<Layer>::with(world(vec![]))
-            .given(vec![changed(g.clone(), 1, json!({}), &[], LayerChange::Replaced)])
+            .given(vec![changed(
+                g.clone(),
+                1,
+                json!({}),
+                &[],
+                LayerChange::Replaced,
+            )])
             .when_async(command(g.clone(), LayerAction::RollBack { revision }, None))
             .await
-            .then_expect_error(DomainError::RevisionNotFound { revision, current: 1 });
+            .then_expect_error(DomainError::RevisionNotFound {
+                revision,
+                current: 1,
+            });
     }
 }
 
@@ -479,7 +577,11 @@ async fn a_lock_does_not_bind_layers_that_never_apply_together() {
     )];
     TestFramework::<Layer>::with(world(layers))
         .given_no_previous_events()
-        .when_async(command(scope(&[("env", "dev"), ("tenant", "acme")]), replace(json!({"currency": "USD"})), None))
+        .when_async(command(
+            scope(&[("env", "dev"), ("tenant", "acme")]),
+            replace(json!({"currency": "USD"})),
+            None,
+        ))
         .await
         .then_expect_events(vec![changed(
             scope(&[("env", "dev"), ("tenant", "acme")]),

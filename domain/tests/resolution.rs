@@ -46,7 +46,12 @@ fn arb_layers() -> impl Strategy<Value = Vec<(Scope, Value)>> {
     )
     .prop_map(|m: BTreeMap<Scope, BTreeMap<&str, Value>>| {
         m.into_iter()
-            .map(|(s, vals)| (s, Value::Object(vals.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())))
+            .map(|(s, vals)| {
+                (
+                    s,
+                    Value::Object(vals.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+                )
+            })
             .collect()
     })
 }
@@ -65,7 +70,10 @@ fn wins_over(a: &Scope, b: &Scope, precedence: &Precedence) -> bool {
 /// A straightforward reference: apply each applicable layer, in the pairwise
 /// order, as an RFC 7386 merge patch.
 fn reference(layers: &[(Scope, Value)], context: &Scope, precedence: &Precedence) -> Value {
-    let mut applicable: Vec<&(Scope, Value)> = layers.iter().filter(|(s, _)| s.is_within(context)).collect();
+    let mut applicable: Vec<&(Scope, Value)> = layers
+        .iter()
+        .filter(|(s, _)| s.is_within(context))
+        .collect();
     applicable.sort_by(|(a, _), (b, _)| {
         if wins_over(a, b, precedence) {
             std::cmp::Ordering::Greater
@@ -90,7 +98,11 @@ fn refs(layers: &[(Scope, Value)], locks: &[Vec<String>]) -> Vec<(Scope, Value, 
         .collect()
 }
 
-fn run(layers: &[(Scope, Value, Vec<String>)], context: &Scope, precedence: &Precedence) -> Resolved {
+fn run(
+    layers: &[(Scope, Value, Vec<String>)],
+    context: &Scope,
+    precedence: &Precedence,
+) -> Resolved {
     let refs: Vec<LayerRef<'_>> = layers
         .iter()
         .enumerate()
@@ -183,9 +195,20 @@ fn schema_defaults_come_first_and_are_explained() {
     let defaults: Map<String, Value> = json!({"a": 1, "b": {"c": 2}}).as_object().unwrap().clone();
     let global = Scope::global();
     let values = json!({"b": {"d": 3}});
-    let layers = [LayerRef { scope: &global, values: &values, revision: 7, lock: &[] }];
+    let layers = [LayerRef {
+        scope: &global,
+        values: &values,
+        revision: 7,
+        lock: &[],
+    }];
     let resolved = resolve(&defaults, &layers, &global, &Precedence::default());
     assert_eq!(resolved.values, json!({"a": 1, "b": {"c": 2, "d": 3}}));
     assert_eq!(resolved.sources["/a"], Source::SchemaDefault);
-    assert_eq!(resolved.sources["/b/d"], Source::Layer { scope: global, revision: 7 });
+    assert_eq!(
+        resolved.sources["/b/d"],
+        Source::Layer {
+            scope: global,
+            revision: 7
+        }
+    );
 }

@@ -27,10 +27,12 @@ pub async fn lock_offset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<u64
         .bind(PROJECTION)
         .execute(&mut **tx)
         .await?;
-    let last: i64 = sqlx::query_scalar("SELECT last_position FROM projection_offsets WHERE name = $1 FOR UPDATE")
-        .bind(PROJECTION)
-        .fetch_one(&mut **tx)
-        .await?;
+    let last: i64 = sqlx::query_scalar(
+        "SELECT last_position FROM projection_offsets WHERE name = $1 FOR UPDATE",
+    )
+    .bind(PROJECTION)
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(last as u64)
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use async_nats::jetstream::{self, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
 use ecs_commands::EventMessage;
 use futures::StreamExt;
 use sqlx::PgPool;
@@ -59,7 +59,9 @@ impl ProjectionHandle {
             .send(Control::Rebuild(reply))
             .await
             .map_err(|_| anyhow::anyhow!("the projector is not running"))?;
-        answer.await.context("the projector stopped during the rebuild")
+        answer
+            .await
+            .context("the projector stopped during the rebuild")
     }
 }
 
@@ -88,7 +90,11 @@ pub struct Projector {
 }
 
 impl Projector {
-    pub fn new(pool: PgPool, js: jetstream::Context, settings: ProjectorSettings) -> (Projector, ProjectionHandle) {
+    pub fn new(
+        pool: PgPool,
+        js: jetstream::Context,
+        settings: ProjectorSettings,
+    ) -> (Projector, ProjectionHandle) {
         let (status, status_rx) = watch::channel(ProjectionStatus::default());
         let (control_tx, control) = mpsc::channel(4);
         (
@@ -118,7 +124,10 @@ impl Projector {
                     continue;
                 }
                 Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "projector interrupted; resuming");
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        "projector interrupted; resuming"
+                    );
                 }
             }
             tokio::select! {
@@ -143,12 +152,16 @@ impl Projector {
     /// The durable consumer, positioned just after `offset`. An existing
     /// consumer is reused only when it stands exactly there with nothing in
     /// flight, so messages always arrive in stream order.
-    async fn consumer(&self, offset: u64) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
+    async fn consumer(
+        &self,
+        offset: u64,
+    ) -> anyhow::Result<jetstream::consumer::Consumer<pull::Config>> {
         let stream = self.js.get_stream(&self.settings.stream).await?;
         let name = &self.settings.consumer;
         if let Ok(mut existing) = stream.get_consumer::<pull::Config>(name).await {
             let info = existing.info().await?;
-            if info.ack_floor.stream_sequence == offset && info.delivered.stream_sequence == offset {
+            if info.ack_floor.stream_sequence == offset && info.delivered.stream_sequence == offset
+            {
                 return Ok(existing);
             }
             stream.delete_consumer(name).await?;
@@ -212,7 +225,8 @@ impl Projector {
             if position != offset + 1 {
                 anyhow::bail!("expected position {} but received {position}", offset + 1);
             }
-            self.apply_with_retry(position, &message.payload, shutdown).await?;
+            self.apply_with_retry(position, &message.payload, shutdown)
+                .await?;
             offset = position;
             metrics::counter!("ecs_projection_messages_applied_total").increment(1);
             metrics::gauge!("ecs_projection_lag_messages").set(pending as f64);
@@ -243,7 +257,11 @@ impl Projector {
         let span = tracing::info_span!("project", position);
         let mut backoff = Backoff::default();
         loop {
-            match self.apply_once(position, payload).instrument(span.clone()).await {
+            match self
+                .apply_once(position, payload)
+                .instrument(span.clone())
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(error) => {
                     tracing::warn!(parent: &span, error = format!("{error:#}"), "cannot apply; retrying");
@@ -307,7 +325,8 @@ struct Backoff(u32);
 
 impl Backoff {
     fn next(&mut self) -> Duration {
-        let delay = Duration::from_millis(100 * 2u64.pow(self.0.min(6))).min(Duration::from_secs(5));
+        let delay =
+            Duration::from_millis(100 * 2u64.pow(self.0.min(6))).min(Duration::from_secs(5));
         self.0 += 1;
         delay
     }

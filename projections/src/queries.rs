@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use ecs_domain::ports::ConfigReader;
 use ecs_domain::{
-    DomainError, EditionName, LayerChange, LayerState, NamespaceName, NamespaceState, Scope, TenantId, TenantState,
+    DomainError, EditionName, LayerChange, LayerState, NamespaceName, NamespaceState, Scope,
+    TenantId, TenantState,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -82,7 +83,9 @@ fn namespace_state(row: &PgRow) -> sqlx::Result<NamespaceState> {
     Ok(NamespaceState {
         name: decode(Value::String(row.try_get("name")?), "namespace name")?,
         description: row.try_get("description")?,
-        schema: row.try_get::<Option<Json<Value>>, _>("schema")?.map(|j| j.0),
+        schema: row
+            .try_get::<Option<Json<Value>>, _>("schema")?
+            .map(|j| j.0),
         revision: row.try_get::<i64, _>("revision")? as u64,
     })
 }
@@ -117,7 +120,8 @@ fn layer_revision(row: &PgRow) -> sqlx::Result<LayerRevision> {
     })
 }
 
-const LAYER_HISTORY_COLUMNS: &str = "namespace, scope, values, lock, revision, position, at, actor, message, change";
+const LAYER_HISTORY_COLUMNS: &str =
+    "namespace, scope, values, lock, revision, position, at, actor, message, change";
 
 impl ReadModel {
     pub fn new(pool: PgPool) -> Self {
@@ -140,10 +144,11 @@ impl ReadModel {
 
     /// The last position whose command was accepted at or before `at`.
     pub async fn position_at_time(&self, at: OffsetDateTime) -> sqlx::Result<u64> {
-        let position: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM commands WHERE at <= $1")
-            .bind(at)
-            .fetch_one(&self.pool)
-            .await?;
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT max(position) FROM commands WHERE at <= $1")
+                .bind(at)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(position.unwrap_or(0) as u64)
     }
 
@@ -248,7 +253,11 @@ impl ReadModel {
     }
 
     /// Every revision of a layer, oldest first.
-    pub async fn layer_history(&self, namespace: &NamespaceName, scope: &Scope) -> sqlx::Result<Vec<LayerRevision>> {
+    pub async fn layer_history(
+        &self,
+        namespace: &NamespaceName,
+        scope: &Scope,
+    ) -> sqlx::Result<Vec<LayerRevision>> {
         sqlx::query(&format!(
             "SELECT {LAYER_HISTORY_COLUMNS} FROM layer_history
              WHERE namespace = $1 AND scope_key = $2 ORDER BY revision"
@@ -332,23 +341,31 @@ impl ReadModel {
 #[async_trait]
 impl ConfigReader for ReadModel {
     async fn namespace(&self, name: &NamespaceName) -> Result<Option<NamespaceState>, DomainError> {
-        Ok(ReadModel::namespace(self, name).await.map_err(unavailable)?.map(|r| r.state))
+        Ok(ReadModel::namespace(self, name)
+            .await
+            .map_err(unavailable)?
+            .map(|r| r.state))
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantState>, DomainError> {
-        Ok(ReadModel::tenant(self, id).await.map_err(unavailable)?.map(|r| r.state))
+        Ok(ReadModel::tenant(self, id)
+            .await
+            .map_err(unavailable)?
+            .map(|r| r.state))
     }
 
     async fn layers(&self, namespace: &NamespaceName) -> Result<Vec<LayerState>, DomainError> {
-        sqlx::query("SELECT namespace, scope, values, lock, revision FROM layers WHERE namespace = $1")
-            .bind(namespace.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .iter()
-            .map(layer_state)
-            .collect::<sqlx::Result<_>>()
-            .map_err(unavailable)
+        sqlx::query(
+            "SELECT namespace, scope, values, lock, revision FROM layers WHERE namespace = $1",
+        )
+        .bind(namespace.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .iter()
+        .map(layer_state)
+        .collect::<sqlx::Result<_>>()
+        .map_err(unavailable)
     }
 
     async fn layer_revision(

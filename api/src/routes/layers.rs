@@ -1,9 +1,9 @@
 //! `/v1/namespaces/{ns}/layer`: the values of one namespace at one scope.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ecs_domain::layer::layer_id;
 use ecs_domain::{Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Scope};
 use ecs_projections::queries::LayerRevision;
@@ -94,11 +94,21 @@ pub struct LayerHistory {
 async fn require_namespace(app: &AppState, ns: &NamespaceName) -> Result<(), ApiError> {
     match app.read.namespace(ns).await? {
         Some(_) => Ok(()),
-        None => Err(ApiError::not_found("namespace-not-found", format!("namespace {ns} does not exist"))),
+        None => Err(ApiError::not_found(
+            "namespace-not-found",
+            format!("namespace {ns} does not exist"),
+        )),
     }
 }
 
-async fn run(app: &AppState, ns: NamespaceName, scope: Scope, write: WriteContext, action: LayerAction, message: String) -> Result<Response, ApiError> {
+async fn run(
+    app: &AppState,
+    ns: NamespaceName,
+    scope: Scope,
+    write: WriteContext,
+    action: LayerAction,
+    message: String,
+) -> Result<Response, ApiError> {
     let id = layer_id(&ns, &scope);
     let command = LayerCommand {
         namespace: ns,
@@ -107,7 +117,9 @@ async fn run(app: &AppState, ns: NamespaceName, scope: Scope, write: WriteContex
         message,
         expected_revision: write.expected_revision,
     };
-    let committed = app.write::<Layer>(&write, &id, command, &app.services).await?;
+    let committed = app
+        .write::<Layer>(&write, &id, command, &app.services)
+        .await?;
     Ok(WriteResult::respond(committed))
 }
 
@@ -124,9 +136,16 @@ pub async fn get_layer(
     let scope = params.scope()?;
     let position = position_of(&app, params.point_in_time()?).await?;
     require_namespace(&app, &ns).await?;
-    let layer = app.read.layer(&ns, &scope, position).await?.ok_or_else(|| {
-        ApiError::not_found("layer-not-found", format!("the layer at {scope} of namespace {ns} has no revisions then"))
-    })?;
+    let layer = app
+        .read
+        .layer(&ns, &scope, position)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "layer-not-found",
+                format!("the layer at {scope} of namespace {ns} has no revisions then"),
+            )
+        })?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", layer.state.revision)).ok();
     let mut response = Json(LayerBody::from(layer)).into_response();
     if let Some(etag) = etag {
@@ -195,7 +214,15 @@ pub async fn delete_layer(
 ) -> Result<Response, ApiError> {
     params.allow(&[SCOPE_PARAMS.as_slice(), &["message"]].concat())?;
     let message = params.get("message").unwrap_or_default().to_owned();
-    run(&app, ns, params.scope()?, write, LayerAction::Clear, message).await
+    run(
+        &app,
+        ns,
+        params.scope()?,
+        write,
+        LayerAction::Clear,
+        message,
+    )
+    .await
 }
 
 /// Every revision of a layer, oldest first.
@@ -210,7 +237,13 @@ pub async fn layer_history(
     params.allow(&SCOPE_PARAMS)?;
     let scope = params.scope()?;
     require_namespace(&app, &ns).await?;
-    let revisions = app.read.layer_history(&ns, &scope).await?.into_iter().map(Into::into).collect();
+    let revisions = app
+        .read
+        .layer_history(&ns, &scope)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(LayerHistory { scope, revisions }))
 }
 
@@ -230,6 +263,8 @@ pub async fn rollback_layer(
     AppJson(body): AppJson<RollbackBody>,
 ) -> Result<Response, ApiError> {
     params.allow(&SCOPE_PARAMS)?;
-    let action = LayerAction::RollBack { revision: body.revision };
+    let action = LayerAction::RollBack {
+        revision: body.revision,
+    };
     run(&app, ns, params.scope()?, write, action, body.message).await
 }

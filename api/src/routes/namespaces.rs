@@ -1,8 +1,8 @@
 //! `/v1/namespaces`: namespaces and their JSON Schemas.
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use axum::Json;
 use ecs_domain::{Namespace, NamespaceCommand, NamespaceName};
 use ecs_projections::queries::NamespaceRow;
 use serde::{Deserialize, Serialize};
@@ -81,7 +81,11 @@ pub async fn put_namespace(
 ) -> Result<Response, ApiError> {
     params.allow(&[])?;
     if body.description.chars().count() > MAX_DESCRIPTION {
-        return Err(ApiError::bad("invalid-field", "description", "must be at most 1000 characters"));
+        return Err(ApiError::bad(
+            "invalid-field",
+            "description",
+            "must be at most 1000 characters",
+        ));
     }
     let command = NamespaceCommand::DefineNamespace {
         name: name.clone(),
@@ -98,9 +102,18 @@ pub async fn put_namespace(
 /// List namespaces.
 #[utoipa::path(get, path = "/v1/namespaces", tag = "namespaces",
     responses((status = 200, body = NamespaceList)))]
-pub async fn list_namespaces(State(app): State<AppState>, params: Params) -> Result<Json<NamespaceList>, ApiError> {
+pub async fn list_namespaces(
+    State(app): State<AppState>,
+    params: Params,
+) -> Result<Json<NamespaceList>, ApiError> {
     params.allow(&[])?;
-    let namespaces = app.read.namespaces().await?.into_iter().map(Into::into).collect();
+    let namespaces = app
+        .read
+        .namespaces()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(NamespaceList { namespaces }))
 }
 
@@ -114,10 +127,11 @@ pub async fn get_namespace(
     params: Params,
 ) -> Result<Json<NamespaceBody>, ApiError> {
     params.allow(&[])?;
-    let row = app
-        .read
-        .namespace(&name)
-        .await?
-        .ok_or_else(|| ApiError::not_found("namespace-not-found", format!("namespace {name} does not exist")))?;
+    let row = app.read.namespace(&name).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "namespace-not-found",
+            format!("namespace {name} does not exist"),
+        )
+    })?;
     Ok(Json(row.into()))
 }

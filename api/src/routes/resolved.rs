@@ -2,10 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ecs_domain::{LayerState, NamespaceName, Source, resolve};
 use serde::Serialize;
 use serde_json::Value;
@@ -41,7 +41,11 @@ fn etag_of(values: &Value, sources: Option<&BTreeMap<String, Source>>) -> String
     let mut hash = Sha256::new();
     hash.update(values.to_string().as_bytes());
     if let Some(sources) = sources {
-        hash.update(serde_json::to_string(sources).unwrap_or_default().as_bytes());
+        hash.update(
+            serde_json::to_string(sources)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
     }
     format!("\"{}\"", hex::encode(&hash.finalize()[..16]))
 }
@@ -80,13 +84,26 @@ pub async fn get_resolved(
         .read
         .snapshot(&ns, context.tenant.as_ref(), position)
         .await?
-        .ok_or_else(|| ApiError::not_found("namespace-not-found", format!("namespace {ns} does not exist then")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "namespace-not-found",
+                format!("namespace {ns} does not exist then"),
+            )
+        })?;
     if let (Some(tenant), None) = (&context.tenant, &edition) {
-        return Err(ApiError::not_found("tenant-not-found", format!("tenant {tenant} does not exist then")));
+        return Err(ApiError::not_found(
+            "tenant-not-found",
+            format!("tenant {tenant} does not exist then"),
+        ));
     }
     let context = context.with_tenant_edition(edition);
     let refs: Vec<_> = snapshot.layers.iter().map(LayerState::as_ref).collect();
-    let resolved = resolve(&snapshot.namespace.defaults(), &refs, &context, &app.services.precedence);
+    let resolved = resolve(
+        &snapshot.namespace.defaults(),
+        &refs,
+        &context,
+        &app.services.precedence,
+    );
     let sources = explain.then_some(resolved.sources);
     let etag = etag_of(&resolved.values, sources.as_ref());
     let etag_header = HeaderValue::from_str(&etag).ok();

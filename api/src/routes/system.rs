@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ecs_projections::ProjectionStatus;
 use serde::Serialize;
 use serde_json::json;
@@ -43,7 +43,11 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     .is_ok_and(|r| r.is_ok());
     let projections = app.projections.status();
     let ready = nats && postgres && projections.caught_up && !projections.rebuilding;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(Readiness {
@@ -77,7 +81,10 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 
 /// The projections' status.
 #[utoipa::path(get, path = "/v1/admin/projections", tag = "admin", responses((status = 200, body = Object)))]
-pub async fn projections_status(State(app): State<AppState>, params: Params) -> Result<Json<ProjectionStatus>, ApiError> {
+pub async fn projections_status(
+    State(app): State<AppState>,
+    params: Params,
+) -> Result<Json<ProjectionStatus>, ApiError> {
     params.allow(&[])?;
     Ok(Json(app.projections.status()))
 }
@@ -86,12 +93,19 @@ pub async fn projections_status(State(app): State<AppState>, params: Params) -> 
 /// Answers at once; `GET /v1/admin/projections` and `/readyz` show progress.
 #[utoipa::path(post, path = "/v1/admin/projections/rebuild", tag = "admin",
     responses((status = 202, description = "rebuild started", body = Object)))]
-pub async fn rebuild_projections(State(app): State<AppState>, params: Params) -> Result<Response, ApiError> {
+pub async fn rebuild_projections(
+    State(app): State<AppState>,
+    params: Params,
+) -> Result<Response, ApiError> {
     params.allow(&[])?;
     let target = app
         .projections
         .rebuild()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "rebuilding": true, "target_position": target }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "rebuilding": true, "target_position": target })),
+    )
+        .into_response())
 }

@@ -1,8 +1,8 @@
 //! `/v1/tenants`: tenants and their editions.
 
+use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use axum::Json;
 use ecs_domain::{EditionName, Tenant, TenantCommand, TenantId};
 use ecs_projections::queries::TenantRow;
 use serde::{Deserialize, Serialize};
@@ -76,15 +76,26 @@ pub async fn put_tenant(
         edition: body.edition,
         expected_revision: write.expected_revision,
     };
-    let committed = app.write::<Tenant>(&write, id.as_str(), command, &()).await?;
+    let committed = app
+        .write::<Tenant>(&write, id.as_str(), command, &())
+        .await?;
     Ok(WriteResult::respond(committed))
 }
 
 /// List tenants.
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = TenantList)))]
-pub async fn list_tenants(State(app): State<AppState>, params: Params) -> Result<Json<TenantList>, ApiError> {
+pub async fn list_tenants(
+    State(app): State<AppState>,
+    params: Params,
+) -> Result<Json<TenantList>, ApiError> {
     params.allow(&[])?;
-    let tenants = app.read.tenants().await?.into_iter().map(Into::into).collect();
+    let tenants = app
+        .read
+        .tenants()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(TenantList { tenants }))
 }
 
@@ -98,10 +109,8 @@ pub async fn get_tenant(
     params: Params,
 ) -> Result<Json<TenantBody>, ApiError> {
     params.allow(&[])?;
-    let row = app
-        .read
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("tenant-not-found", format!("tenant {id} does not exist")))?;
+    let row = app.read.tenant(&id).await?.ok_or_else(|| {
+        ApiError::not_found("tenant-not-found", format!("tenant {id} does not exist"))
+    })?;
     Ok(Json(row.into()))
 }
