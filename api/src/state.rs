@@ -41,18 +41,19 @@ impl AppState {
         A::Command: Clone,
     {
         let kind = A::aggregate_type();
-        if let Some(id) = &context.idempotency_id {
-            if let Some(done) = self.read.command(id).await? {
-                if done.aggregate_id == aggregate_id && done.aggregate_type == kind {
-                    metrics::counter!("ecs_commands_total", "aggregate" => kind, "outcome" => "duplicate").increment(1);
-                    return Ok(Committed {
-                        position: done.position,
-                        revision: done.revision,
-                        duplicate: true,
-                        unchanged: false,
-                    });
-                }
-            }
+        if let Some(id) = &context.idempotency_id
+            && let Some(done) = self.read.command(id).await?
+            && done.aggregate_id == aggregate_id
+            && done.aggregate_type == kind
+        {
+            metrics::counter!("ecs_commands_total", "aggregate" => kind, "outcome" => "duplicate")
+                .increment(1);
+            return Ok(Committed {
+                position: done.position,
+                revision: done.revision,
+                duplicate: true,
+                unchanged: false,
+            });
         }
         let meta = CommandMeta {
             command_id: context

@@ -195,10 +195,10 @@ impl Aggregate for Layer {
             .namespace(&namespace)
             .await?
             .ok_or_else(|| DomainError::NamespaceNotFound(namespace.to_string()))?;
-        if let Some(tenant) = &scope.tenant {
-            if reader.tenant(tenant).await?.is_none() {
-                return Err(DomainError::TenantNotFound(tenant.to_string()));
-            }
+        if let Some(tenant) = &scope.tenant
+            && reader.tenant(tenant).await?.is_none()
+        {
+            return Err(DomainError::TenantNotFound(tenant.to_string()));
         }
         let current_values = self.state.as_ref().map(|s| &s.values);
         let current_lock = self

@@ -108,10 +108,11 @@ impl Aggregate for Namespace {
             expected_revision,
         } = command;
         check_expected(expected_revision, self.revision())?;
-        if let Some(state) = &self.state {
-            if state.description == description && state.schema == schema {
-                return Ok(vec![]);
-            }
+        if let Some(state) = &self.state
+            && state.description == description
+            && state.schema == schema
+        {
+            return Ok(vec![]);
         }
         if let Some(schema) = &schema {
             let compiled = CompiledSchema::compile(schema)?;

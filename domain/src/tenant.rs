@@ -95,10 +95,11 @@ impl Aggregate for Tenant {
                 "must be at most 200 characters",
             ));
         }
-        if let Some(state) = &self.state {
-            if state.name == name && state.edition == edition {
-                return Ok(vec![]);
-            }
+        if let Some(state) = &self.state
+            && state.name == name
+            && state.edition == edition
+        {
+            return Ok(vec![]);
         }
         Ok(vec![TenantEvent::TenantDefined {
             id,

@@ -1,5 +1,7 @@
 //! Given/when/then tests of every command rule, including each refusal.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use cqrs_es::test::TestFramework;

@@ -1,6 +1,8 @@
 //! Property tests of resolution: precedence order, deep merge, `null` removal
 //! and locks.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use ecs_domain::*;

@@ -158,10 +158,9 @@ impl TestApp {
                 .get(format!("{}/readyz", self.address))
                 .send()
                 .await
+                && r.status() == StatusCode::OK
             {
-                if r.status() == StatusCode::OK {
-                    return;
-                }
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

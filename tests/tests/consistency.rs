@@ -2,6 +2,8 @@
 //! rebuilt projections equal incremental ones, the past equals a replay, and
 //! a restart loses nothing.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};

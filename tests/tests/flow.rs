@@ -1,5 +1,7 @@
 //! The main user flows end to end against real NATS and PostgreSQL.
 
+#![allow(clippy::unwrap_used)]
+
 use ecs_tests::app::spawn_app;
 use reqwest::StatusCode;
 use serde_json::json;
