@@ -43,6 +43,11 @@ impl ProjectionHandle {
         *self.status.borrow()
     }
 
+    /// A receiver that wakes whenever the projection applies a message.
+    pub fn subscribe(&self) -> watch::Receiver<ProjectionStatus> {
+        self.status.clone()
+    }
+
     /// Waits until the projection has applied `position`, or `timeout` passes.
     /// Returns whether it got there.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
