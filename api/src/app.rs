@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ecs_commands::{CommandBus, StreamSettings, ensure_stream};
 use ecs_domain::{Precedence, Services};
+use ecs_projections::feed::FeedPublisher;
 use ecs_projections::{Projector, ProjectorSettings, ReadModel};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::PgPoolOptions;
@@ -141,6 +142,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     projector: Projector,
+    feed: FeedPublisher,
     shutdown: CancellationToken,
     address: SocketAddr,
 }
@@ -173,6 +175,8 @@ impl Application {
             },
         )
         .await?;
+        ecs_projections::feed::ensure_bucket(&js, settings.stream_replicas).await?;
+        let (feed, _) = FeedPublisher::new(js.clone(), settings.stream_name.clone());
 
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -219,6 +223,7 @@ impl Application {
             listener,
             router: router(state, settings.max_body_bytes),
             projector,
+            feed,
             shutdown: CancellationToken::new(),
             address,
         })
@@ -237,17 +242,20 @@ impl Application {
         self.shutdown.clone()
     }
 
-    /// Serves HTTP and runs the projector until shutdown or until either fails.
+    /// Serves HTTP and runs the projector and the feed publisher until shutdown
+    /// or until one of them fails.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .into_future();
         let projector = self.projector.run(shutdown.clone());
+        let feed = self.feed.run(shutdown.clone());
         tracing::info!(address = %self.address, "ECS listening");
         let result = tokio::select! {
             r = server => r.context("the HTTP server stopped"),
             r = projector => r.context("the projector stopped"),
+            r = feed => r.context("the feed publisher stopped"),
         };
         shutdown.cancel();
         result

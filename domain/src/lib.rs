@@ -4,6 +4,7 @@
 //! every reader resolves exactly as the server does.
 
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod json;
 pub mod layer;
