@@ -66,7 +66,9 @@ impl FeedItem {
         match self {
             FeedItem::Namespace { namespace, .. } => format!("namespace.{namespace}"),
             FeedItem::Tenant { tenant, .. } => format!("tenant.{tenant}"),
-            FeedItem::Layer { namespace, scope, .. } => {
+            FeedItem::Layer {
+                namespace, scope, ..
+            } => {
                 let open = |v: Option<&str>| v.unwrap_or("_").to_owned();
                 format!(
                     "layer.{namespace}.{}.{}.{}.{}",
@@ -124,6 +126,9 @@ mod tests {
         // Readers ignore fields added later.
         let mut newer = wire.clone();
         newer["added_later"] = json!(true);
-        assert_eq!(serde_json::from_value::<FeedMessage>(newer).unwrap(), message);
+        assert_eq!(
+            serde_json::from_value::<FeedMessage>(newer).unwrap(),
+            message
+        );
     }
 }

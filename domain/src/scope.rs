@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EditionName, EnvName, ServiceName, TenantId};
+use crate::ids::{EditionName, EnvName, IdError, ServiceName, TenantId};
 use crate::precedence::Dimension;
 
 /// The scope of a layer. `Scope::default()` is the global layer.
@@ -24,6 +24,30 @@ pub struct Scope {
 impl Scope {
     pub fn global() -> Self {
         Scope::default()
+    }
+
+    /// A scope (or context) from `(dimension, value)` pairs such as
+    /// `("tenant", "acme")`.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Scope, IdError> {
+        let mut scope = Scope::default();
+        for (dimension, value) in pairs {
+            match dimension {
+                "env" => scope.env = Some(EnvName::parse(value)?),
+                "service" => scope.service = Some(ServiceName::parse(value)?),
+                "tenant" => scope.tenant = Some(TenantId::parse(value)?),
+                "edition" => scope.edition = Some(EditionName::parse(value)?),
+                _ => {
+                    return Err(IdError {
+                        field: "dimension",
+                        value: dimension.to_owned(),
+                        reason: "must be env, service, tenant or edition",
+                    });
+                }
+            }
+        }
+        Ok(scope)
     }
 
     pub fn is_global(&self) -> bool {

@@ -9,12 +9,12 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use ecs_commands::{AnyEvents, EventMessage};
 use ecs_domain::feed::{FEED_BUCKET, FEED_VERSION, FeedItem, FeedMessage};
 use ecs_domain::{NamespaceEvent, TenantEvent};
-use tracing::Instrument;
 use futures::StreamExt;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Creates the feed bucket when absent: one message per key, file storage.
 pub async fn ensure_bucket(js: &jetstream::Context, replicas: usize) -> anyhow::Result<kv::Store> {
@@ -35,7 +35,11 @@ pub async fn ensure_bucket(js: &jetstream::Context, replicas: usize) -> anyhow::
 }
 
 /// The feed messages of one events-stream message.
-pub fn feed_messages(position: u64, message: &EventMessage<Value>, events: &AnyEvents) -> Vec<FeedMessage> {
+pub fn feed_messages(
+    position: u64,
+    message: &EventMessage<Value>,
+    events: &AnyEvents,
+) -> Vec<FeedMessage> {
     let at = message.at.format(&Rfc3339).unwrap_or_default();
     let wrap = |item| FeedMessage {
         v: FEED_VERSION,
@@ -46,25 +50,39 @@ pub fn feed_messages(position: u64, message: &EventMessage<Value>, events: &AnyE
     match events {
         AnyEvents::Namespace(events) => events
             .iter()
-            .map(|NamespaceEvent::NamespaceDefined { name, revision, description, schema }| {
-                wrap(FeedItem::Namespace {
-                    namespace: name.clone(),
-                    revision: *revision,
-                    description: description.clone(),
-                    schema: schema.clone(),
-                })
-            })
+            .map(
+                |NamespaceEvent::NamespaceDefined {
+                     name,
+                     revision,
+                     description,
+                     schema,
+                 }| {
+                    wrap(FeedItem::Namespace {
+                        namespace: name.clone(),
+                        revision: *revision,
+                        description: description.clone(),
+                        schema: schema.clone(),
+                    })
+                },
+            )
             .collect(),
         AnyEvents::Tenant(events) => events
             .iter()
-            .map(|TenantEvent::TenantDefined { id, revision, name, edition }| {
-                wrap(FeedItem::Tenant {
-                    tenant: id.clone(),
-                    revision: *revision,
-                    edition: edition.clone(),
-                    name: name.clone(),
-                })
-            })
+            .map(
+                |TenantEvent::TenantDefined {
+                     id,
+                     revision,
+                     name,
+                     edition,
+                 }| {
+                    wrap(FeedItem::Tenant {
+                        tenant: id.clone(),
+                        revision: *revision,
+                        edition: edition.clone(),
+                        name: name.clone(),
+                    })
+                },
+            )
             .collect(),
         AnyEvents::Layer(events) => events
             .iter()
@@ -91,7 +109,10 @@ pub struct FeedPublisher {
 }
 
 impl FeedPublisher {
-    pub fn new(js: jetstream::Context, stream: impl Into<String>) -> (FeedPublisher, watch::Receiver<u64>) {
+    pub fn new(
+        js: jetstream::Context,
+        stream: impl Into<String>,
+    ) -> (FeedPublisher, watch::Receiver<u64>) {
         let (published, receiver) = watch::channel(0);
         (
             FeedPublisher {
@@ -122,7 +143,10 @@ impl FeedPublisher {
         loop {
             match self.follow(&shutdown).await {
                 Ok(()) => return Ok(()),
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "feed publisher interrupted; resuming"),
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "feed publisher interrupted; resuming"
+                ),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -142,7 +166,9 @@ impl FeedPublisher {
                 deliver_policy: if after == 0 {
                     DeliverPolicy::All
                 } else {
-                    DeliverPolicy::ByStartSequence { start_sequence: after + 1 }
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: after + 1,
+                    }
                 },
                 ..Default::default()
             })
@@ -157,8 +183,12 @@ impl FeedPublisher {
                 anyhow::bail!("the events stream consumer ended");
             };
             let message = message?;
-            let position = message.info().map_err(|e| anyhow::anyhow!("{e}"))?.stream_sequence;
-            let decoded = EventMessage::decode(&message.payload).and_then(|m| m.typed_events().map(|e| (m, e)));
+            let position = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .stream_sequence;
+            let decoded = EventMessage::decode(&message.payload)
+                .and_then(|m| m.typed_events().map(|e| (m, e)));
             match decoded {
                 Ok((event_message, events)) => {
                     let publish = async {
@@ -168,9 +198,13 @@ impl FeedPublisher {
                         }
                         anyhow::Ok(())
                     };
-                    publish.instrument(tracing::debug_span!("feed", position)).await?;
+                    publish
+                        .instrument(tracing::debug_span!("feed", position))
+                        .await?;
                 }
-                Err(error) => tracing::error!(%error, position, "feed: skipping an undecodable message"),
+                Err(error) => {
+                    tracing::error!(%error, position, "feed: skipping an undecodable message")
+                }
             }
             metrics::gauge!("ecs_feed_published_position").set(position as f64);
             self.published.send_replace(position);

@@ -1,0 +1,471 @@
+//! `ecs-client`: the ECS SDK for Rust services.
+//!
+//! A [`Client`] bootstraps the current configuration of the namespaces it
+//! follows from the change feed on NATS JetStream (`docs/feed.md`), then follows
+//! the feed: changes arrive pushed, within milliseconds, never polled.
+//! Resolution runs in memory with the server's own code (`ecs-domain`), for any
+//! context, so one client serves every tenant of a multi-tenant service. The
+//! last known state is kept in a cache file; when NATS is unreachable at start,
+//! the client starts from it and says so, and catches up once NATS is back.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), ecs_client::ClientError> {
+//! use ecs_client::{Client, ClientSettings, Context};
+//!
+//! let settings = ClientSettings::new("nats://127.0.0.1:4222", ["checkout"])?
+//!     .with_cache("/var/cache/my-service/ecs.json");
+//! let client = Client::connect(settings).await?;
+//! let context = Context::from_pairs([("env", "prod"), ("tenant", "acme")])?;
+//! let max_items: u32 = client.resolve("checkout", &context)?.get_field("/max_items")?;
+//! let mut changes = client.watch("checkout", &context)?;
+//! while changes.changed().await.is_ok() {
+//!     let config = changes.borrow_and_update().clone();
+//!     println!("now at position {}: {}", config.position, config.values);
+//! }
+//! # let _ = max_items; Ok(()) }
+//! ```
+
+mod cache;
+mod state;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push};
+use ecs_domain::feed::{FEED_BUCKET, FeedMessage, namespace_filters};
+use ecs_domain::{IdError, NamespaceName, Precedence, Source};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use ecs_domain::Scope as Context;
+pub use state::State;
+
+/// Why the client could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach NATS at {url} ({reason}) and there is no cache to start from{}",
+        .cache.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_else(|| " (no cache file configured)".into()))]
+    Unavailable {
+        url: String,
+        reason: String,
+        cache: Option<PathBuf>,
+    },
+    #[error("namespace {0} is unknown (or not followed by this client)")]
+    NamespaceNotFound(String),
+    #[error("tenant {0} is unknown")]
+    TenantNotFound(String),
+    #[error(transparent)]
+    InvalidIdentifier(#[from] IdError),
+    #[error("the configuration does not fit the requested type: {0}")]
+    Decode(#[from] serde_json::Error),
+    #[error("no value at {0}")]
+    Missing(String),
+    #[error("cache file: {0}")]
+    Cache(String),
+}
+
+/// How a client connects and what it follows.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub nats_url: String,
+    pub namespaces: Vec<NamespaceName>,
+    /// Where the last known state is kept; `None` keeps nothing.
+    pub cache_path: Option<PathBuf>,
+    /// Must equal the server's `ECS_PRECEDENCE`.
+    pub precedence: Precedence,
+    pub connect_timeout: Duration,
+}
+
+impl ClientSettings {
+    pub fn new<I, S>(nats_url: impl Into<String>, namespaces: I) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Ok(ClientSettings {
+            nats_url: nats_url.into(),
+            namespaces: namespaces
+                .into_iter()
+                .map(|n| NamespaceName::parse(n.as_ref()))
+                .collect::<Result<_, _>>()?,
+            cache_path: None,
+            precedence: Precedence::default(),
+            connect_timeout: Duration::from_secs(3),
+        })
+    }
+
+    pub fn with_cache(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache_path = Some(path.into());
+        self
+    }
+}
+
+/// Where the client's current state came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Bootstrapped from the feed and following it.
+    Live,
+    /// Loaded from the cache file; NATS has not been reachable since start.
+    Cache,
+}
+
+/// A resolved document and the position it reflects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub values: Value,
+    pub position: u64,
+}
+
+impl Config {
+    /// Deserializes the whole document.
+    pub fn into_typed<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+        Ok(serde_json::from_value(self.values)?)
+    }
+
+    /// Deserializes the value at a JSON pointer.
+    pub fn get_field<T: DeserializeOwned>(&self, pointer: &str) -> Result<T, ClientError> {
+        let value = self
+            .values
+            .pointer(pointer)
+            .ok_or_else(|| ClientError::Missing(pointer.to_owned()))?;
+        Ok(serde_json::from_value(value.clone())?)
+    }
+}
+
+struct Watcher {
+    namespace: NamespaceName,
+    context: Context,
+    sender: watch::Sender<Config>,
+}
+
+struct Inner {
+    settings: ClientSettings,
+    state: RwLock<State>,
+    watchers: Mutex<Vec<Watcher>>,
+    origin: Mutex<Origin>,
+    /// The applied position; wakes the cache writer.
+    applied: watch::Sender<u64>,
+    shutdown: CancellationToken,
+}
+
+/// A live, local view of ECS configuration. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+type FeedStream = push::Ordered;
+
+impl Client {
+    /// Connects, bootstraps the followed namespaces and starts following the
+    /// feed. With NATS unreachable, starts from the cache file (and keeps trying
+    /// to connect); with neither, fails with [`ClientError::Unavailable`].
+    pub async fn connect(settings: ClientSettings) -> Result<Client, ClientError> {
+        let inner = Arc::new(Inner {
+            state: RwLock::new(State::default()),
+            watchers: Mutex::new(Vec::new()),
+            origin: Mutex::new(Origin::Live),
+            applied: watch::channel(0).0,
+            shutdown: CancellationToken::new(),
+            settings,
+        });
+        let feed = match open_feed(&inner.settings).await {
+            Ok(feed) => {
+                let feed = bootstrap(&inner, feed).await;
+                if feed.is_none() {
+                    tracing::warn!("the feed failed during bootstrap; retrying in the background");
+                }
+                feed
+            }
+            Err(reason) => {
+                let cached = match &inner.settings.cache_path {
+                    Some(path) => cache::read(path)?,
+                    None => None,
+                };
+                let Some(state) = cached else {
+                    return Err(ClientError::Unavailable {
+                        url: inner.settings.nats_url.clone(),
+                        reason,
+                        cache: inner.settings.cache_path.clone(),
+                    });
+                };
+                tracing::warn!(
+                    %reason,
+                    position = state.position,
+                    "NATS is unreachable: starting from the cache file; following the feed once NATS is back"
+                );
+                inner.applied.send_replace(state.position);
+                *write(&inner.state) = state;
+                *lock(&inner.origin) = Origin::Cache;
+                None
+            }
+        };
+        tokio::spawn(follow(inner.clone(), feed));
+        if inner.settings.cache_path.is_some() {
+            tokio::spawn(write_cache(inner.clone()));
+        }
+        Ok(Client { inner })
+    }
+
+    /// Where the current state came from.
+    pub fn origin(&self) -> Origin {
+        *lock(&self.inner.origin)
+    }
+
+    /// The highest position applied (for drift detection).
+    pub fn applied_position(&self) -> u64 {
+        read(&self.inner.state).position
+    }
+
+    /// The resolved document of a namespace for a context, from memory.
+    pub fn resolve(&self, namespace: &str, context: &Context) -> Result<Config, ClientError> {
+        let namespace = NamespaceName::parse(namespace)?;
+        let (resolved, position) = read(&self.inner.state).resolve(
+            &namespace,
+            context,
+            &self.inner.settings.precedence,
+        )?;
+        Ok(Config {
+            values: resolved.values,
+            position,
+        })
+    }
+
+    /// Where each value of the resolved document came from.
+    pub fn explain(
+        &self,
+        namespace: &str,
+        context: &Context,
+    ) -> Result<std::collections::BTreeMap<String, Source>, ClientError> {
+        let namespace = NamespaceName::parse(namespace)?;
+        let (resolved, _) = read(&self.inner.state).resolve(
+            &namespace,
+            context,
+            &self.inner.settings.precedence,
+        )?;
+        Ok(resolved.sources)
+    }
+
+    /// The resolved document, deserialized.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        context: &Context,
+    ) -> Result<T, ClientError> {
+        self.resolve(namespace, context)?.into_typed()
+    }
+
+    /// A receiver of the resolved document that changes whenever the document
+    /// does. Positions only grow; a receiver that falls behind sees the latest.
+    pub fn watch(
+        &self,
+        namespace: &str,
+        context: &Context,
+    ) -> Result<watch::Receiver<Config>, ClientError> {
+        let current = self.resolve(namespace, context)?;
+        let (sender, receiver) = watch::channel(current);
+        lock(&self.inner.watchers).push(Watcher {
+            namespace: NamespaceName::parse(namespace)?,
+            context: context.clone(),
+            sender,
+        });
+        Ok(receiver)
+    }
+
+    /// Stops following the feed.
+    pub fn close(&self) {
+        self.inner.shutdown.cancel();
+    }
+}
+
+fn read(lock: &RwLock<State>) -> std::sync::RwLockReadGuard<'_, State> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(lock: &RwLock<State>) -> std::sync::RwLockWriteGuard<'_, State> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Opens an ordered consumer on the feed, delivering the latest message of
+/// every followed key, then every change.
+async fn open_feed(settings: &ClientSettings) -> Result<(FeedStream, u64), String> {
+    let client = async_nats::ConnectOptions::new()
+        .name("ecs-client")
+        .connection_timeout(settings.connect_timeout)
+        .connect(&settings.nats_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let inbox = client.new_inbox();
+    let js = jetstream::new(client);
+    let stream = js
+        .get_stream(format!("KV_{FEED_BUCKET}"))
+        .await
+        .map_err(|e| format!("the feed bucket {FEED_BUCKET}: {e}"))?;
+    let mut subjects: Vec<String> = settings
+        .namespaces
+        .iter()
+        .flat_map(namespace_filters)
+        .map(|f| format!("$KV.{FEED_BUCKET}.{f}"))
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    let consumer = stream
+        .create_consumer(push::OrderedConfig {
+            deliver_subject: inbox,
+            description: Some("ecs-client feed".to_owned()),
+            filter_subjects: subjects,
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let pending = consumer.cached_info().num_pending;
+    let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    Ok((messages, pending))
+}
+
+/// Applies the feed until it has delivered everything pending at its start.
+/// Returns the feed to keep following, or `None` when it failed.
+async fn bootstrap(inner: &Inner, (mut feed, pending): (FeedStream, u64)) -> Option<FeedStream> {
+    let mut remaining = pending;
+    while remaining > 0 {
+        match feed.next().await {
+            Some(Ok(message)) => {
+                remaining = message.info().map_or(0, |i| i.pending);
+                apply(inner, &message.payload, remaining == 0);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "feed error during bootstrap");
+                return None;
+            }
+            None => return None,
+        }
+    }
+    *lock(&inner.origin) = Origin::Live;
+    notify(inner);
+    Some(feed)
+}
+
+/// Applies one feed message; when `settle` (nothing more pending), wakes the
+/// watchers whose document changed.
+fn apply(inner: &Inner, payload: &[u8], settle: bool) {
+    let message: FeedMessage = match serde_json::from_slice(payload) {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::warn!(%error, "skipping a feed message this client cannot read");
+            return;
+        }
+    };
+    write(&inner.state).apply(message);
+    if settle {
+        notify(inner);
+    }
+}
+
+/// Re-resolves every watched document and sends those that changed.
+fn notify(inner: &Inner) {
+    let state = read(&inner.state);
+    inner.applied.send_replace(state.position);
+    let mut watchers = lock(&inner.watchers);
+    watchers.retain(|w| !w.sender.is_closed());
+    for watcher in watchers.iter() {
+        if let Ok((resolved, position)) = state.resolve(
+            &watcher.namespace,
+            &watcher.context,
+            &inner.settings.precedence,
+        ) {
+            watcher.sender.send_if_modified(|current| {
+                if current.values != resolved.values && position > current.position {
+                    *current = Config {
+                        values: resolved.values,
+                        position,
+                    };
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+}
+
+/// Follows the feed until the client closes; reconnects with backoff and
+/// bootstraps afresh after any failure, so nothing is missed.
+async fn follow(inner: Arc<Inner>, mut feed: Option<FeedStream>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let Some(stream) = feed.as_mut() else {
+            tokio::select! {
+                _ = inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+            match open_feed(&inner.settings).await {
+                Ok(opened) => {
+                    feed = bootstrap(&inner, opened).await;
+                    if feed.is_some() {
+                        tracing::info!(
+                            position = read(&inner.state).position,
+                            "following the feed again"
+                        );
+                        delay = Duration::from_millis(100);
+                    }
+                }
+                Err(reason) => tracing::debug!(%reason, "feed still unreachable"),
+            }
+            continue;
+        };
+        let next = tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            next = stream.next() => next,
+        };
+        match next {
+            Some(Ok(message)) => {
+                let settle = message.info().map_or(true, |i| i.pending == 0);
+                apply(&inner, &message.payload, settle);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "feed interrupted; bootstrapping afresh");
+                feed = None;
+            }
+            None => feed = None,
+        }
+    }
+}
+
+/// Writes the cache file after changes, at most every 200 ms.
+async fn write_cache(inner: Arc<Inner>) {
+    let Some(path) = inner.settings.cache_path.clone() else {
+        return;
+    };
+    let mut applied = inner.applied.subscribe();
+    // Write what the bootstrap brought at once.
+    applied.mark_changed();
+    let mut written = 0;
+    loop {
+        tokio::select! {
+            _ = inner.shutdown.cancelled() => return,
+            changed = applied.changed() => if changed.is_err() { return },
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let state = read(&inner.state).clone();
+        if state.position == written {
+            continue;
+        }
+        let path = path.clone();
+        let position = state.position;
+        match tokio::task::spawn_blocking(move || cache::write(&path, &state)).await {
+            Ok(Ok(())) => written = position,
+            Ok(Err(error)) => tracing::warn!(%error, "cannot write the cache file"),
+            Err(error) => tracing::warn!(%error, "cache writer failed"),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! What the client knows: the latest feed message of every item it follows.
+
+use std::collections::BTreeMap;
+
+use ecs_domain::feed::{FeedItem, FeedMessage};
+use ecs_domain::{
+    LayerState, NamespaceName, NamespaceState, Precedence, Resolved, Scope, TenantId, TenantState,
+    resolve,
+};
+use serde::{Deserialize, Serialize};
+
+/// The configuration known to a client, keyed as the feed keys it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// The latest feed message per feed key.
+    items: BTreeMap<String, FeedMessage>,
+    /// The highest position applied.
+    pub position: u64,
+}
+
+impl State {
+    /// Applies a feed message unless the item already holds this position or a
+    /// newer one. Returns whether it changed anything.
+    pub fn apply(&mut self, message: FeedMessage) -> bool {
+        let key = message.item.key();
+        if self
+            .items
+            .get(&key)
+            .is_some_and(|m| m.position >= message.position)
+        {
+            return false;
+        }
+        self.position = self.position.max(message.position);
+        self.items.insert(key, message);
+        true
+    }
+
+    pub fn namespace(&self, namespace: &NamespaceName) -> Option<NamespaceState> {
+        match &self.items.get(&format!("namespace.{namespace}"))?.item {
+            FeedItem::Namespace {
+                namespace,
+                revision,
+                description,
+                schema,
+            } => Some(NamespaceState {
+                name: namespace.clone(),
+                description: description.clone(),
+                schema: schema.clone(),
+                revision: *revision,
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn tenant(&self, tenant: &TenantId) -> Option<TenantState> {
+        match &self.items.get(&format!("tenant.{tenant}"))?.item {
+            FeedItem::Tenant {
+                tenant,
+                revision,
+                edition,
+                name,
+            } => Some(TenantState {
+                id: tenant.clone(),
+                name: name.clone(),
+                edition: edition.clone(),
+                revision: *revision,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Every layer of a namespace.
+    pub fn layers(&self, namespace: &NamespaceName) -> Vec<LayerState> {
+        let prefix = format!("layer.{namespace}.");
+        self.items
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter_map(|(_, m)| match &m.item {
+                FeedItem::Layer {
+                    namespace,
+                    scope,
+                    revision,
+                    values,
+                    lock,
+                } => Some(LayerState {
+                    namespace: namespace.clone(),
+                    scope: scope.clone(),
+                    values: values.clone(),
+                    lock: lock.clone(),
+                    revision: *revision,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Resolves a namespace for a context exactly as the server does.
+    pub fn resolve(
+        &self,
+        namespace: &NamespaceName,
+        context: &Scope,
+        precedence: &Precedence,
+    ) -> Result<(Resolved, u64), crate::ClientError> {
+        let ns = self
+            .namespace(namespace)
+            .ok_or_else(|| crate::ClientError::NamespaceNotFound(namespace.to_string()))?;
+        let edition = match &context.tenant {
+            None => None,
+            Some(tenant) => Some(
+                self.tenant(tenant)
+                    .ok_or_else(|| crate::ClientError::TenantNotFound(tenant.to_string()))?
+                    .edition,
+            ),
+        };
+        let layers = self.layers(namespace);
+        let refs: Vec<_> = layers.iter().map(LayerState::as_ref).collect();
+        let resolved = resolve(
+            &ns.defaults(),
+            &refs,
+            &context.clone().with_tenant_edition(edition),
+            precedence,
+        );
+        Ok((resolved, self.position))
+    }
+}
