@@ -23,7 +23,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, require_bearer};
 use crate::problem::ApiError;
-use crate::routes::{layers, namespaces, resolved, system, tenants};
+use crate::routes::{feed, layers, namespaces, resolved, system, tenants, watch};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -92,6 +92,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(layers::rollback_layer),
         )
         .route("/v1/namespaces/{ns}/resolved", get(resolved::get_resolved))
+        .route("/v1/namespaces/{ns}/watch", get(watch::watch_resolved))
+        .route("/v1/feed", get(feed::feed))
         .route("/v1/tenants", get(tenants::list_tenants))
         .route(
             "/v1/tenants/{tenant}",

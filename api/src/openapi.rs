@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{layers, namespaces, resolved, system, tenants};
+use crate::routes::{feed, layers, namespaces, resolved, system, tenants, watch};
 
 struct BearerAuth;
 
@@ -24,7 +24,8 @@ impl Modify for BearerAuth {
         namespaces::put_namespace, namespaces::list_namespaces, namespaces::get_namespace,
         layers::get_layer, layers::put_layer, layers::patch_layer, layers::delete_layer,
         layers::layer_history, layers::rollback_layer,
-        resolved::get_resolved,
+        resolved::get_resolved, watch::watch_resolved,
+        feed::feed,
         tenants::put_tenant, tenants::list_tenants, tenants::get_tenant,
         system::healthz, system::readyz, system::metrics, system::openapi,
         system::projections_status, system::rebuild_projections,

@@ -211,3 +211,94 @@ impl FeedPublisher {
         }
     }
 }
+
+/// Feed messages rebuilt from the projections, for readers that follow the
+/// feed over HTTP instead of NATS.
+impl crate::ReadModel {
+    /// The current state of every item of `namespaces` (and every tenant)
+    /// changed after `after`, as feed messages in position order.
+    pub async fn feed_since(
+        &self,
+        namespaces: &[ecs_domain::NamespaceName],
+        after: u64,
+    ) -> sqlx::Result<Vec<FeedMessage>> {
+        use sqlx::Row;
+        use sqlx::types::Json;
+
+        let names: Vec<&str> = namespaces.iter().map(|n| n.as_str()).collect();
+        let after = after as i64;
+        let at = |t: time::OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+        let mut out = Vec::new();
+        for row in sqlx::query(
+            "SELECT name, description, schema, revision, position, updated_at FROM namespaces
+             WHERE name = ANY($1) AND position > $2",
+        )
+        .bind(&names)
+        .bind(after)
+        .fetch_all(self.pool())
+        .await?
+        {
+            out.push(FeedMessage {
+                v: FEED_VERSION,
+                position: row.try_get::<i64, _>("position")? as u64,
+                at: at(row.try_get("updated_at")?),
+                item: FeedItem::Namespace {
+                    namespace: serde_json::from_value(Value::String(row.try_get("name")?))
+                        .map_err(decode)?,
+                    revision: row.try_get::<i64, _>("revision")? as u64,
+                    description: row.try_get("description")?,
+                    schema: row
+                        .try_get::<Option<Json<Value>>, _>("schema")?
+                        .map(|j| j.0),
+                },
+            });
+        }
+        for row in sqlx::query(
+            "SELECT id, name, edition, revision, position, updated_at FROM tenants WHERE position > $1",
+        )
+        .bind(after)
+        .fetch_all(self.pool())
+        .await?
+        {
+            out.push(FeedMessage {
+                v: FEED_VERSION,
+                position: row.try_get::<i64, _>("position")? as u64,
+                at: at(row.try_get("updated_at")?),
+                item: FeedItem::Tenant {
+                    tenant: serde_json::from_value(Value::String(row.try_get("id")?)).map_err(decode)?,
+                    revision: row.try_get::<i64, _>("revision")? as u64,
+                    edition: serde_json::from_value(Value::String(row.try_get("edition")?)).map_err(decode)?,
+                    name: row.try_get("name")?,
+                },
+            });
+        }
+        for row in sqlx::query(
+            "SELECT namespace, scope, values, lock, revision, position, updated_at FROM layers
+             WHERE namespace = ANY($1) AND position > $2",
+        )
+        .bind(&names)
+        .bind(after)
+        .fetch_all(self.pool())
+        .await?
+        {
+            out.push(FeedMessage {
+                v: FEED_VERSION,
+                position: row.try_get::<i64, _>("position")? as u64,
+                at: at(row.try_get("updated_at")?),
+                item: FeedItem::Layer {
+                    namespace: serde_json::from_value(Value::String(row.try_get("namespace")?))
+                        .map_err(decode)?,
+                    scope: serde_json::from_value(row.try_get::<Json<Value>, _>("scope")?.0)
+                        .map_err(decode)?,
+                    revision: row.try_get::<i64, _>("revision")? as u64,
+                    values: row.try_get::<Json<Value>, _>("values")?.0,
+                    lock: serde_json::from_value(row.try_get::<Json<Value>, _>("lock")?.0)
+                        .map_err(decode)?,
+                },
+            });
+        }
+        out.sort_by_key(|m| m.position);
+        Ok(out)
+    }
+}

@@ -271,6 +271,39 @@ impl ReadModel {
         .collect()
     }
 
+    /// The positions in `(after, upto]` at which the resolved document of
+    /// `namespace` may have changed for a context naming `tenant`: writes to
+    /// the namespace, to its layers and to the tenant, oldest first, at most
+    /// `limit` of them.
+    pub async fn change_positions(
+        &self,
+        namespace: &NamespaceName,
+        tenant: Option<&TenantId>,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> sqlx::Result<Vec<u64>> {
+        let positions: Vec<i64> = sqlx::query_scalar(
+            "SELECT position FROM layer_history
+               WHERE namespace = $1 AND position > $2 AND position <= $3
+             UNION
+             SELECT position FROM namespace_history
+               WHERE name = $1 AND position > $2 AND position <= $3
+             UNION
+             SELECT position FROM tenant_history
+               WHERE id = $4 AND position > $2 AND position <= $3
+             ORDER BY position LIMIT $5",
+        )
+        .bind(namespace.as_str())
+        .bind(after.min(i64::MAX as u64) as i64)
+        .bind(upto.min(i64::MAX as u64) as i64)
+        .bind(tenant.map(TenantId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(positions.into_iter().map(|p| p as u64).collect())
+    }
+
     /// The namespace, its layers and the tenant's edition as they stood at
     /// `position` (`None`: now), read in one consistent snapshot. `None` when
     /// the namespace did not exist then.

@@ -26,17 +26,18 @@
 //! ```
 
 mod cache;
+mod feed;
 mod state;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push};
-use ecs_domain::feed::{FEED_BUCKET, FeedMessage, namespace_filters};
+use ecs_domain::feed::FeedMessage;
 use ecs_domain::{IdError, NamespaceName, Precedence, Source};
-use futures::StreamExt;
 use serde::de::DeserializeOwned;
+
+use crate::feed::{Feed, Item};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +48,7 @@ pub use state::State;
 /// Why the client could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach NATS at {url} ({reason}) and there is no cache to start from{}",
+    #[error("cannot reach the feed at {url} ({reason}) and there is no cache to start from{}",
         .cache.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_else(|| " (no cache file configured)".into()))]
     Unavailable {
         url: String,
@@ -78,6 +79,15 @@ pub struct ClientSettings {
     /// Must equal the server's `ECS_PRECEDENCE`.
     pub precedence: Precedence,
     pub connect_timeout: Duration,
+    /// Follow the feed over the HTTP API instead of NATS.
+    pub http: Option<HttpSettings>,
+}
+
+/// Where to follow the feed over HTTP: the server's URL and a bearer token.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub base_url: String,
+    pub token: String,
 }
 
 impl ClientSettings {
@@ -95,7 +105,28 @@ impl ClientSettings {
             cache_path: None,
             precedence: Precedence::default(),
             connect_timeout: Duration::from_secs(3),
+            http: None,
         })
+    }
+
+    /// Settings for a client that holds only an HTTP token: it bootstraps and
+    /// follows the feed through the server's `/v1/feed` server-sent events.
+    pub fn over_http<I, S>(
+        base_url: impl Into<String>,
+        token: impl Into<String>,
+        namespaces: I,
+    ) -> Result<Self, ClientError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let base_url = base_url.into();
+        let mut settings = ClientSettings::new(base_url.clone(), namespaces)?;
+        settings.http = Some(HttpSettings {
+            base_url,
+            token: token.into(),
+        });
+        Ok(settings)
     }
 
     pub fn with_cache(mut self, path: impl Into<PathBuf>) -> Self {
@@ -158,8 +189,6 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
-type FeedStream = push::Ordered;
-
 impl Client {
     /// Connects, bootstraps the followed namespaces and starts following the
     /// feed. With NATS unreachable, starts from the cache file (and keeps trying
@@ -173,7 +202,7 @@ impl Client {
             shutdown: CancellationToken::new(),
             settings,
         });
-        let feed = match open_feed(&inner.settings).await {
+        let feed = match Feed::open(&inner.settings, 0).await {
             Ok(feed) => {
                 let feed = bootstrap(&inner, feed).await;
                 if feed.is_none() {
@@ -294,54 +323,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Opens an ordered consumer on the feed, delivering the latest message of
-/// every followed key, then every change.
-async fn open_feed(settings: &ClientSettings) -> Result<(FeedStream, u64), String> {
-    let client = async_nats::ConnectOptions::new()
-        .name("ecs-client")
-        .connection_timeout(settings.connect_timeout)
-        .connect(&settings.nats_url)
-        .await
-        .map_err(|e| e.to_string())?;
-    let inbox = client.new_inbox();
-    let js = jetstream::new(client);
-    let stream = js
-        .get_stream(format!("KV_{FEED_BUCKET}"))
-        .await
-        .map_err(|e| format!("the feed bucket {FEED_BUCKET}: {e}"))?;
-    let mut subjects: Vec<String> = settings
-        .namespaces
-        .iter()
-        .flat_map(namespace_filters)
-        .map(|f| format!("$KV.{FEED_BUCKET}.{f}"))
-        .collect();
-    subjects.sort();
-    subjects.dedup();
-    let consumer = stream
-        .create_consumer(push::OrderedConfig {
-            deliver_subject: inbox,
-            description: Some("ecs-client feed".to_owned()),
-            filter_subjects: subjects,
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    let pending = consumer.cached_info().num_pending;
-    let messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    Ok((messages, pending))
-}
-
-/// Applies the feed until it has delivered everything pending at its start.
-/// Returns the feed to keep following, or `None` when it failed.
-async fn bootstrap(inner: &Inner, (mut feed, pending): (FeedStream, u64)) -> Option<FeedStream> {
-    let mut remaining = pending;
-    while remaining > 0 {
+/// Applies the feed until its initial state is complete. Returns the feed to
+/// keep following, or `None` when it failed.
+async fn bootstrap(inner: &Inner, mut feed: Feed) -> Option<Feed> {
+    loop {
         match feed.next().await {
-            Some(Ok(message)) => {
-                remaining = message.info().map_or(0, |i| i.pending);
-                apply(inner, &message.payload, remaining == 0);
+            Some(Ok(Item::Message { payload, settled })) => {
+                apply(inner, &payload, false);
+                if settled && matches!(feed, Feed::Nats { .. }) {
+                    break;
+                }
             }
+            Some(Ok(Item::Synced)) => break,
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed error during bootstrap");
                 return None;
@@ -399,7 +392,7 @@ fn notify(inner: &Inner) {
 
 /// Follows the feed until the client closes; reconnects with backoff and
 /// bootstraps afresh after any failure, so nothing is missed.
-async fn follow(inner: Arc<Inner>, mut feed: Option<FeedStream>) {
+async fn follow(inner: Arc<Inner>, mut feed: Option<Feed>) {
     let mut delay = Duration::from_millis(100);
     loop {
         let Some(stream) = feed.as_mut() else {
@@ -408,7 +401,8 @@ async fn follow(inner: Arc<Inner>, mut feed: Option<FeedStream>) {
                 _ = tokio::time::sleep(delay) => {}
             }
             delay = (delay * 2).min(Duration::from_secs(5));
-            match open_feed(&inner.settings).await {
+            let after = read(&inner.state).position;
+            match Feed::open(&inner.settings, after).await {
                 Ok(opened) => {
                     feed = bootstrap(&inner, opened).await;
                     if feed.is_some() {
@@ -428,10 +422,8 @@ async fn follow(inner: Arc<Inner>, mut feed: Option<FeedStream>) {
             next = stream.next() => next,
         };
         match next {
-            Some(Ok(message)) => {
-                let settle = message.info().map_or(true, |i| i.pending == 0);
-                apply(&inner, &message.payload, settle);
-            }
+            Some(Ok(Item::Message { payload, settled })) => apply(&inner, &payload, settled),
+            Some(Ok(Item::Synced)) => notify(&inner),
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed interrupted; bootstrapping afresh");
                 feed = None;

@@ -259,7 +259,10 @@ async fn a_client_started_with_nats_down_serves_the_cache_and_without_one_fails_
         .err()
         .expect("no NATS and no cache must fail");
     assert!(matches!(error, ClientError::Unavailable { .. }), "{error}");
-    assert!(error.to_string().contains("cannot reach NATS"), "{error}");
+    assert!(
+        error.to_string().contains("cannot reach the feed at nats:"),
+        "{error}"
+    );
     let error = Client::connect(settings(&app))
         .await
         .err()
@@ -339,4 +342,42 @@ async fn a_global_change_with_1000_tenants_costs_a_bounded_number_of_messages() 
     )
     .unwrap();
     assert_eq!(all["mode"], json!("everyone"));
+}
+
+#[tokio::test]
+async fn a_client_with_only_an_http_token_follows_the_feed_over_http() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let settings =
+        ClientSettings::over_http(&app.address, ecs_tests::app::ADMIN_TOKEN, ["checkout"]).unwrap();
+    let client = Client::connect(settings).await.unwrap();
+    assert_eq!(client.origin(), Origin::Live);
+    let context = Context::from_pairs([("env", "prod"), ("tenant", "globex")]).unwrap();
+    let server = app.resolved("checkout", "env=prod&tenant=globex").await;
+    assert_eq!(
+        client.resolve("checkout", &context).unwrap().values,
+        server.body["values"]
+    );
+
+    let mut receiver = client.watch("checkout", &context).unwrap();
+    let answer = app
+        .put_layer(
+            "checkout",
+            "env=prod&tenant=globex",
+            &json!({"values": {"mode": "http"}}),
+        )
+        .await;
+    assert!(answer.status.is_success());
+    let config = wait_for(&mut receiver, |c| c.values["mode"] == json!("http")).await;
+    assert!(config.position >= answer.position());
+    // A tenant's edition change reaches the client too.
+    assert!(app.put_tenant("globex", "pro").await.status.is_success());
+    wait_for(&mut receiver, |c| c.values["nested"]["c"] == json!(3)).await;
+
+    let bad = ClientSettings::over_http(&app.address, "wrong-token", ["checkout"]).unwrap();
+    let error = Client::connect(bad)
+        .await
+        .err()
+        .expect("a bad token must fail");
+    assert!(error.to_string().contains("401"), "{error}");
 }

@@ -1,10 +1,12 @@
 //! The HTTP API v1, one module per resource.
 
+pub mod feed;
 pub mod layers;
 pub mod namespaces;
 pub mod resolved;
 pub mod system;
 pub mod tenants;
+pub mod watch;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ecs_domain::{LayerState, NamespaceName, Source, resolve};
+use ecs_domain::{LayerState, NamespaceName, Scope, Source, resolve};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -60,6 +60,55 @@ fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
         .any(|v| v == etag || v == "*")
 }
 
+/// A namespace resolved for a context at one position.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub values: Value,
+    pub sources: BTreeMap<String, Source>,
+    /// The global position the resolution reflects.
+    pub position: u64,
+}
+
+/// Resolves `ns` for `context` as of `position` (`None`: now), the one
+/// resolution step every read shares. 404 when the namespace, or the tenant the
+/// context names, did not exist then.
+pub async fn resolve_context(
+    app: &AppState,
+    ns: &NamespaceName,
+    context: &Scope,
+    position: Option<u64>,
+) -> Result<Resolution, ApiError> {
+    let (snapshot, edition) = app
+        .read
+        .snapshot(ns, context.tenant.as_ref(), position)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "namespace-not-found",
+                format!("namespace {ns} does not exist then"),
+            )
+        })?;
+    if let (Some(tenant), None) = (&context.tenant, &edition) {
+        return Err(ApiError::not_found(
+            "tenant-not-found",
+            format!("tenant {tenant} does not exist then"),
+        ));
+    }
+    let context = context.clone().with_tenant_edition(edition);
+    let refs: Vec<_> = snapshot.layers.iter().map(LayerState::as_ref).collect();
+    let resolved = resolve(
+        &snapshot.namespace.defaults(),
+        &refs,
+        &context,
+        &app.services.precedence,
+    );
+    Ok(Resolution {
+        values: resolved.values,
+        sources: resolved.sources,
+        position: snapshot.position,
+    })
+}
+
 /// Resolve a namespace for a context: schema defaults, then every applicable
 /// layer in precedence order.
 #[utoipa::path(get, path = "/v1/namespaces/{ns}/resolved", tag = "resolution",
@@ -80,30 +129,7 @@ pub async fn get_resolved(
     let context = params.scope()?;
     let explain = params.flag("explain")?;
     let position = position_of(&app, params.point_in_time()?).await?;
-    let (snapshot, edition) = app
-        .read
-        .snapshot(&ns, context.tenant.as_ref(), position)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "namespace-not-found",
-                format!("namespace {ns} does not exist then"),
-            )
-        })?;
-    if let (Some(tenant), None) = (&context.tenant, &edition) {
-        return Err(ApiError::not_found(
-            "tenant-not-found",
-            format!("tenant {tenant} does not exist then"),
-        ));
-    }
-    let context = context.with_tenant_edition(edition);
-    let refs: Vec<_> = snapshot.layers.iter().map(LayerState::as_ref).collect();
-    let resolved = resolve(
-        &snapshot.namespace.defaults(),
-        &refs,
-        &context,
-        &app.services.precedence,
-    );
+    let resolved = resolve_context(&app, &ns, &context, position).await?;
     let sources = explain.then_some(resolved.sources);
     let etag = etag_of(&resolved.values, sources.as_ref());
     let etag_header = HeaderValue::from_str(&etag).ok();
@@ -112,7 +138,7 @@ pub async fn get_resolved(
     } else {
         Json(ResolvedBody {
             values: resolved.values,
-            position: snapshot.position,
+            position: resolved.position,
             sources,
         })
         .into_response()

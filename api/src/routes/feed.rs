@@ -1,0 +1,145 @@
+//! `/v1/feed`: the change feed over server-sent events, for readers that hold
+//! an HTTP token but no NATS credentials (the SDK's HTTP mode).
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use ecs_domain::NamespaceName;
+use ecs_domain::feed::FeedMessage;
+use ecs_projections::ProjectionStatus;
+use futures::Stream;
+use tokio::sync::watch;
+
+use crate::extract::Params;
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// How often a comment line keeps idle connections (and proxies) open.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Query parameters of the feed (documentation only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedParams {
+    /// Comma-separated namespaces to follow.
+    pub namespaces: String,
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
+    match headers.get("last-event-id") {
+        None => Ok(0),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "invalid-header",
+                    "Last-Event-ID",
+                    "Last-Event-ID must be a position",
+                )
+            }),
+    }
+}
+
+struct FeedState {
+    app: AppState,
+    namespaces: Vec<NamespaceName>,
+    sent: u64,
+    queue: VecDeque<Event>,
+    status: watch::Receiver<ProjectionStatus>,
+    synced: bool,
+}
+
+fn feed_event(message: &FeedMessage) -> Event {
+    Event::default()
+        .event("feed")
+        .id(message.position.to_string())
+        .data(serde_json::to_string(message).unwrap_or_default())
+}
+
+/// The next batch: every item changed after the last position sent.
+async fn fill(state: &mut FeedState) -> Result<(), ApiError> {
+    let messages = state
+        .app
+        .read
+        .feed_since(&state.namespaces, state.sent)
+        .await?;
+    for message in &messages {
+        state.queue.push_back(feed_event(message));
+        state.sent = state.sent.max(message.position);
+    }
+    if !state.synced {
+        state.synced = true;
+        state.sent = state.sent.max(state.status.borrow().applied);
+        state.queue.push_back(
+            Event::default()
+                .event("synced")
+                .id(state.sent.to_string())
+                .data(format!("{{\"position\":{}}}", state.sent)),
+        );
+    }
+    Ok(())
+}
+
+fn events(state: FeedState) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(event) = state.queue.pop_front() {
+                return Some((Ok(event), state));
+            }
+            // Wait for the projections to apply something new; end with the server.
+            state.status.changed().await.ok()?;
+            if let Err(error) = fill(&mut state).await {
+                tracing::warn!(?error, "feed stream stopped");
+                return None;
+            }
+        }
+    })
+}
+
+/// Follow the change feed (format: `docs/feed.md`) as server-sent events:
+/// first every current item changed after `Last-Event-ID` (all of them without
+/// it), then a `synced` event, then each change as it is projected.
+#[utoipa::path(get, path = "/v1/feed", tag = "feed",
+    params(FeedParams, ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
+    responses(
+        (status = 200, description = "`feed` events carrying feed messages, then `synced`, then live changes", content_type = "text/event-stream"),
+        (status = 400, body = crate::routes::Problem),
+    ))]
+pub async fn feed(
+    State(app): State<AppState>,
+    params: Params,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    params.allow(&["namespaces"])?;
+    let namespaces = params
+        .get("namespaces")
+        .ok_or_else(|| {
+            ApiError::bad(
+                "missing-parameter",
+                "namespaces",
+                "name the namespaces to follow: namespaces=a,b",
+            )
+        })?
+        .split(',')
+        .map(NamespaceName::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let after = last_event_id(&headers)?;
+    let status = app.projections.subscribe();
+    let mut state = FeedState {
+        app,
+        namespaces,
+        sent: after,
+        queue: VecDeque::new(),
+        status,
+        synced: false,
+    };
+    fill(&mut state).await?;
+    Ok(Sse::new(events(state)).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+}
