@@ -23,7 +23,7 @@ pub enum Item {
 
 pub enum Feed {
     Nats {
-        messages: push::Ordered,
+        messages: Box<push::Ordered>,
         /// Messages still pending from the initial state.
         remaining: u64,
     },
