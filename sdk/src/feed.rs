@@ -103,7 +103,7 @@ async fn open_nats(settings: &ClientSettings) -> Result<Feed, String> {
     let remaining = consumer.cached_info().num_pending;
     let messages = consumer.messages().await.map_err(|e| e.to_string())?;
     Ok(Feed::Nats {
-        messages,
+        messages: Box::new(messages),
         remaining,
     })
 }
