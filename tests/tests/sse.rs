@@ -227,11 +227,21 @@ async fn a_reconnect_with_last_event_id_gets_exactly_what_it_missed() {
     assert_config(&sse.next().await, p2, &json!({"currency": "USD", "max_items": 5}));
     assert_config(&sse.next().await, p3, &json!({"currency": "EUR", "max_items": 5}));
 
-    // Then live, with nothing repeated in between.
-    let p4 = write(&app, "env=prod", json!({"max_items": 7})).await;
-    assert_config(&sse.next().await, p4, &json!({"currency": "EUR", "max_items": 5}));
+    // Then live, with nothing repeated in between. A value the tenant layer
+    // overrides changes nothing resolved.
+    write(&app, "env=prod", json!({"max_items": 7})).await;
+    let p4 = write(&app, "env=prod", json!({"max_items": 7, "region": "eu"})).await;
+    assert_config(
+        &sse.next().await,
+        p4,
+        &json!({"currency": "EUR", "max_items": 5, "region": "eu"}),
+    );
     let p5 = write(&app, "tenant=acme", json!({"max_items": 8})).await;
-    assert_config(&sse.next().await, p5, &json!({"currency": "EUR", "max_items": 8}));
+    assert_config(
+        &sse.next().await,
+        p5,
+        &json!({"currency": "EUR", "max_items": 8, "region": "eu"}),
+    );
 
     // Resuming from the latest event sends nothing until the next change.
     let mut resumed = watch(&app, "checkout", CONTEXT, Some(p5)).await;
@@ -239,7 +249,12 @@ async fn a_reconnect_with_last_event_id_gets_exactly_what_it_missed() {
     assert_config(
         &resumed.next().await,
         p6,
-        &json!({"currency": "SEK", "max_items": 8}),
+        &json!({"currency": "SEK", "max_items": 8, "region": "eu"}),
+    );
+    assert_config(
+        &sse.next().await,
+        p6,
+        &json!({"currency": "SEK", "max_items": 8, "region": "eu"}),
     );
 }
 
