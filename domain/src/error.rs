@@ -29,6 +29,8 @@ pub struct LockViolation {
 /// A refused command. Each variant maps to one HTTP status at the edge.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DomainError {
+    #[error("the token does not exist")]
+    TokenNotFound,
     #[error("namespace {0} does not exist")]
     NamespaceNotFound(String),
     #[error("tenant {0} does not exist")]

@@ -12,9 +12,11 @@ pub mod namespace;
 pub mod ports;
 pub mod precedence;
 pub mod resolve;
+pub mod role;
 pub mod schema;
 pub mod scope;
 pub mod tenant;
+pub mod token;
 
 pub use error::{DomainError, LockViolation, SchemaViolation};
 pub use ids::{EditionName, EnvName, IdError, NamespaceName, ServiceName, TenantId};
@@ -23,5 +25,7 @@ pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent, NamespaceState}
 pub use ports::{ConfigReader, Services};
 pub use precedence::{Dimension, Precedence};
 pub use resolve::{Context, LayerRef, Resolved, Source, resolve};
+pub use role::{Decision, Role};
 pub use scope::Scope;
 pub use tenant::{Tenant, TenantCommand, TenantEvent, TenantState};
+pub use token::{Token, TokenCommand, TokenEvent, TokenState};

@@ -224,8 +224,16 @@ async fn a_reconnect_with_last_event_id_gets_exactly_what_it_missed() {
     assert!(p1 < p2 && p2 < p3);
 
     let mut sse = watch(&app, "checkout", CONTEXT, Some(p1)).await;
-    assert_config(&sse.next().await, p2, &json!({"currency": "USD", "max_items": 5}));
-    assert_config(&sse.next().await, p3, &json!({"currency": "EUR", "max_items": 5}));
+    assert_config(
+        &sse.next().await,
+        p2,
+        &json!({"currency": "USD", "max_items": 5}),
+    );
+    assert_config(
+        &sse.next().await,
+        p3,
+        &json!({"currency": "EUR", "max_items": 5}),
+    );
 
     // Then live, with nothing repeated in between. A value the tenant layer
     // overrides changes nothing resolved.

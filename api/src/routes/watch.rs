@@ -85,6 +85,7 @@ pub async fn watch_resolved(
         cursor: 0,
         last: None,
         needs_baseline: false,
+        sent: 0,
         pending: VecDeque::new(),
         done: false,
     };
@@ -96,6 +97,7 @@ pub async fn watch_resolved(
         }
         Some(position) => {
             watcher.cursor = position;
+            watcher.sent = position;
             watcher.needs_baseline = true;
         }
     }
@@ -123,6 +125,8 @@ struct Watcher {
     last: Option<Value>,
     /// `last` is still to be read at `cursor` (a resumed stream).
     needs_baseline: bool,
+    /// The position of the last event sent (0: none yet).
+    sent: u64,
     /// Documents to send, oldest first.
     pending: VecDeque<Resolution>,
     /// Stop after sending `pending`.
@@ -135,6 +139,11 @@ impl Watcher {
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
         loop {
             if let Some(resolution) = self.pending.pop_front() {
+                // Never an older position after a newer one, never one twice.
+                if resolution.position <= self.sent {
+                    continue;
+                }
+                self.sent = resolution.position;
                 match event(resolution) {
                     Some(event) => return Some((Ok(event), self)),
                     None => continue,
@@ -196,6 +205,11 @@ impl Watcher {
     /// did not exist then.
     async fn resolve_at(&self, position: u64) -> Result<Option<Resolution>, ApiError> {
         match resolve_context(&self.app, &self.ns, &self.context, Some(position)).await {
+            // The projections went back (a rebuild): the document at `position`
+            // cannot be read now; the client resumes later.
+            Ok(resolution) if resolution.position < position => Err(ApiError::Unavailable(
+                "the projections are behind the watched position".to_owned(),
+            )),
             Ok(resolution) => Ok(Some(resolution)),
             Err(ApiError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error),
