@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Authenticator, require_bearer};
+use crate::auth::{Authenticator, JwtSettings, require_bearer};
 use crate::problem::ApiError;
-use crate::routes::{feed, layers, namespaces, resolved, system, tenants, watch};
+use crate::routes::{feed, layers, namespaces, resolved, system, tenants, tokens, watch};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -99,6 +99,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/tenants/{tenant}",
             get(tenants::get_tenant).put(tenants::put_tenant),
         )
+        .route(
+            "/v1/tokens",
+            get(tokens::list_tokens).post(tokens::issue_token),
+        )
+        .route(
+            "/v1/tokens/{id}",
+            axum::routing::delete(tokens::revoke_token),
+        )
         .route("/v1/openapi.json", get(system::openapi))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(
@@ -107,13 +115,25 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
-            state.auth.clone(),
+            state.clone(),
+            crate::audit::audit_refusals,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             require_bearer,
         ));
+    let metrics =
+        if state.settings.metrics_public {
+            Router::new().route("/metrics", get(system::metrics))
+        } else {
+            Router::new().route("/metrics", get(system::metrics)).layer(
+                middleware::from_fn_with_state(state.clone(), require_bearer),
+            )
+        };
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
+        .merge(metrics)
         .merge(v1)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -177,6 +197,7 @@ impl Application {
             },
         )
         .await?;
+        crate::audit::ensure_audit_stream(&js, settings.stream_replicas).await?;
         ecs_projections::feed::ensure_bucket(&js, settings.stream_replicas).await?;
         let (feed, _) = FeedPublisher::new(js.clone(), settings.stream_name.clone());
 
@@ -204,18 +225,24 @@ impl Application {
                 ..Default::default()
             },
         );
+        let read_for_auth = read.clone();
         let state = AppState {
             bus: CommandBus::new(js, settings.stream_name.clone()),
             services: Services {
                 reader: Arc::new(read.clone()),
                 precedence,
             },
-            read,
+            read: read_for_auth,
             projections,
             nats,
             metrics: metrics_handle(),
             write_wait: Duration::from_millis(settings.write_wait_ms),
-            auth: Arc::new(Authenticator::new(&admin_token)),
+            auth: Arc::new(Authenticator::new(
+                &admin_token,
+                read.clone(),
+                jwt_settings(&settings)?,
+            )),
+            settings: Arc::new(settings.clone()),
         };
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -262,6 +289,27 @@ impl Application {
         shutdown.cancel();
         result
     }
+}
+
+/// JWT validation from the settings; the JWKS file is read once at start.
+fn jwt_settings(settings: &Settings) -> anyhow::Result<JwtSettings> {
+    let jwks = match &settings.jwt_jwks_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("ECS_JWT_JWKS_FILE {path}"))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("ECS_JWT_JWKS_FILE {path} is not a JWKS"))?,
+            )
+        }
+    };
+    Ok(JwtSettings {
+        hs256_secret: settings.jwt_hs256_secret.clone().filter(|s| !s.is_empty()),
+        jwks,
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+    })
 }
 
 /// A database URL without its password, for messages.

@@ -1,4 +1,11 @@
-//! Authentication at the edge: the caller becomes a typed [`Principal`].
+//! Authentication at the edge: every request's bearer credential becomes a
+//! typed [`Principal`] carrying its [`Role`], once; handlers then ask the role
+//! for a [`Decision`] on each action.
+//!
+//! Credentials: the bootstrap admin token (`ECS_ADMIN_TOKEN`), API keys that
+//! ECS issues (`ecs_<id>_<secret>`, only the secret's SHA-256 is stored), and
+//! JWTs from configured issuers (HS256 with a shared secret for development,
+//! RS256/ES256 with a JWKS in production) whose `ecs_role` claim holds the role.
 
 use std::sync::Arc;
 
@@ -6,71 +13,267 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ecs_domain::{Decision, Role};
+use ecs_projections::ReadModel;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::problem::ApiError;
 
-/// A role a principal holds. Only `Admin` exists so far.
+/// How the caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Admin,
+pub enum Via {
+    Bootstrap,
+    ApiKey,
+    Jwt,
 }
 
 /// The authenticated caller, established once per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// Recorded as the actor of every change.
+    /// Recorded as the actor of every change: `admin`, `token:<id>` or `jwt:<sub>`.
     pub name: String,
     pub role: Role,
+    pub via: Via,
+}
+
+impl Principal {
+    /// Requires an action the caller knows exists: anything but `Allow` is 403.
+    pub fn allow(&self, decision: Decision) -> Result<(), ApiError> {
+        self.check(decision, || ApiError::Forbidden(String::new()))
+            .map_err(|e| match e {
+                ApiError::Denied(_) => {
+                    ApiError::Forbidden(format!("the {} role may not do this", self.role.name()))
+                }
+                other => other,
+            })
+    }
+
+    /// Turns a decision into a result: 403 when forbidden, `hidden` (a 404)
+    /// when the caller may not know the resource exists.
+    pub fn check(
+        &self,
+        decision: Decision,
+        hidden: impl FnOnce() -> ApiError,
+    ) -> Result<(), ApiError> {
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Forbidden => Err(ApiError::Forbidden(format!(
+                "the {} role may not do this here",
+                self.role.name()
+            ))),
+            Decision::Hidden => Err(ApiError::Denied(Box::new(hidden()))),
+        }
+    }
+}
+
+/// Why a credential was refused (recorded in the audit log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("no bearer credential")]
+    Missing,
+    #[error("malformed credential")]
+    Malformed,
+    #[error("unknown credential")]
+    Unknown,
+    #[error("revoked credential")]
+    Revoked,
+    #[error("expired credential")]
+    Expired,
+    #[error("invalid JWT: {0}")]
+    InvalidJwt(String),
+    #[error("credential store unavailable")]
+    Unavailable,
+}
+
+/// JWT validation settings.
+#[derive(Debug, Clone, Default)]
+pub struct JwtSettings {
+    pub hs256_secret: Option<String>,
+    pub jwks: Option<JwkSet>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    ecs_role: Role,
+}
+
+/// The prefix of API keys that ECS issues.
+pub const API_KEY_PREFIX: &str = "ecs_";
+
+/// Hex SHA-256 of a secret.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// The credentials the server accepts.
 pub struct Authenticator {
     admin_token_hash: [u8; 32],
+    read: ReadModel,
+    jwt: JwtSettings,
 }
 
 impl Authenticator {
-    pub fn new(admin_token: &str) -> Self {
+    pub fn new(admin_token: &str, read: ReadModel, jwt: JwtSettings) -> Self {
         Authenticator {
             admin_token_hash: Sha256::digest(admin_token.as_bytes()).into(),
+            read,
+            jwt,
         }
     }
 
-    /// Compares digests in constant time, so timing reveals nothing.
-    pub fn authenticate(&self, token: &str) -> Option<Principal> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        bool::from(digest.ct_eq(&self.admin_token_hash)).then(|| Principal {
-            name: "admin".to_owned(),
-            role: Role::Admin,
+    pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthFailure> {
+        if let Some(key) = credential.strip_prefix(API_KEY_PREFIX) {
+            return self.api_key(key).await;
+        }
+        if credential.matches('.').count() == 2 {
+            return self.jwt(credential);
+        }
+        let digest: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
+        if bool::from(digest.ct_eq(&self.admin_token_hash)) {
+            return Ok(Principal {
+                name: "admin".to_owned(),
+                role: Role::Admin,
+                via: Via::Bootstrap,
+            });
+        }
+        Err(AuthFailure::Unknown)
+    }
+
+    async fn api_key(&self, key: &str) -> Result<Principal, AuthFailure> {
+        let (id, secret) = key.split_once('_').ok_or(AuthFailure::Malformed)?;
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(AuthFailure::Malformed);
+        }
+        let token = self
+            .read
+            .token(id)
+            .await
+            .map_err(|_| AuthFailure::Unavailable)?
+            .ok_or(AuthFailure::Unknown)?;
+        let presented = hash_secret(secret);
+        if !bool::from(presented.as_bytes().ct_eq(token.secret_hash.as_bytes())) {
+            return Err(AuthFailure::Unknown);
+        }
+        if token.revoked_at.is_some() {
+            return Err(AuthFailure::Revoked);
+        }
+        if token
+            .expires_at
+            .is_some_and(|e| e <= time::OffsetDateTime::now_utc().unix_timestamp())
+        {
+            return Err(AuthFailure::Expired);
+        }
+        Ok(Principal {
+            name: format!("token:{id}"),
+            role: token.role,
+            via: Via::ApiKey,
+        })
+    }
+
+    fn jwt(&self, credential: &str) -> Result<Principal, AuthFailure> {
+        let header = jsonwebtoken::decode_header(credential).map_err(|_| AuthFailure::Malformed)?;
+        let key = match header.alg {
+            Algorithm::HS256 => {
+                let secret =
+                    self.jwt.hs256_secret.as_ref().ok_or_else(|| {
+                        AuthFailure::InvalidJwt("HS256 is not accepted here".into())
+                    })?;
+                DecodingKey::from_secret(secret.as_bytes())
+            }
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let jwks = self
+                    .jwt
+                    .jwks
+                    .as_ref()
+                    .ok_or_else(|| AuthFailure::InvalidJwt("no JWKS is configured".into()))?;
+                let jwk = match &header.kid {
+                    Some(kid) => jwks.find(kid),
+                    None if jwks.keys.len() == 1 => jwks.keys.first(),
+                    None => None,
+                }
+                .ok_or_else(|| {
+                    AuthFailure::InvalidJwt("no key in the JWKS matches the token's kid".into())
+                })?;
+                DecodingKey::from_jwk(jwk).map_err(|e| AuthFailure::InvalidJwt(e.to_string()))?
+            }
+            other => {
+                return Err(AuthFailure::InvalidJwt(format!(
+                    "algorithm {other:?} is not accepted"
+                )));
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        if let Some(issuer) = &self.jwt.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        match &self.jwt.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let data = jsonwebtoken::decode::<Claims>(credential, &key, &validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthFailure::Expired,
+                _ => AuthFailure::InvalidJwt(e.to_string()),
+            }
+        })?;
+        Ok(Principal {
+            name: format!("jwt:{}", data.claims.sub),
+            role: data.claims.ecs_role,
+            via: Via::Jwt,
         })
     }
 }
 
-/// Middleware: requires `Authorization: Bearer <token>` and stores the
-/// principal in the request's extensions.
+/// Middleware: requires `Authorization: Bearer <credential>` and stores the
+/// principal in the request's extensions. Refusals are audited.
 pub async fn require_bearer(
-    State(auth): State<Arc<Authenticator>>,
+    State(state): State<crate::state::AppState>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let token = request
+    let credential = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
         });
-    match token.and_then(|t| auth.authenticate(t)) {
-        Some(principal) => {
+    let result = match credential {
+        None => Err(AuthFailure::Missing),
+        Some(credential) => state.auth.authenticate(&credential).await,
+    };
+    match result {
+        Ok(principal) => {
             tracing::Span::current().record("actor", principal.name.as_str());
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
-        None => {
+        Err(AuthFailure::Unavailable) => {
+            ApiError::Unavailable("the credential store is unavailable".into()).into_response()
+        }
+        Err(failure) => {
             metrics::counter!("ecs_auth_failures_total").increment(1);
+            tracing::info!(reason = %failure, "authentication refused");
+            let facts = crate::audit::RequestFacts::of(&request);
+            drop(request);
+            state
+                .record_refusal(facts, None, "authentication", &failure.to_string())
+                .await;
             ApiError::Unauthorized.into_response()
         }
     }
 }
+
+/// Shared handle type.
+pub type SharedAuthenticator = Arc<Authenticator>;

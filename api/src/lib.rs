@@ -1,6 +1,7 @@
 //! The ECS HTTP API v1 and the composition root of the `ecs` server.
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod extract;
 pub mod openapi;

@@ -6,6 +6,34 @@ use ecs_commands::CommandError;
 use ecs_domain::{DomainError, IdError};
 use serde_json::{Value, json};
 
+/// What an error answer was about, attached to the response for the audit log.
+#[derive(Debug, Clone)]
+pub struct ProblemInfo {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    /// The answer hides a resource the caller may not see (an authorization
+    /// denial answered as 404).
+    pub denied: bool,
+}
+
+impl ProblemInfo {
+    /// The kind of refusal to audit, if this answer is one: authorization
+    /// denials and validation failures (a plain 404 or a 5xx is not).
+    pub fn refusal_kind(&self) -> Option<&'static str> {
+        if self.denied || self.status == StatusCode::FORBIDDEN {
+            Some("authorization")
+        } else if self.status.is_client_error()
+            && self.status != StatusCode::NOT_FOUND
+            && self.status != StatusCode::UNAUTHORIZED
+        {
+            Some("validation")
+        } else {
+            None
+        }
+    }
+}
+
 /// An API error. Each variant's doc names the status it answers with; 5xx
 /// answers are opaque and logged once.
 #[derive(Debug)]
@@ -18,6 +46,8 @@ pub enum ApiError {
     },
     /// 401: no or bad credential.
     Unauthorized,
+    /// 403: the caller may not take this action.
+    Forbidden(String),
     /// 404: the resource does not exist.
     NotFound { code: &'static str, detail: String },
     /// 409: the change conflicts with concurrent changes.
@@ -38,6 +68,9 @@ pub enum ApiError {
     Unavailable(String),
     /// 500: a bug; the detail is logged, never sent.
     Internal(anyhow::Error),
+    /// An authorization denial answered as the inner error (a 404 for a
+    /// resource the caller may not know exists).
+    Denied(Box<ApiError>),
 }
 
 impl ApiError {
@@ -58,6 +91,7 @@ impl ApiError {
 
     fn parts(&self) -> (StatusCode, &'static str, &'static str, String, Value) {
         match self {
+            ApiError::Denied(inner) => inner.parts(),
             ApiError::BadRequest {
                 code,
                 field,
@@ -74,6 +108,13 @@ impl ApiError {
                 "unauthorized",
                 "Unauthorized",
                 "a valid bearer token is required".to_owned(),
+                json!({}),
+            ),
+            ApiError::Forbidden(detail) => (
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Forbidden",
+                detail.clone(),
                 json!({}),
             ),
             ApiError::NotFound { code, detail } => (
@@ -150,7 +191,14 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(detail) => tracing::warn!(%detail, "dependency unavailable"),
             _ => {}
         }
+        let denied = matches!(self, ApiError::Denied(_));
         let (status, code, title, detail, extra) = self.parts();
+        let info = ProblemInfo {
+            status,
+            code,
+            detail: detail.clone(),
+            denied,
+        };
         let mut body = json!({
             "type": format!("urn:ecs:problem:{code}"),
             "title": title,
@@ -162,6 +210,7 @@ impl IntoResponse for ApiError {
             body.extend(extra);
         }
         let mut response = (status, body.to_string()).into_response();
+        response.extensions_mut().insert(info);
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -205,6 +254,7 @@ impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         let detail = error.to_string();
         match error {
+            DomainError::TokenNotFound => ApiError::not_found("token-not-found", detail),
             DomainError::NamespaceNotFound(_) => ApiError::not_found("namespace-not-found", detail),
             DomainError::TenantNotFound(_) => ApiError::not_found("tenant-not-found", detail),
             DomainError::LayerNotFound { .. } => ApiError::not_found("layer-not-found", detail),

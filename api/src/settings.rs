@@ -32,6 +32,16 @@ pub struct Settings {
     pub write_wait_ms: u64,
     /// `ECS_DEDUPE_WINDOW_SECS`: how long JetStream remembers command ids.
     pub dedupe_window_secs: u64,
+    /// `ECS_JWT_HS256_SECRET`: accept HS256 JWTs signed with this secret (development).
+    pub jwt_hs256_secret: Option<String>,
+    /// `ECS_JWT_JWKS_FILE`: accept RS256/ES256 JWTs signed by a key of this JWKS file.
+    pub jwt_jwks_file: Option<String>,
+    /// `ECS_JWT_ISSUER`: the required `iss` of JWTs.
+    pub jwt_issuer: Option<String>,
+    /// `ECS_JWT_AUDIENCE`: the required `aud` of JWTs.
+    pub jwt_audience: Option<String>,
+    /// `ECS_METRICS_PUBLIC`: serve `/metrics` without a credential.
+    pub metrics_public: bool,
 }
 
 impl Default for Settings {
@@ -47,6 +57,11 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             write_wait_ms: 10_000,
             dedupe_window_secs: 24 * 60 * 60,
+            jwt_hs256_secret: None,
+            jwt_jwks_file: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            metrics_public: true,
         }
     }
 }
@@ -66,6 +81,11 @@ then environment variables:
   ECS_MAX_BODY_BYTES      largest request body (413 above)    [default: 1048576]
   ECS_WRITE_WAIT_MS       wait for projections before a write answers [default: 10000]
   ECS_DEDUPE_WINDOW_SECS  how long command ids are remembered [default: 86400]
+  ECS_JWT_HS256_SECRET    accept HS256 JWTs with this secret  (development only)
+  ECS_JWT_JWKS_FILE       accept RS256/ES256 JWTs from this JWKS file
+  ECS_JWT_ISSUER          required `iss` of JWTs
+  ECS_JWT_AUDIENCE        required `aud` of JWTs
+  ECS_METRICS_PUBLIC      serve /metrics without a token      [default: true]
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 

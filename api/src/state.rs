@@ -21,6 +21,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub write_wait: Duration,
     pub auth: Arc<crate::auth::Authenticator>,
+    pub settings: Arc<crate::settings::Settings>,
 }
 
 impl AppState {

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use cqrs_es::Aggregate;
-use ecs_domain::{Layer, LayerEvent, Namespace, NamespaceEvent, Tenant, TenantEvent};
+use ecs_domain::{
+    Layer, LayerEvent, Namespace, NamespaceEvent, Tenant, TenantEvent, Token, TokenEvent,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -35,6 +37,7 @@ pub enum AnyEvents {
     Namespace(Vec<NamespaceEvent>),
     Tenant(Vec<TenantEvent>),
     Layer(Vec<LayerEvent>),
+    Token(Vec<TokenEvent>),
     /// An aggregate type this version does not know; readers skip it.
     Unknown(String),
 }
@@ -65,6 +68,8 @@ impl EventMessage<Value> {
             AnyEvents::Tenant(typed(&self.events)?)
         } else if t == Layer::aggregate_type() {
             AnyEvents::Layer(typed(&self.events)?)
+        } else if t == Token::aggregate_type() {
+            AnyEvents::Token(typed(&self.events)?)
         } else {
             AnyEvents::Unknown(t.to_owned())
         })
@@ -112,7 +117,7 @@ impl AnyEvents {
                     config.put_layer(event.state());
                 }
             }
-            AnyEvents::Unknown(_) => {}
+            AnyEvents::Token(_) | AnyEvents::Unknown(_) => {}
         }
     }
 }

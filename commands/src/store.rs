@@ -9,7 +9,7 @@ use async_nats::jetstream::{
 };
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
-use ecs_domain::{Layer, Namespace, Tenant};
+use ecs_domain::{Layer, Namespace, Tenant, Token};
 use futures::StreamExt;
 use time::OffsetDateTime;
 
@@ -43,6 +43,13 @@ impl Addressed for Namespace {
 impl Addressed for Tenant {
     fn tenant_token(aggregate_id: &str) -> &str {
         aggregate_id
+    }
+}
+
+impl Addressed for Token {
+    /// Tokens are platform-level: who holds which role is not tenant data.
+    fn tenant_token(_: &str) -> &str {
+        "_"
     }
 }
 

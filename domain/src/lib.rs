@@ -3,6 +3,7 @@
 //! resolution are pure functions shared by the server, the SDK and the CLI, so
 //! every reader resolves exactly as the server does.
 
+pub mod audit;
 pub mod error;
 pub mod feed;
 pub mod ids;

@@ -2,7 +2,7 @@
 //! transaction.
 
 use ecs_commands::{AnyEvents, EventMessage};
-use ecs_domain::{LayerEvent, NamespaceEvent, TenantEvent};
+use ecs_domain::{LayerEvent, NamespaceEvent, TenantEvent, TokenEvent};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
@@ -19,6 +19,7 @@ pub const TABLES: &[&str] = &[
     "tenant_history",
     "layers",
     "layer_history",
+    "tokens",
 ];
 
 /// The last applied position, locked for update until the transaction ends.
@@ -207,6 +208,39 @@ pub async fn apply_message(
                 .bind(Json(change))
                 .execute(&mut **tx)
                 .await?;
+            }
+        }
+        AnyEvents::Token(events) => {
+            for event in events {
+                match event {
+                    TokenEvent::TokenIssued(token) => {
+                        sqlx::query(
+                            "INSERT INTO tokens (id, name, role, tenant, secret_hash, expires_at, issued_by, issued_at, position)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(&token.id)
+                        .bind(&token.name)
+                        .bind(Json(&token.role))
+                        .bind(token.role.tenant().map(|t| t.as_str()))
+                        .bind(&token.secret_hash)
+                        .bind(token.expires_at)
+                        .bind(&token.issued_by)
+                        .bind(message.at)
+                        .bind(pos)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    TokenEvent::TokenRevoked { id } => {
+                        sqlx::query(
+                            "UPDATE tokens SET revoked_at = $2, position = $3 WHERE id = $1",
+                        )
+                        .bind(id)
+                        .bind(message.at)
+                        .bind(pos)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
             }
         }
         AnyEvents::Unknown(kind) => {

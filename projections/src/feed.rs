@@ -97,7 +97,7 @@ pub fn feed_messages(
                 })
             })
             .collect(),
-        AnyEvents::Unknown(_) => vec![],
+        AnyEvents::Token(_) | AnyEvents::Unknown(_) => vec![],
     }
 }
 

@@ -422,3 +422,56 @@ impl ConfigReader for ReadModel {
         .map_err(unavailable)
     }
 }
+
+/// An issued token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub role: ecs_domain::Role,
+    #[serde(skip)]
+    pub secret_hash: String,
+    /// Unix seconds.
+    pub expires_at: Option<i64>,
+    pub issued_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub issued_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+fn token_row(row: &PgRow) -> sqlx::Result<TokenRow> {
+    Ok(TokenRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: decode(row.try_get::<Json<Value>, _>("role")?.0, "role")?,
+        secret_hash: row.try_get("secret_hash")?,
+        expires_at: row.try_get("expires_at")?,
+        issued_by: row.try_get("issued_by")?,
+        issued_at: row.try_get("issued_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl ReadModel {
+    pub async fn token(&self, id: &str) -> sqlx::Result<Option<TokenRow>> {
+        sqlx::query("SELECT * FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| token_row(&row))
+            .transpose()
+    }
+
+    /// Tokens, all or of one tenant, newest first.
+    pub async fn tokens(&self, tenant: Option<&TenantId>) -> sqlx::Result<Vec<TokenRow>> {
+        sqlx::query("SELECT * FROM tokens WHERE $1::text IS NULL OR tenant = $1 ORDER BY issued_at DESC, id")
+            .bind(tenant.map(|t| t.as_str()))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(token_row)
+            .collect()
+    }
+}

@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -15,6 +16,7 @@ use ecs_projections::ProjectionStatus;
 use futures::Stream;
 use tokio::sync::watch;
 
+use crate::auth::Principal;
 use crate::extract::Params;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -114,6 +116,7 @@ fn events(state: FeedState) -> impl Stream<Item = Result<Event, Infallible>> {
     ))]
 pub async fn feed(
     State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: Params,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -130,6 +133,14 @@ pub async fn feed(
         .split(',')
         .map(NamespaceName::parse)
         .collect::<Result<Vec<_>, _>>()?;
+    for ns in &namespaces {
+        principal.check(principal.role.read_feed(ns), || {
+            ApiError::not_found(
+                "namespace-not-found",
+                format!("namespace {ns} does not exist"),
+            )
+        })?;
+    }
     let after = last_event_id(&headers)?;
     let status = app.projections.subscribe();
     let mut state = FeedState {

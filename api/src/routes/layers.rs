@@ -1,9 +1,9 @@
 //! `/v1/namespaces/{ns}/layer`: the values of one namespace at one scope.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use ecs_domain::layer::layer_id;
 use ecs_domain::{Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Scope};
 use ecs_projections::queries::LayerRevision;
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::auth::Principal;
 use crate::extract::{AppJson, Params, PathId, SCOPE_PARAMS, WriteContext};
 use crate::problem::ApiError;
 use crate::routes::{PastParams, Problem, ScopeParams, WriteResult, position_of};
@@ -101,6 +102,13 @@ async fn require_namespace(app: &AppState, ns: &NamespaceName) -> Result<(), Api
     }
 }
 
+fn layer_not_found(ns: &NamespaceName, scope: &Scope) -> ApiError {
+    ApiError::not_found(
+        "layer-not-found",
+        format!("the layer at {scope} of namespace {ns} has no revisions then"),
+    )
+}
+
 async fn run(
     app: &AppState,
     ns: NamespaceName,
@@ -109,6 +117,10 @@ async fn run(
     action: LayerAction,
     message: String,
 ) -> Result<Response, ApiError> {
+    let decision = write.principal.role.write_layer(&ns, &scope);
+    write
+        .principal
+        .check(decision, || layer_not_found(&ns, &scope))?;
     let id = layer_id(&ns, &scope);
     let command = LayerCommand {
         namespace: ns,
@@ -130,10 +142,14 @@ async fn run(
 pub async fn get_layer(
     State(app): State<AppState>,
     PathId(ns): PathId<NamespaceName>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Response, ApiError> {
     params.allow(&[SCOPE_PARAMS.as_slice(), &["at", "position"]].concat())?;
     let scope = params.scope()?;
+    principal.check(principal.role.read_layer(&ns, &scope), || {
+        layer_not_found(&ns, &scope)
+    })?;
     let position = position_of(&app, params.point_in_time()?).await?;
     require_namespace(&app, &ns).await?;
     let layer = app
@@ -232,10 +248,14 @@ pub async fn delete_layer(
 pub async fn layer_history(
     State(app): State<AppState>,
     PathId(ns): PathId<NamespaceName>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Json<LayerHistory>, ApiError> {
     params.allow(&SCOPE_PARAMS)?;
     let scope = params.scope()?;
+    principal.check(principal.role.read_layer(&ns, &scope), || {
+        layer_not_found(&ns, &scope)
+    })?;
     require_namespace(&app, &ns).await?;
     let revisions = app
         .read

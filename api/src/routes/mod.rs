@@ -6,6 +6,7 @@ pub mod namespaces;
 pub mod resolved;
 pub mod system;
 pub mod tenants;
+pub mod tokens;
 pub mod watch;
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -1,14 +1,15 @@
 //! `/v1/namespaces`: namespaces and their JSON Schemas.
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use axum::{Extension, Json};
 use ecs_domain::{Namespace, NamespaceCommand, NamespaceName};
 use ecs_projections::queries::NamespaceRow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::auth::Principal;
 use crate::extract::{AppJson, Params, PathId, WriteContext};
 use crate::problem::ApiError;
 use crate::routes::{Problem, WriteResult};
@@ -80,6 +81,7 @@ pub async fn put_namespace(
     AppJson(body): AppJson<NamespacePut>,
 ) -> Result<Response, ApiError> {
     params.allow(&[])?;
+    write.principal.allow(write.principal.role.administer())?;
     if body.description.chars().count() > MAX_DESCRIPTION {
         return Err(ApiError::bad(
             "invalid-field",
@@ -104,6 +106,7 @@ pub async fn put_namespace(
     responses((status = 200, body = NamespaceList)))]
 pub async fn list_namespaces(
     State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Json<NamespaceList>, ApiError> {
     params.allow(&[])?;
@@ -112,6 +115,7 @@ pub async fn list_namespaces(
         .namespaces()
         .await?
         .into_iter()
+        .filter(|n| principal.role.sees_namespace(&n.state.name))
         .map(Into::into)
         .collect();
     Ok(Json(NamespaceList { namespaces }))
@@ -124,14 +128,17 @@ pub async fn list_namespaces(
 pub async fn get_namespace(
     State(app): State<AppState>,
     PathId(name): PathId<NamespaceName>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Json<NamespaceBody>, ApiError> {
     params.allow(&[])?;
-    let row = app.read.namespace(&name).await?.ok_or_else(|| {
+    let not_found = || {
         ApiError::not_found(
             "namespace-not-found",
             format!("namespace {name} does not exist"),
         )
-    })?;
+    };
+    principal.check(principal.role.read_namespace(&name), not_found)?;
+    let row = app.read.namespace(&name).await?.ok_or_else(not_found)?;
     Ok(Json(row.into()))
 }

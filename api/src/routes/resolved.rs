@@ -2,16 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use ecs_domain::{LayerState, NamespaceName, Scope, Source, resolve};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use crate::auth::Principal;
 use crate::extract::{Params, PathId, SCOPE_PARAMS};
 use crate::problem::ApiError;
 use crate::routes::{PastParams, Problem, ScopeParams, position_of};
@@ -109,6 +110,25 @@ pub async fn resolve_context(
     })
 }
 
+/// Whether the caller may read the resolved document of `ns` for `context`:
+/// a namespace it may not see answers as unknown, and so does another tenant.
+pub fn authorize(
+    principal: &Principal,
+    ns: &NamespaceName,
+    context: &ecs_domain::Scope,
+) -> Result<(), ApiError> {
+    principal.check(principal.role.read_resolved(ns, context), || {
+        if principal.role.sees_namespace(ns) {
+            ApiError::not_found("tenant-not-found", "no such tenant")
+        } else {
+            ApiError::not_found(
+                "namespace-not-found",
+                format!("namespace {ns} does not exist"),
+            )
+        }
+    })
+}
+
 /// Resolve a namespace for a context: schema defaults, then every applicable
 /// layer in precedence order.
 #[utoipa::path(get, path = "/v1/namespaces/{ns}/resolved", tag = "resolution",
@@ -122,11 +142,13 @@ pub async fn resolve_context(
 pub async fn get_resolved(
     State(app): State<AppState>,
     PathId(ns): PathId<NamespaceName>,
+    Extension(principal): Extension<Principal>,
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params.allow(&[SCOPE_PARAMS.as_slice(), &["explain", "at", "position"]].concat())?;
     let context = params.scope()?;
+    authorize(&principal, &ns, &context)?;
     let explain = params.flag("explain")?;
     let position = position_of(&app, params.point_in_time()?).await?;
     let resolved = resolve_context(&app, &ns, &context, position).await?;

@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use ecs_projections::ProjectionStatus;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 
+use crate::auth::Principal;
 use crate::extract::Params;
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -83,9 +84,11 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 #[utoipa::path(get, path = "/v1/admin/projections", tag = "admin", responses((status = 200, body = Object)))]
 pub async fn projections_status(
     State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Json<ProjectionStatus>, ApiError> {
     params.allow(&[])?;
+    principal.allow(principal.role.administer())?;
     Ok(Json(app.projections.status()))
 }
 
@@ -95,9 +98,11 @@ pub async fn projections_status(
     responses((status = 202, description = "rebuild started", body = Object)))]
 pub async fn rebuild_projections(
     State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Response, ApiError> {
     params.allow(&[])?;
+    principal.allow(principal.role.administer())?;
     let target = app
         .projections
         .rebuild()

@@ -1,13 +1,14 @@
 //! `/v1/tenants`: tenants and their editions.
 
-use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
+use axum::{Extension, Json};
 use ecs_domain::{EditionName, Tenant, TenantCommand, TenantId};
 use ecs_projections::queries::TenantRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::auth::Principal;
 use crate::extract::{AppJson, Params, PathId, WriteContext};
 use crate::problem::ApiError;
 use crate::routes::{Problem, WriteResult};
@@ -70,6 +71,7 @@ pub async fn put_tenant(
     AppJson(body): AppJson<TenantPut>,
 ) -> Result<Response, ApiError> {
     params.allow(&[])?;
+    write.principal.allow(write.principal.role.administer())?;
     let command = TenantCommand::DefineTenant {
         id: id.clone(),
         name: body.name,
@@ -86,16 +88,16 @@ pub async fn put_tenant(
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = TenantList)))]
 pub async fn list_tenants(
     State(app): State<AppState>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Json<TenantList>, ApiError> {
     params.allow(&[])?;
-    let tenants = app
-        .read
-        .tenants()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    // A role confined to one tenant reads only that tenant's row.
+    let rows = match principal.role.tenant() {
+        Some(own) => app.read.tenant(own).await?.into_iter().collect(),
+        None => app.read.tenants().await?,
+    };
+    let tenants = rows.into_iter().map(Into::into).collect();
     Ok(Json(TenantList { tenants }))
 }
 
@@ -106,11 +108,13 @@ pub async fn list_tenants(
 pub async fn get_tenant(
     State(app): State<AppState>,
     PathId(id): PathId<TenantId>,
+    Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Json<TenantBody>, ApiError> {
     params.allow(&[])?;
-    let row = app.read.tenant(&id).await?.ok_or_else(|| {
-        ApiError::not_found("tenant-not-found", format!("tenant {id} does not exist"))
-    })?;
+    let not_found =
+        || ApiError::not_found("tenant-not-found", format!("tenant {id} does not exist"));
+    principal.check(principal.role.read_tenant(&id), not_found)?;
+    let row = app.read.tenant(&id).await?.ok_or_else(not_found)?;
     Ok(Json(row.into()))
 }

@@ -5,7 +5,10 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
+
+use crate::auth::Principal;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -65,11 +68,13 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 pub async fn watch_resolved(
     State(app): State<AppState>,
     PathId(ns): PathId<NamespaceName>,
+    Extension(principal): Extension<Principal>,
     params: Params,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     params.allow(&SCOPE_PARAMS)?;
     let context = params.scope()?;
+    crate::routes::resolved::authorize(&principal, &ns, &context)?;
     let resume = last_event_id(&headers)?;
     // Subscribe before reading, so no change between the read and the
     // subscription goes unseen.

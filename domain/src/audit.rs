@@ -1,0 +1,56 @@
+//! The audit record: who did or tried what, when, where and with what outcome.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::scope::Scope;
+
+/// The audit stream's subjects: `ecs.audit.<tenant or _>.<outcome>`.
+pub const AUDIT_SUBJECTS: &str = "ecs.audit.>";
+
+/// Whether the attempt took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Accepted,
+    Refused,
+}
+
+/// One audit record (format version 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Unique per record; the de-duplication id in the audit stream.
+    pub id: String,
+    /// RFC 3339.
+    pub at: String,
+    pub outcome: Outcome,
+    /// What was attempted, such as `layer.replace` or `http:PUT /v1/namespaces/{ns}/layer`.
+    pub action: String,
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    /// For refusals: the kind (`authentication`, `authorization`,
+    /// `validation`) and why.
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub before: Option<Value>,
+    #[serde(default)]
+    pub after: Option<Value>,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// For accepted changes: the change's position in the events stream.
+    #[serde(default)]
+    pub position: Option<u64>,
+}
