@@ -195,6 +195,10 @@ pub struct WriteContext {
     /// Derived from `Idempotency-Key` with the method and target, so the same
     /// key on another request is another command.
     pub idempotency_id: Option<String>,
+    /// `x-request-id` (set by the server when the client sent none).
+    pub request_id: Option<String>,
+    /// `x-correlation-id`, as the client sent it.
+    pub correlation_id: Option<String>,
 }
 
 /// The longest `Idempotency-Key` accepted.
@@ -257,10 +261,19 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteContext {
                 Some(format!("idem-{}", hex::encode(hash.finalize())))
             }
         };
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(200).collect::<String>())
+        };
         Ok(WriteContext {
             principal,
             expected_revision,
             idempotency_id,
+            request_id: header("x-request-id"),
+            correlation_id: header("x-correlation-id"),
         })
     }
 }

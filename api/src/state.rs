@@ -62,6 +62,14 @@ impl AppState {
                 .clone()
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             actor: context.principal.name.clone(),
+            metadata: [
+                ("role", Some(context.principal.role.name().to_owned())),
+                ("request_id", context.request_id.clone()),
+                ("correlation_id", context.correlation_id.clone()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect(),
         };
         let result = self
             .bus

@@ -16,6 +16,9 @@ const MAX_ATTEMPTS: usize = 8;
 pub struct CommandMeta {
     pub command_id: String,
     pub actor: String,
+    /// Recorded with the command's message (for the audit log): the actor's
+    /// role, the request and correlation ids.
+    pub metadata: HashMap<String, String>,
 }
 
 /// The outcome of an accepted command.
@@ -107,10 +110,9 @@ impl CommandBus {
                         unchanged: true,
                     });
                 }
-                let metadata = HashMap::from([
-                    (meta::COMMAND_ID.to_owned(), meta.command_id.clone()),
-                    (meta::ACTOR.to_owned(), meta.actor.clone()),
-                ]);
+                let mut metadata = meta.metadata.clone();
+                metadata.insert(meta::COMMAND_ID.to_owned(), meta.command_id.clone());
+                metadata.insert(meta::ACTOR.to_owned(), meta.actor.clone());
                 match store.commit(events, context, metadata).await {
                     Ok(envelopes) => {
                         let last = envelopes

@@ -381,6 +381,7 @@ async fn restarting_the_server_loses_nothing_and_resumes_projections() {
         let meta = CommandMeta {
             command_id: format!("offline-{n}"),
             actor: "test".into(),
+            metadata: Default::default(),
         };
         last = bus
             .execute::<Layer>(&layer_id(&ns, &scope), command, &services, &meta)
