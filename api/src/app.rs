@@ -23,7 +23,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, JwtSettings, require_bearer};
 use crate::problem::ApiError;
-use crate::routes::{feed, layers, namespaces, resolved, system, tenants, tokens, watch};
+use crate::routes::{
+    change_requests, feed, layers, namespaces, resolved, system, tenants, tokens, watch,
+};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -106,6 +108,20 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/v1/tokens/{id}",
             axum::routing::delete(tokens::revoke_token),
+        )
+        .route("/v1/change-requests", get(change_requests::list))
+        .route("/v1/change-requests/{id}", get(change_requests::show))
+        .route(
+            "/v1/change-requests/{id}/approve",
+            post(change_requests::approve),
+        )
+        .route(
+            "/v1/change-requests/{id}/reject",
+            post(change_requests::reject),
+        )
+        .route(
+            "/v1/change-requests/{id}/withdraw",
+            post(change_requests::withdraw),
         )
         .route("/v1/openapi.json", get(system::openapi))
         .route("/v1/admin/projections", get(system::projections_status))

@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{feed, layers, namespaces, resolved, system, tenants, tokens, watch};
+use crate::routes::{
+    change_requests, feed, layers, namespaces, resolved, system, tenants, tokens, watch,
+};
 
 struct BearerAuth;
 
@@ -27,6 +29,8 @@ impl Modify for BearerAuth {
         resolved::get_resolved, watch::watch_resolved,
         feed::feed,
         tenants::put_tenant, tenants::list_tenants, tenants::get_tenant,
+        change_requests::list, change_requests::show, change_requests::approve,
+        change_requests::reject, change_requests::withdraw,
         tokens::issue_token, tokens::list_tokens, tokens::revoke_token,
         system::healthz, system::readyz, system::metrics, system::openapi,
         system::projections_status, system::rebuild_projections,

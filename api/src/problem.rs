@@ -254,6 +254,11 @@ impl From<DomainError> for ApiError {
     fn from(error: DomainError) -> Self {
         let detail = error.to_string();
         match error {
+            DomainError::ChangeRequestNotFound => {
+                ApiError::not_found("change-request-not-found", detail)
+            }
+            DomainError::ChangeRequestClosed(_) => ApiError::Conflict(detail),
+            DomainError::SelfApproval => ApiError::Forbidden(detail),
             DomainError::TokenNotFound => ApiError::not_found("token-not-found", detail),
             DomainError::NamespaceNotFound(_) => ApiError::not_found("namespace-not-found", detail),
             DomainError::TenantNotFound(_) => ApiError::not_found("tenant-not-found", detail),

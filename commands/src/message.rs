@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use cqrs_es::Aggregate;
+use ecs_domain::change_request::{ChangeRequest, ChangeRequestEvent};
 use ecs_domain::{
     Layer, LayerEvent, Namespace, NamespaceEvent, Tenant, TenantEvent, Token, TokenEvent,
 };
@@ -38,6 +39,7 @@ pub enum AnyEvents {
     Tenant(Vec<TenantEvent>),
     Layer(Vec<LayerEvent>),
     Token(Vec<TokenEvent>),
+    ChangeRequest(Vec<ChangeRequestEvent>),
     /// An aggregate type this version does not know; readers skip it.
     Unknown(String),
 }
@@ -70,6 +72,8 @@ impl EventMessage<Value> {
             AnyEvents::Layer(typed(&self.events)?)
         } else if t == Token::aggregate_type() {
             AnyEvents::Token(typed(&self.events)?)
+        } else if t == ChangeRequest::aggregate_type() {
+            AnyEvents::ChangeRequest(typed(&self.events)?)
         } else {
             AnyEvents::Unknown(t.to_owned())
         })
@@ -86,12 +90,14 @@ impl AnyEvents {
                     revision,
                     description,
                     schema,
+                    approval,
                 } in events
                 {
                     config.put_namespace(ecs_domain::NamespaceState {
                         name: name.clone(),
                         description: description.clone(),
                         schema: schema.clone(),
+                        approval: approval.clone(),
                         revision: *revision,
                     });
                 }
@@ -117,7 +123,7 @@ impl AnyEvents {
                     config.put_layer(event.state());
                 }
             }
-            AnyEvents::Token(_) | AnyEvents::Unknown(_) => {}
+            AnyEvents::Token(_) | AnyEvents::ChangeRequest(_) | AnyEvents::Unknown(_) => {}
         }
     }
 }

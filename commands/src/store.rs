@@ -9,6 +9,7 @@ use async_nats::jetstream::{
 };
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
+use ecs_domain::change_request::ChangeRequest;
 use ecs_domain::{Layer, Namespace, Tenant, Token};
 use futures::StreamExt;
 use time::OffsetDateTime;
@@ -50,6 +51,13 @@ impl Addressed for Token {
     /// Tokens are platform-level: who holds which role is not tenant data.
     fn tenant_token(_: &str) -> &str {
         "_"
+    }
+}
+
+impl Addressed for ChangeRequest {
+    /// Change request ids are `<tenant or _>.<id>`.
+    fn tenant_token(aggregate_id: &str) -> &str {
+        aggregate_id.split('.').next().unwrap_or("_")
     }
 }
 

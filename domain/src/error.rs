@@ -29,6 +29,12 @@ pub struct LockViolation {
 /// A refused command. Each variant maps to one HTTP status at the edge.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DomainError {
+    #[error("the change request does not exist")]
+    ChangeRequestNotFound,
+    #[error("the change request is already {0}")]
+    ChangeRequestClosed(String),
+    #[error("the author of a change request may not approve it")]
+    SelfApproval,
     #[error("the token does not exist")]
     TokenNotFound,
     #[error("namespace {0} does not exist")]

@@ -4,6 +4,7 @@
 //! every reader resolves exactly as the server does.
 
 pub mod audit;
+pub mod change_request;
 pub mod error;
 pub mod feed;
 pub mod ids;

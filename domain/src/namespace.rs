@@ -5,6 +5,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::change_request::ApprovalPolicy;
 use crate::error::{DomainError, SchemaViolation};
 use crate::ids::NamespaceName;
 use crate::json::schema_defaults;
@@ -20,6 +21,9 @@ pub struct NamespaceState {
     pub description: String,
     #[serde(default)]
     pub schema: Option<Value>,
+    /// Where writes need approval (`None`: nowhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPolicy>,
     pub revision: u64,
 }
 
@@ -40,6 +44,7 @@ pub enum NamespaceCommand {
         name: NamespaceName,
         description: String,
         schema: Option<Value>,
+        approval: Option<ApprovalPolicy>,
         expected_revision: Option<u64>,
     },
 }
@@ -51,6 +56,8 @@ pub enum NamespaceEvent {
         revision: u64,
         description: String,
         schema: Option<Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        approval: Option<ApprovalPolicy>,
     },
 }
 
@@ -105,12 +112,14 @@ impl Aggregate for Namespace {
             name,
             description,
             schema,
+            approval,
             expected_revision,
         } = command;
         check_expected(expected_revision, self.revision())?;
         if let Some(state) = &self.state
             && state.description == description
             && state.schema == schema
+            && state.approval == approval
         {
             return Ok(vec![]);
         }
@@ -138,6 +147,7 @@ impl Aggregate for Namespace {
             revision: self.revision() + 1,
             description,
             schema,
+            approval,
         }])
     }
 
@@ -147,11 +157,13 @@ impl Aggregate for Namespace {
             revision,
             description,
             schema,
+            approval,
         } = event;
         self.state = Some(NamespaceState {
             name,
             description,
             schema,
+            approval,
             revision,
         });
     }

@@ -45,6 +45,7 @@ fn world(layers: Vec<LayerState>) -> Services {
         name: ns(),
         description: "Checkout".into(),
         schema: Some(schema()),
+        approval: None,
         revision: 1,
     });
     config.put_tenant(TenantState {
@@ -111,6 +112,7 @@ fn define_ns(schema: Option<Value>, expected_revision: Option<u64>) -> Namespace
         name: ns(),
         description: "Checkout".into(),
         schema,
+        approval: None,
         expected_revision,
     }
 }
@@ -121,6 +123,7 @@ fn ns_defined(revision: u64, schema: Option<Value>) -> NamespaceEvent {
         revision,
         description: "Checkout".into(),
         schema,
+        approval: None,
     }
 }
 

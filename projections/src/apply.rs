@@ -2,6 +2,7 @@
 //! transaction.
 
 use ecs_commands::{AnyEvents, EventMessage};
+use ecs_domain::change_request::ChangeRequestEvent;
 use ecs_domain::{LayerEvent, NamespaceEvent, TenantEvent, TokenEvent};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -20,6 +21,7 @@ pub const TABLES: &[&str] = &[
     "layers",
     "layer_history",
     "tokens",
+    "change_requests",
 ];
 
 /// The last applied position, locked for update until the transaction ends.
@@ -84,13 +86,14 @@ pub async fn apply_message(
                 revision,
                 description,
                 schema,
+                approval,
             } in events
             {
                 sqlx::query(
-                    "INSERT INTO namespaces (name, description, schema, revision, position, updated_at, updated_by)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    "INSERT INTO namespaces (name, description, schema, revision, position, updated_at, updated_by, approval)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (name) DO UPDATE SET description = $2, schema = $3, revision = $4,
-                        position = $5, updated_at = $6, updated_by = $7",
+                        position = $5, updated_at = $6, updated_by = $7, approval = $8",
                 )
                 .bind(name.as_str())
                 .bind(description)
@@ -99,11 +102,12 @@ pub async fn apply_message(
                 .bind(pos)
                 .bind(message.at)
                 .bind(&message.actor)
+                .bind(approval.as_ref().map(Json))
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query(
-                    "INSERT INTO namespace_history (name, revision, position, at, actor, description, schema)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    "INSERT INTO namespace_history (name, revision, position, at, actor, description, schema, approval)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                 )
                 .bind(name.as_str())
                 .bind(*revision as i64)
@@ -112,6 +116,7 @@ pub async fn apply_message(
                 .bind(&message.actor)
                 .bind(description)
                 .bind(schema.as_ref().map(Json))
+                .bind(approval.as_ref().map(Json))
                 .execute(&mut **tx)
                 .await?;
             }
@@ -243,9 +248,66 @@ pub async fn apply_message(
                 }
             }
         }
+        AnyEvents::ChangeRequest(events) => {
+            for event in events {
+                apply_change_request(tx, pos, message, event).await?;
+            }
+        }
         AnyEvents::Unknown(kind) => {
             tracing::warn!(position, aggregate_type = %kind, "skipping a message of an unknown aggregate type");
         }
     }
+    Ok(())
+}
+
+async fn apply_change_request(
+    tx: &mut Transaction<'_, Postgres>,
+    pos: i64,
+    message: &EventMessage<Value>,
+    event: &ChangeRequestEvent,
+) -> sqlx::Result<()> {
+    let (status, by, reason) = match event {
+        ChangeRequestEvent::ChangeRequestOpened(cr) => {
+            sqlx::query(
+                "INSERT INTO change_requests (id, namespace, scope_key, scope, tenant, change, message, base_revision,
+                    author, status, opened_at, position)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) ON CONFLICT DO NOTHING",
+            )
+            .bind(&cr.id)
+            .bind(cr.namespace.as_str())
+            .bind(cr.scope.key())
+            .bind(Json(&cr.scope))
+            .bind(cr.scope.tenant.as_ref().map(|t| t.as_str()))
+            .bind(Json(&cr.change))
+            .bind(&cr.message)
+            .bind(cr.base_revision as i64)
+            .bind(&cr.author)
+            .bind(message.at)
+            .bind(pos)
+            .execute(&mut **tx)
+            .await?;
+            return Ok(());
+        }
+        ChangeRequestEvent::ChangeRequestApproved { by } => ("approved", by, None),
+        ChangeRequestEvent::ChangeRequestFailed { by, reason } => ("failed", by, Some(reason)),
+        ChangeRequestEvent::ChangeRequestRejected { by, reason } => ("rejected", by, Some(reason)),
+        ChangeRequestEvent::ChangeRequestWithdrawn { by } => ("withdrawn", by, None),
+    };
+    let id = message
+        .aggregate_id
+        .split_once('.')
+        .map_or(message.aggregate_id.as_str(), |(_, id)| id);
+    sqlx::query(
+        "UPDATE change_requests SET status = $2, decided_by = $3, reason = $4, decided_at = $5, position = $6
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(by)
+    .bind(reason)
+    .bind(message.at)
+    .bind(pos)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

@@ -56,6 +56,7 @@ pub fn feed_messages(
                      revision,
                      description,
                      schema,
+                     ..
                  }| {
                     wrap(FeedItem::Namespace {
                         namespace: name.clone(),
@@ -97,7 +98,7 @@ pub fn feed_messages(
                 })
             })
             .collect(),
-        AnyEvents::Token(_) | AnyEvents::Unknown(_) => vec![],
+        AnyEvents::Token(_) | AnyEvents::ChangeRequest(_) | AnyEvents::Unknown(_) => vec![],
     }
 }
 

@@ -86,6 +86,10 @@ fn namespace_state(row: &PgRow) -> sqlx::Result<NamespaceState> {
         schema: row
             .try_get::<Option<Json<Value>>, _>("schema")?
             .map(|j| j.0),
+        approval: row
+            .try_get::<Option<Json<Value>>, _>("approval")?
+            .map(|j| decode(j.0, "approval"))
+            .transpose()?,
         revision: row.try_get::<i64, _>("revision")? as u64,
     })
 }
@@ -325,7 +329,7 @@ impl ReadModel {
         .await?;
         let at = position.map_or(applied, |p| (p as i64).min(applied));
         let Some(ns_row) = sqlx::query(
-            "SELECT name, description, schema, revision FROM namespace_history
+            "SELECT name, description, schema, approval, revision FROM namespace_history
              WHERE name = $1 AND position <= $2 ORDER BY revision DESC LIMIT 1",
         )
         .bind(namespace.as_str())

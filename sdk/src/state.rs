@@ -46,6 +46,7 @@ impl State {
                 name: namespace.clone(),
                 description: description.clone(),
                 schema: schema.clone(),
+                approval: None,
                 revision: *revision,
             }),
             _ => None,

@@ -121,6 +121,23 @@ async fn run(
     write
         .principal
         .check(decision, || layer_not_found(&ns, &scope))?;
+    if let Some(namespace) = app.read.namespace(&ns).await?
+        && namespace
+            .state
+            .approval
+            .as_ref()
+            .is_some_and(|p| p.covers(&scope))
+    {
+        return crate::routes::change_requests::open(
+            app,
+            &write,
+            ns,
+            scope,
+            action.into(),
+            message,
+        )
+        .await;
+    }
     let id = layer_id(&ns, &scope);
     let command = LayerCommand {
         namespace: ns,

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::{Extension, Json};
+use ecs_domain::change_request::ApprovalPolicy;
 use ecs_domain::{Namespace, NamespaceCommand, NamespaceName};
 use ecs_projections::queries::NamespaceRow;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,11 @@ pub struct NamespacePut {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    /// Require approval for writes: `{"scopes": [{"env": "prod"}]}` covers
+    /// layers within those scopes; `{"scopes": []}` every layer.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<ApprovalPolicy>,
 }
 
 /// A namespace as read.
@@ -37,6 +43,9 @@ pub struct NamespaceBody {
     pub description: String,
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<ApprovalPolicy>,
     pub revision: u64,
     pub position: u64,
     #[serde(with = "time::serde::rfc3339")]
@@ -50,6 +59,7 @@ impl From<NamespaceRow> for NamespaceBody {
             name: row.state.name.to_string(),
             description: row.state.description,
             schema: row.state.schema,
+            approval: row.state.approval,
             revision: row.state.revision,
             position: row.position,
             updated_at: row.updated_at,
@@ -93,6 +103,7 @@ pub async fn put_namespace(
         name: name.clone(),
         description: body.description,
         schema: body.schema.filter(|s| !s.is_null()),
+        approval: body.approval,
         expected_revision: write.expected_revision,
     };
     let committed = app
