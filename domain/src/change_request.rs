@@ -100,6 +100,8 @@ pub struct ChangeRequestState {
     pub reason: Option<String>,
 }
 
+// Commands and events are short-lived values; boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum ChangeRequestCommand {
     Open {
@@ -129,6 +131,7 @@ pub enum ChangeRequestCommand {
     },
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ChangeRequestEvent {
     ChangeRequestOpened(ChangeRequestState),
