@@ -10,8 +10,10 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use ecs_commands::keyring::Keyring;
 use ecs_commands::{CommandBus, StreamSettings, ensure_stream};
 use ecs_domain::{Precedence, Services};
+use ecs_projections::audit::AuditProjector;
 use ecs_projections::feed::FeedPublisher;
 use ecs_projections::{Projector, ProjectorSettings, ReadModel};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -123,6 +125,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/change-requests/{id}/withdraw",
             post(change_requests::withdraw),
         )
+        .route("/v1/audit", get(crate::routes::audit::list_audit))
+        .route("/v1/audit/export", get(crate::routes::audit::export_audit))
         .route("/v1/openapi.json", get(system::openapi))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(
@@ -181,6 +185,7 @@ pub struct Application {
     router: Router,
     projector: Projector,
     feed: FeedPublisher,
+    audit: AuditProjector,
     shutdown: CancellationToken,
     address: SocketAddr,
 }
@@ -215,7 +220,14 @@ impl Application {
         .await?;
         crate::audit::ensure_audit_stream(&js, settings.stream_replicas).await?;
         ecs_projections::feed::ensure_bucket(&js, settings.stream_replicas).await?;
+        let keyring = Arc::new(
+            Keyring::connect(&js, settings.master_key.as_deref(), settings.stream_replicas).await?,
+        );
+        if settings.master_key.is_none() {
+            tracing::warn!("ECS_MASTER_KEY is not set: tenant data keys are stored unwrapped");
+        }
         let (feed, _) = FeedPublisher::new(js.clone(), settings.stream_name.clone());
+        let feed = feed.with_keyring(keyring.clone());
 
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -233,6 +245,11 @@ impl Application {
             .context("database migrations")?;
 
         let read = ReadModel::new(pool.clone());
+        let (audit, _) = AuditProjector::new(
+            pool.clone(),
+            js.clone(),
+            crate::audit::AUDIT_STREAM,
+        );
         let (projector, projections) = Projector::new(
             pool,
             js.clone(),
@@ -241,9 +258,11 @@ impl Application {
                 ..Default::default()
             },
         );
+        let projector = projector.with_keyring(keyring.clone());
         let read_for_auth = read.clone();
         let state = AppState {
-            bus: CommandBus::new(js, settings.stream_name.clone()),
+            bus: CommandBus::new(js, settings.stream_name.clone()).with_keyring(keyring.clone()),
+            keyring,
             services: Services {
                 reader: Arc::new(read.clone()),
                 precedence,
@@ -269,6 +288,7 @@ impl Application {
             router: router(state, settings.max_body_bytes),
             projector,
             feed,
+            audit,
             shutdown: CancellationToken::new(),
             address,
         })
@@ -296,11 +316,13 @@ impl Application {
             .into_future();
         let projector = self.projector.run(shutdown.clone());
         let feed = self.feed.run(shutdown.clone());
+        let audit = self.audit.run(shutdown.clone());
         tracing::info!(address = %self.address, "ECS listening");
         let result = tokio::select! {
             r = server => r.context("the HTTP server stopped"),
             r = projector => r.context("the projector stopped"),
             r = feed => r.context("the feed publisher stopped"),
+            r = audit => r.context("the audit projector stopped"),
         };
         shutdown.cancel();
         result

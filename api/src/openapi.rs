@@ -32,6 +32,7 @@ impl Modify for BearerAuth {
         change_requests::list, change_requests::show, change_requests::approve,
         change_requests::reject, change_requests::withdraw,
         tokens::issue_token, tokens::list_tokens, tokens::revoke_token,
+        crate::routes::audit::list_audit, crate::routes::audit::export_audit,
         system::healthz, system::readyz, system::metrics, system::openapi,
         system::projections_status, system::rebuild_projections,
     ),

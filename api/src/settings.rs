@@ -42,6 +42,9 @@ pub struct Settings {
     pub jwt_audience: Option<String>,
     /// `ECS_METRICS_PUBLIC`: serve `/metrics` without a credential.
     pub metrics_public: bool,
+    /// `ECS_MASTER_KEY`: 32 bytes as 64 hex characters; wraps the per-tenant
+    /// data keys that encrypt tenant data in the events stream.
+    pub master_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             jwt_issuer: None,
             jwt_audience: None,
             metrics_public: true,
+            master_key: None,
         }
     }
 }
@@ -86,6 +90,7 @@ then environment variables:
   ECS_JWT_ISSUER          required `iss` of JWTs
   ECS_JWT_AUDIENCE        required `aud` of JWTs
   ECS_METRICS_PUBLIC      serve /metrics without a token      [default: true]
+  ECS_MASTER_KEY          64 hex chars; wraps tenant data keys (set it in production)
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 

@@ -54,6 +54,7 @@ pub enum CommandError<E: std::error::Error> {
 pub struct CommandBus {
     js: async_nats::jetstream::Context,
     stream: String,
+    keyring: Option<std::sync::Arc<crate::keyring::Keyring>>,
 }
 
 impl CommandBus {
@@ -61,11 +62,18 @@ impl CommandBus {
         CommandBus {
             js,
             stream: stream.into(),
+            keyring: None,
         }
     }
 
+    /// Seals tenant data with per-tenant keys (see `keyring`).
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<crate::keyring::Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
     pub fn store<A: Addressed>(&self) -> JetStreamStore<A> {
-        JetStreamStore::new(self.js.clone(), self.stream.clone())
+        JetStreamStore::new(self.js.clone(), self.stream.clone(), self.keyring.clone())
     }
 
     /// Loads the aggregate, handles the command and appends its events as one

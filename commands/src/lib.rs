@@ -7,6 +7,7 @@
 //! `ecs.events.<tenant or _>.<aggregate type>.<aggregate id>`.
 
 pub mod bus;
+pub mod keyring;
 pub mod message;
 pub mod store;
 pub mod stream;

@@ -127,3 +127,35 @@ impl AnyEvents {
         }
     }
 }
+
+/// Why a stored message could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The message is malformed: skip it.
+    #[error(transparent)]
+    Undecodable(#[from] DecodeError),
+    /// Its tenant data could not be opened.
+    #[error(transparent)]
+    Keyring(#[from] crate::keyring::KeyringError),
+}
+
+impl ReadError {
+    /// Whether retrying later may succeed (the key store is unreachable).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ReadError::Keyring(crate::keyring::KeyringError::Unavailable(_)))
+    }
+}
+
+/// Decodes a stored message, opens its tenant data (erased data becomes the
+/// erased marker) and types its events.
+pub async fn read_message(
+    payload: &[u8],
+    keyring: Option<&crate::keyring::Keyring>,
+) -> Result<(EventMessage<Value>, AnyEvents), ReadError> {
+    let mut message = EventMessage::decode(payload)?;
+    if let Some(keyring) = keyring {
+        message = message.opened(keyring).await?;
+    }
+    let events = message.typed_events()?;
+    Ok((message, events))
+}

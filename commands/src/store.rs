@@ -14,6 +14,9 @@ use ecs_domain::{Layer, Namespace, Tenant, Token};
 use futures::StreamExt;
 use time::OffsetDateTime;
 
+use std::sync::Arc;
+
+use crate::keyring::Keyring;
 use crate::message::{EventMessage, FORMAT_VERSION};
 
 /// Metadata keys the store reads on commit and writes on the envelopes it returns.
@@ -96,6 +99,8 @@ impl<A: Aggregate> AggregateContext<A> for JetStreamContext<A> {
 pub struct JetStreamStore<A> {
     js: jetstream::Context,
     stream: String,
+    /// Seals tenant data on append and opens it on load.
+    keyring: Option<Arc<Keyring>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -104,6 +109,7 @@ impl<A> Clone for JetStreamStore<A> {
         JetStreamStore {
             js: self.js.clone(),
             stream: self.stream.clone(),
+            keyring: self.keyring.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -118,12 +124,38 @@ fn undecodable<E: std::error::Error>(error: serde_json::Error) -> AggregateError
 }
 
 impl<A: Addressed> JetStreamStore<A> {
-    pub fn new(js: jetstream::Context, stream: impl Into<String>) -> Self {
+    pub fn new(js: jetstream::Context, stream: impl Into<String>, keyring: Option<Arc<Keyring>>) -> Self {
         JetStreamStore {
             js,
             stream: stream.into(),
+            keyring,
             _aggregate: PhantomData,
         }
+    }
+
+    /// Decodes a stored message, opening its tenant data.
+    async fn decode(&self, payload: &[u8]) -> Result<EventMessage<A::Event>, AggregateError<A::Error>> {
+        let mut message: EventMessage<serde_json::Value> = serde_json::from_slice(payload).map_err(undecodable)?;
+        if let Some(keyring) = &self.keyring {
+            message = message.opened(keyring).await.map_err(unavailable)?;
+        }
+        let events = message
+            .events
+            .iter()
+            .map(|e| serde_json::from_value(e.clone()))
+            .collect::<Result<Vec<A::Event>, _>>()
+            .map_err(undecodable)?;
+        Ok(EventMessage {
+            v: message.v,
+            command_id: message.command_id,
+            aggregate_type: message.aggregate_type,
+            aggregate_id: message.aggregate_id,
+            revision: message.revision,
+            at: message.at,
+            actor: message.actor,
+            events,
+            metadata: message.metadata,
+        })
     }
 
     async fn stream(&self) -> Result<jetstream::stream::Stream<()>, AggregateError<A::Error>> {
@@ -144,7 +176,7 @@ impl<A: Addressed> JetStreamStore<A> {
             .await
         {
             Ok(message) => {
-                let decoded = serde_json::from_slice(&message.payload).map_err(undecodable)?;
+                let decoded = self.decode(&message.payload).await?;
                 Ok(Some((message.sequence, decoded)))
             }
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
@@ -252,6 +284,28 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let actor = metadata.remove(meta::ACTOR).unwrap_or_default();
         let revision = context.revision + events.len() as u64;
+        let mut stored_events = Vec::with_capacity(events.len());
+        for event in &events {
+            let value = serde_json::to_value(event).map_err(undecodable)?;
+            stored_events.push(match &self.keyring {
+                Some(keyring) => keyring
+                    .seal_event(&A::aggregate_type(), value)
+                    .await
+                    .map_err(unavailable)?,
+                None => value,
+            });
+        }
+        let stored = EventMessage {
+            v: FORMAT_VERSION,
+            command_id: command_id.clone(),
+            aggregate_type: A::aggregate_type(),
+            aggregate_id: context.aggregate_id.clone(),
+            revision,
+            at: OffsetDateTime::now_utc(),
+            actor: actor.clone(),
+            events: stored_events,
+            metadata: metadata.clone(),
+        };
         let message = EventMessage {
             v: FORMAT_VERSION,
             command_id: command_id.clone(),
@@ -263,7 +317,7 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
             events,
             metadata,
         };
-        let payload = serde_json::to_vec(&message).map_err(undecodable)?;
+        let payload = serde_json::to_vec(&stored).map_err(undecodable)?;
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", command_id.as_str());
         headers.insert(

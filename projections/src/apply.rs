@@ -26,22 +26,36 @@ pub const TABLES: &[&str] = &[
 
 /// The last applied position, locked for update until the transaction ends.
 pub async fn lock_offset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<u64> {
+    lock_offset_of(tx, PROJECTION).await
+}
+
+pub async fn set_offset(tx: &mut Transaction<'_, Postgres>, position: u64) -> sqlx::Result<()> {
+    set_offset_of(tx, PROJECTION, position).await
+}
+
+/// The last position the projection `name` applied, locked for update until
+/// the transaction ends.
+pub async fn lock_offset_of(tx: &mut Transaction<'_, Postgres>, name: &str) -> sqlx::Result<u64> {
     sqlx::query("INSERT INTO projection_offsets (name, last_position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
-        .bind(PROJECTION)
+        .bind(name)
         .execute(&mut **tx)
         .await?;
     let last: i64 = sqlx::query_scalar(
         "SELECT last_position FROM projection_offsets WHERE name = $1 FOR UPDATE",
     )
-    .bind(PROJECTION)
+    .bind(name)
     .fetch_one(&mut **tx)
     .await?;
     Ok(last as u64)
 }
 
-pub async fn set_offset(tx: &mut Transaction<'_, Postgres>, position: u64) -> sqlx::Result<()> {
+pub async fn set_offset_of(
+    tx: &mut Transaction<'_, Postgres>,
+    name: &str,
+    position: u64,
+) -> sqlx::Result<()> {
     sqlx::query("UPDATE projection_offsets SET last_position = $2 WHERE name = $1")
-        .bind(PROJECTION)
+        .bind(name)
         .bind(position as i64)
         .execute(&mut **tx)
         .await?;
@@ -53,6 +67,8 @@ pub async fn reset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
     sqlx::query(&format!("TRUNCATE {}", TABLES.join(", ")))
         .execute(&mut **tx)
         .await?;
+    // The audit log keeps its refused entries (they come from another stream).
+    crate::audit::reset_accepted(tx).await?;
     lock_offset(tx).await?;
     set_offset(tx, 0).await
 }
@@ -78,6 +94,8 @@ pub async fn apply_message(
     .bind(&message.actor)
     .execute(&mut **tx)
     .await?;
+    // Before the tables change: the audit entry records the values before.
+    crate::audit::record_accepted(tx, position, message, events).await?;
 
     match events {
         AnyEvents::Namespace(events) => {

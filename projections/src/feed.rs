@@ -107,6 +107,7 @@ pub struct FeedPublisher {
     js: jetstream::Context,
     stream: String,
     published: watch::Sender<u64>,
+    keyring: Option<std::sync::Arc<ecs_commands::keyring::Keyring>>,
 }
 
 impl FeedPublisher {
@@ -120,9 +121,16 @@ impl FeedPublisher {
                 js,
                 stream: stream.into(),
                 published,
+                keyring: None,
             },
             receiver,
         )
+    }
+
+    /// Opens tenant data sealed in the stream before publishing it.
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<ecs_commands::keyring::Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
     }
 
     /// The position of the newest feed message: the feed resumes after it.
@@ -188,9 +196,9 @@ impl FeedPublisher {
                 .info()
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .stream_sequence;
-            let decoded = EventMessage::decode(&message.payload)
-                .and_then(|m| m.typed_events().map(|e| (m, e)));
+            let decoded = ecs_commands::message::read_message(&message.payload, self.keyring.as_deref()).await;
             match decoded {
+                Err(error) if error.is_transient() => return Err(error.into()),
                 Ok((event_message, events)) => {
                     let publish = async {
                         for feed in feed_messages(position, &event_message, &events) {

@@ -6,6 +6,7 @@
 //! answers reads, including reads of the past from the history tables.
 
 pub mod apply;
+pub mod audit;
 pub mod change_requests;
 pub mod feed;
 pub mod projector;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
-use ecs_commands::EventMessage;
+use ecs_commands::message::read_message;
 use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -92,6 +92,7 @@ pub struct Projector {
     settings: ProjectorSettings,
     status: watch::Sender<ProjectionStatus>,
     control: mpsc::Receiver<Control>,
+    keyring: Option<std::sync::Arc<ecs_commands::keyring::Keyring>>,
 }
 
 impl Projector {
@@ -109,12 +110,19 @@ impl Projector {
                 settings,
                 status,
                 control,
+                keyring: None,
             },
             ProjectionHandle {
                 status: status_rx,
                 control: control_tx,
             },
         )
+    }
+
+    /// Opens tenant data sealed in the stream (see `ecs_commands::keyring`).
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<ecs_commands::keyring::Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
     }
 
     /// Runs until `shutdown` is cancelled, resuming after NATS or PostgreSQL
@@ -260,23 +268,7 @@ impl Projector {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
         let span = tracing::info_span!("project", position);
-        let mut backoff = Backoff::default();
-        loop {
-            match self
-                .apply_once(position, payload)
-                .instrument(span.clone())
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(parent: &span, error = format!("{error:#}"), "cannot apply; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => anyhow::bail!("shutting down"),
-                        _ = tokio::time::sleep(backoff.next()) => {}
-                    }
-                }
-            }
-        }
+        retry_with_backoff(&span, shutdown, || self.apply_once(position, payload)).await
     }
 
     async fn apply_once(&self, position: u64, payload: &[u8]) -> anyhow::Result<()> {
@@ -285,8 +277,9 @@ impl Projector {
         if position <= last {
             return Ok(());
         }
-        match EventMessage::decode(payload).and_then(|m| m.typed_events().map(|e| (m, e))) {
+        match read_message(payload, self.keyring.as_deref()).await {
             Ok((message, events)) => apply_message(&mut tx, position, &message, &events).await?,
+            Err(error) if error.is_transient() => return Err(error.into()),
             Err(error) => {
                 metrics::counter!("ecs_projection_messages_skipped_total").increment(1);
                 tracing::error!(%error, position, "skipping an undecodable message");
@@ -324,12 +317,38 @@ enum Flow {
     Restart,
 }
 
+/// Runs `attempt` in `span` until it succeeds, waiting with a [`Backoff`]
+/// after each failure (PostgreSQL unavailable, say); fails only on shutdown.
+pub(crate) async fn retry_with_backoff<T, F, Fut>(
+    span: &tracing::Span,
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut backoff = Backoff::default();
+    loop {
+        match attempt().instrument(span.clone()).await {
+            Ok(value) => return Ok(value),
+            Err(error) => {
+                tracing::warn!(parent: span, error = format!("{error:#}"), "cannot apply; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => anyhow::bail!("shutting down"),
+                    _ = tokio::time::sleep(backoff.next()) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Exponential backoff from 100 ms to 5 s.
 #[derive(Default)]
-struct Backoff(u32);
+pub(crate) struct Backoff(u32);
 
 impl Backoff {
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let delay =
             Duration::from_millis(100 * 2u64.pow(self.0.min(6))).min(Duration::from_secs(5));
         self.0 += 1;

@@ -1,0 +1,633 @@
+//! The audit log's projection: one `audit` row per audit record.
+//!
+//! Accepted changes come from the events stream: [`record_accepted`] runs
+//! inside `apply_message`, in the projection's transaction, so each change is
+//! recorded exactly once and a rebuild replays it identically (the values
+//! before a change are read from the tables before the message applies).
+//! Refused attempts come from the `ECS_AUDIT` stream: [`AuditProjector`]
+//! follows it from its own offset (`projection_offsets` row `audit`) and keeps
+//! them across rebuilds (docs/adr/0005-audit-log.md).
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use ecs_commands::{AnyEvents, EventMessage};
+use ecs_domain::audit::{AuditRecord, Outcome};
+use ecs_domain::change_request::ChangeRequestEvent;
+use ecs_domain::{LayerChange, LayerEvent, NamespaceEvent, Scope, TenantEvent, TokenEvent};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use sqlx::{Postgres, QueryBuilder, Row, Transaction, postgres::PgRow};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::apply::{lock_offset_of, set_offset_of};
+use crate::projector::{Backoff, retry_with_backoff};
+
+/// The audit projector's name in `projection_offsets`.
+pub const AUDIT_PROJECTION: &str = "audit";
+
+/// One audit row about to be written.
+struct Entry<'a> {
+    key: String,
+    at: OffsetDateTime,
+    outcome: Outcome,
+    action: String,
+    actor: Option<&'a str>,
+    role: Option<&'a str>,
+    request_id: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+    tenant: Option<String>,
+    namespace: Option<String>,
+    scope: Option<Scope>,
+    reason: Option<String>,
+    before: Option<Value>,
+    after: Option<Value>,
+    message: Option<String>,
+    position: Option<u64>,
+}
+
+fn outcome_name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Accepted => "accepted",
+        Outcome::Refused => "refused",
+    }
+}
+
+async fn insert(tx: &mut Transaction<'_, Postgres>, entry: Entry<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO audit (key, at, outcome, action, actor, role, request_id, correlation_id, tenant,
+            namespace, scope, reason, before, after, message, position)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&entry.key)
+    .bind(entry.at)
+    .bind(outcome_name(entry.outcome))
+    .bind(&entry.action)
+    .bind(entry.actor)
+    .bind(entry.role)
+    .bind(entry.request_id)
+    .bind(entry.correlation_id)
+    .bind(entry.tenant)
+    .bind(entry.namespace)
+    .bind(entry.scope.map(Json))
+    .bind(entry.reason)
+    .bind(entry.before.map(Json))
+    .bind(entry.after.map(Json))
+    .bind(entry.message)
+    .bind(entry.position.map(|p| p as i64))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the accepted entries (a rebuild replays them); refused ones stay.
+pub async fn reset_accepted(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM audit WHERE outcome = 'accepted'")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn layer_action(change: &LayerChange) -> &'static str {
+    match change {
+        LayerChange::Replaced => "layer.replaced",
+        LayerChange::Patched => "layer.patched",
+        LayerChange::Cleared => "layer.cleared",
+        LayerChange::RolledBack { .. } => "layer.rolled-back",
+    }
+}
+
+/// The audit key of the `index`th event of the message at `position`.
+fn accepted_key(position: u64, index: usize) -> String {
+    if index == 0 {
+        format!("accepted:{position}")
+    } else {
+        format!("accepted:{position}.{index}")
+    }
+}
+
+/// Records the accepted change at `position`: one entry per event. Runs in
+/// the projection's transaction *before* the message changes the tables, so
+/// it reads the values as they were before the change.
+pub async fn record_accepted(
+    tx: &mut Transaction<'_, Postgres>,
+    position: u64,
+    message: &EventMessage<Value>,
+    events: &AnyEvents,
+) -> sqlx::Result<()> {
+    let meta = |k: &str| message.metadata.get(k).map(String::as_str);
+    let base = |index: usize, action: String| Entry {
+        key: accepted_key(position, index),
+        at: message.at,
+        outcome: Outcome::Accepted,
+        action,
+        actor: Some(message.actor.as_str()),
+        role: meta("role"),
+        request_id: meta("request_id"),
+        correlation_id: meta("correlation_id"),
+        tenant: None,
+        namespace: None,
+        scope: None,
+        reason: None,
+        before: None,
+        after: None,
+        message: None,
+        position: Some(position),
+    };
+    // One message holds the events of one aggregate: each event's "before"
+    // is the previous event's "after".
+    let mut previous: Option<Value> = None;
+    match events {
+        AnyEvents::Namespace(events) => {
+            for (i, NamespaceEvent::NamespaceDefined {
+                name,
+                description,
+                schema,
+                ..
+            }) in events.iter().enumerate()
+            {
+                let before = match previous.take() {
+                    Some(v) => Some(v),
+                    None => sqlx::query(
+                        "SELECT description, schema FROM namespaces WHERE name = $1",
+                    )
+                    .bind(name.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|row| -> sqlx::Result<Value> {
+                        Ok(json!({
+                            "description": row.try_get::<String, _>("description")?,
+                            "schema": row.try_get::<Option<Json<Value>>, _>("schema")?.map(|j| j.0),
+                        }))
+                    })
+                    .transpose()?,
+                };
+                let after = json!({"description": description, "schema": schema});
+                previous = Some(after.clone());
+                insert(
+                    tx,
+                    Entry {
+                        namespace: Some(name.to_string()),
+                        before,
+                        after: Some(after),
+                        ..base(i, "namespace.defined".to_owned())
+                    },
+                )
+                .await?;
+            }
+        }
+        AnyEvents::Tenant(events) => {
+            for (i, TenantEvent::TenantDefined {
+                id, name, edition, ..
+            }) in events.iter().enumerate()
+            {
+                let before = match previous.take() {
+                    Some(v) => Some(v),
+                    None => sqlx::query("SELECT name, edition FROM tenants WHERE id = $1")
+                        .bind(id.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .map(|row| -> sqlx::Result<Value> {
+                            Ok(json!({
+                                "name": row.try_get::<Option<String>, _>("name")?,
+                                "edition": row.try_get::<String, _>("edition")?,
+                            }))
+                        })
+                        .transpose()?,
+                };
+                let after = json!({"name": name, "edition": edition});
+                previous = Some(after.clone());
+                insert(
+                    tx,
+                    Entry {
+                        tenant: Some(id.to_string()),
+                        before,
+                        after: Some(after),
+                        ..base(i, "tenant.defined".to_owned())
+                    },
+                )
+                .await?;
+            }
+        }
+        AnyEvents::Layer(events) => {
+            for (i, event) in events.iter().enumerate() {
+                let LayerEvent::LayerChanged {
+                    namespace,
+                    scope,
+                    values,
+                    message: text,
+                    change,
+                    ..
+                } = event;
+                let before = match previous.take() {
+                    Some(v) => Some(v),
+                    None => sqlx::query_scalar::<_, Json<Value>>(
+                        "SELECT values FROM layers WHERE namespace = $1 AND scope_key = $2",
+                    )
+                    .bind(namespace.as_str())
+                    .bind(scope.key())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                    .map(|j| j.0),
+                };
+                previous = Some(values.clone());
+                insert(
+                    tx,
+                    Entry {
+                        tenant: scope.tenant.as_ref().map(ToString::to_string),
+                        namespace: Some(namespace.to_string()),
+                        scope: Some(scope.clone()),
+                        before,
+                        after: Some(values.clone()),
+                        message: Some(text.clone()),
+                        ..base(i, layer_action(change).to_owned())
+                    },
+                )
+                .await?;
+            }
+        }
+        AnyEvents::Token(events) => {
+            // Never anything secret: the token's name and role only.
+            for (i, event) in events.iter().enumerate() {
+                let entry = match event {
+                    TokenEvent::TokenIssued(token) => Entry {
+                        tenant: token.role.tenant().map(ToString::to_string),
+                        after: Some(json!({"id": token.id, "name": token.name, "role": token.role})),
+                        ..base(i, "token.issued".to_owned())
+                    },
+                    TokenEvent::TokenRevoked { id } => {
+                        let row = sqlx::query("SELECT name, role, tenant FROM tokens WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                        let (tenant, before) = match row {
+                            Some(row) => (
+                                row.try_get::<Option<String>, _>("tenant")?,
+                                Some(json!({
+                                    "id": id,
+                                    "name": row.try_get::<String, _>("name")?,
+                                    "role": row.try_get::<Json<Value>, _>("role")?.0,
+                                })),
+                            ),
+                            None => (None, None),
+                        };
+                        let after = before.clone().map(|mut b| {
+                            b["revoked"] = Value::Bool(true);
+                            b
+                        });
+                        Entry {
+                            tenant,
+                            before,
+                            after,
+                            ..base(i, "token.revoked".to_owned())
+                        }
+                    }
+                };
+                insert(tx, entry).await?;
+            }
+        }
+        AnyEvents::ChangeRequest(events) => {
+            for (i, event) in events.iter().enumerate() {
+                let entry = match event {
+                    ChangeRequestEvent::ChangeRequestOpened(cr) => Entry {
+                        tenant: cr.scope.tenant.as_ref().map(ToString::to_string),
+                        namespace: Some(cr.namespace.to_string()),
+                        scope: Some(cr.scope.clone()),
+                        after: Some(json!({
+                            "id": cr.id,
+                            "status": "open",
+                            "change": cr.change,
+                            "base_revision": cr.base_revision,
+                        })),
+                        message: Some(cr.message.clone()),
+                        ..base(i, "change-request.opened".to_owned())
+                    },
+                    ChangeRequestEvent::ChangeRequestApproved { .. }
+                    | ChangeRequestEvent::ChangeRequestFailed { .. }
+                    | ChangeRequestEvent::ChangeRequestRejected { .. }
+                    | ChangeRequestEvent::ChangeRequestWithdrawn { .. } => {
+                        let (status, reason) = match event {
+                            ChangeRequestEvent::ChangeRequestApproved { .. } => ("approved", None),
+                            ChangeRequestEvent::ChangeRequestFailed { reason, .. } => {
+                                ("failed", Some(reason.clone()))
+                            }
+                            ChangeRequestEvent::ChangeRequestRejected { reason, .. } => {
+                                ("rejected", Some(reason.clone()))
+                            }
+                            _ => ("withdrawn", None),
+                        };
+                        let id = message
+                            .aggregate_id
+                            .split_once('.')
+                            .map_or(message.aggregate_id.as_str(), |(_, id)| id);
+                        let row = sqlx::query(
+                            "SELECT namespace, scope, tenant, status FROM change_requests WHERE id = $1",
+                        )
+                        .bind(id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        let mut entry = base(i, format!("change-request.{status}"));
+                        if let Some(row) = row {
+                            entry.namespace = row.try_get("namespace")?;
+                            entry.tenant = row.try_get("tenant")?;
+                            entry.scope = serde_json::from_value(
+                                row.try_get::<Json<Value>, _>("scope")?.0,
+                            )
+                            .ok();
+                            entry.before = Some(json!({
+                                "id": id,
+                                "status": row.try_get::<String, _>("status")?,
+                            }));
+                        }
+                        entry.after = Some(json!({"id": id, "status": status}));
+                        entry.message = reason;
+                        entry
+                    }
+                };
+                insert(tx, entry).await?;
+            }
+        }
+        AnyEvents::Unknown(_) => {}
+    }
+    Ok(())
+}
+
+/// Records one refused attempt read from the audit stream. `fallback_at` is
+/// the stream's timestamp, used when the record's own time is unreadable.
+async fn record_refused(
+    tx: &mut Transaction<'_, Postgres>,
+    record: &AuditRecord,
+    fallback_at: OffsetDateTime,
+) -> sqlx::Result<()> {
+    let at = OffsetDateTime::parse(&record.at, &Rfc3339).unwrap_or(fallback_at);
+    insert(
+        tx,
+        Entry {
+            key: format!("refused:{}", record.id),
+            at,
+            outcome: Outcome::Refused,
+            action: record.action.clone(),
+            actor: record.actor.as_deref(),
+            role: record.role.as_deref(),
+            request_id: record.request_id.as_deref(),
+            correlation_id: record.correlation_id.as_deref(),
+            tenant: record.tenant.clone(),
+            namespace: record.namespace.clone(),
+            scope: record.scope.clone(),
+            reason: record.reason.clone(),
+            before: record.before.clone(),
+            after: record.after.clone(),
+            message: record.message.clone(),
+            position: record.position,
+        },
+    )
+    .await
+}
+
+/// Follows the audit stream and projects its refused attempts into `audit`,
+/// each exactly once: the row and the new offset commit together.
+pub struct AuditProjector {
+    pool: sqlx::PgPool,
+    js: jetstream::Context,
+    stream: String,
+    applied: watch::Sender<u64>,
+}
+
+impl AuditProjector {
+    /// Returns the projector and a receiver of the last applied stream sequence.
+    pub fn new(
+        pool: sqlx::PgPool,
+        js: jetstream::Context,
+        stream: impl Into<String>,
+    ) -> (AuditProjector, watch::Receiver<u64>) {
+        let (applied, receiver) = watch::channel(0);
+        (
+            AuditProjector {
+                pool,
+                js,
+                stream: stream.into(),
+                applied,
+            },
+            receiver,
+        )
+    }
+
+    /// Runs until `shutdown`, resuming after NATS or PostgreSQL failures with
+    /// a backoff.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.follow(&shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "audit projector interrupted; resuming"
+                ),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff.next()) => {}
+            }
+        }
+    }
+
+    async fn offset(&self) -> anyhow::Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let offset = lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
+        tx.commit().await?;
+        Ok(offset)
+    }
+
+    async fn follow(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let mut offset = self.offset().await?;
+        self.applied.send_replace(offset);
+        let stream = self.js.get_stream(&self.stream).await?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                deliver_policy: if offset == 0 {
+                    DeliverPolicy::All
+                } else {
+                    DeliverPolicy::ByStartSequence {
+                        start_sequence: offset + 1,
+                    }
+                },
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = consumer.messages().await?;
+        tracing::info!(offset, "audit projector following the audit stream");
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                message = messages.next() => message,
+            };
+            let Some(message) = message else {
+                anyhow::bail!("the audit stream consumer ended");
+            };
+            let message = message?;
+            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let position = info.stream_sequence;
+            let published = info.published;
+            if position <= offset {
+                continue;
+            }
+            let span = tracing::info_span!("audit", position);
+            retry_with_backoff(&span, shutdown, || {
+                self.apply_once(position, &message.payload, published)
+            })
+            .await?;
+            offset = position;
+            self.applied.send_replace(position);
+        }
+    }
+
+    async fn apply_once(
+        &self,
+        position: u64,
+        payload: &[u8],
+        published: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let last = lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
+        if position <= last {
+            return Ok(());
+        }
+        match serde_json::from_slice::<AuditRecord>(payload) {
+            Ok(record) if record.outcome == Outcome::Refused => {
+                record_refused(&mut tx, &record, published).await?;
+            }
+            // Accepted changes are recorded from the events stream.
+            Ok(_) => tracing::debug!(position, "audit stream: skipping an accepted record"),
+            Err(error) => {
+                tracing::error!(%error, position, "audit stream: skipping an undecodable record")
+            }
+        }
+        set_offset_of(&mut tx, AUDIT_PROJECTION, position).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Which entries a query asks for. Every filter is an exact match, except the
+/// time range: `since` inclusive, `until` exclusive.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub tenant: Option<String>,
+    pub namespace: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+}
+
+/// Where a page ends: the entries come newest first, ordered by `(at, key)`
+/// descending; the next page starts strictly after this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCursor {
+    pub at: OffsetDateTime,
+    pub key: String,
+}
+
+/// One page of entries, and the cursor of the next page if there is one.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    pub entries: Vec<AuditRecord>,
+    pub next: Option<AuditCursor>,
+}
+
+fn audit_record(row: &PgRow) -> sqlx::Result<(AuditRecord, OffsetDateTime)> {
+    let at: OffsetDateTime = row.try_get("at")?;
+    let outcome = match row.try_get::<String, _>("outcome")?.as_str() {
+        "accepted" => Outcome::Accepted,
+        _ => Outcome::Refused,
+    };
+    let scope = row
+        .try_get::<Option<Json<Value>>, _>("scope")?
+        .map(|j| serde_json::from_value(j.0))
+        .transpose()
+        .map_err(|e| sqlx::Error::Decode(format!("audit scope: {e}").into()))?;
+    let record = AuditRecord {
+        id: row.try_get("key")?,
+        at: at
+            .format(&Rfc3339)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        outcome,
+        action: row.try_get("action")?,
+        actor: row.try_get("actor")?,
+        role: row.try_get("role")?,
+        request_id: row.try_get("request_id")?,
+        correlation_id: row.try_get("correlation_id")?,
+        tenant: row.try_get("tenant")?,
+        namespace: row.try_get("namespace")?,
+        scope,
+        reason: row.try_get("reason")?,
+        before: row
+            .try_get::<Option<Json<Value>>, _>("before")?
+            .map(|j| j.0),
+        after: row.try_get::<Option<Json<Value>>, _>("after")?.map(|j| j.0),
+        message: row.try_get("message")?,
+        position: row.try_get::<Option<i64>, _>("position")?.map(|p| p as u64),
+    };
+    Ok((record, at))
+}
+
+impl crate::ReadModel {
+    /// Up to `limit` entries matching `filter`, newest first, after `cursor`.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<&AuditCursor>,
+        limit: u32,
+    ) -> sqlx::Result<AuditPage> {
+        let mut query = QueryBuilder::<Postgres>::new("SELECT * FROM audit WHERE TRUE");
+        let mut eq = |column: &str, value: &Option<String>| {
+            if let Some(value) = value {
+                query.push(format!(" AND {column} = "));
+                query.push_bind(value.clone());
+            }
+        };
+        eq("tenant", &filter.tenant);
+        eq("namespace", &filter.namespace);
+        eq("actor", &filter.actor);
+        eq("action", &filter.action);
+        eq("outcome", &filter.outcome.map(|o| outcome_name(o).to_owned()));
+        if let Some(since) = filter.since {
+            query.push(" AND at >= ").push_bind(since);
+        }
+        if let Some(until) = filter.until {
+            query.push(" AND at < ").push_bind(until);
+        }
+        if let Some(cursor) = cursor {
+            query
+                .push(" AND (at, key) < (")
+                .push_bind(cursor.at)
+                .push(", ")
+                .push_bind(cursor.key.clone())
+                .push(")");
+        }
+        query
+            .push(" ORDER BY at DESC, key DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let rows = query.build().fetch_all(self.pool()).await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        let mut next = None;
+        for (i, row) in rows.iter().enumerate() {
+            if i as u64 >= u64::from(limit) {
+                break;
+            }
+            let (record, at) = audit_record(row)?;
+            if i as u64 + 1 == u64::from(limit) && rows.len() as u64 > u64::from(limit) {
+                next = Some(AuditCursor {
+                    at,
+                    key: record.id.clone(),
+                });
+            }
+            entries.push(record);
+        }
+        Ok(AuditPage { entries, next })
+    }
+}
