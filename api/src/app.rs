@@ -72,6 +72,10 @@ async fn not_found() -> Response {
     ApiError::not_found("no-such-route", "no such resource").into_response()
 }
 
+async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}
+
 /// The HTTP API: `/v1` behind bearer auth; health, readiness and metrics open.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let v1 = Router::new()
@@ -156,6 +160,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(metrics)
         .merge(v1)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(track_requests))
         .layer(
@@ -221,7 +226,12 @@ impl Application {
         crate::audit::ensure_audit_stream(&js, settings.stream_replicas).await?;
         ecs_projections::feed::ensure_bucket(&js, settings.stream_replicas).await?;
         let keyring = Arc::new(
-            Keyring::connect(&js, settings.master_key.as_deref(), settings.stream_replicas).await?,
+            Keyring::connect(
+                &js,
+                settings.master_key.as_deref(),
+                settings.stream_replicas,
+            )
+            .await?,
         );
         if settings.master_key.is_none() {
             tracing::warn!("ECS_MASTER_KEY is not set: tenant data keys are stored unwrapped");
@@ -245,11 +255,7 @@ impl Application {
             .context("database migrations")?;
 
         let read = ReadModel::new(pool.clone());
-        let (audit, _) = AuditProjector::new(
-            pool.clone(),
-            js.clone(),
-            crate::audit::AUDIT_STREAM,
-        );
+        let (audit, _) = AuditProjector::new(pool.clone(), js.clone(), crate::audit::AUDIT_STREAM);
         let (projector, projections) = Projector::new(
             pool,
             js.clone(),

@@ -42,6 +42,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
                 ApiError::bad("unreadable-body", "body", rejection.body_text())
             }
         })?;
+        // Every body is a JSON object; serde would also take a struct's
+        // positional (array) form.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(_) => ApiError::bad("invalid-field", "body", "the body must be a JSON object"),
+                Err(e) => ApiError::bad("malformed-json", "body", e.to_string()),
+            });
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
@@ -51,7 +59,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
             } else {
                 "malformed-json"
             };
-            let field = if path == "." { "body".to_owned() } else { path };
+            let field = if path == "." || path == "?" || inner.is_syntax() || inner.is_eof() {
+                "body".to_owned()
+            } else {
+                path.chars().take(200).collect()
+            };
             ApiError::bad(code, field, inner.to_string())
         })?;
         deserializer

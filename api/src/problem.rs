@@ -50,6 +50,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: the resource does not exist.
     NotFound { code: &'static str, detail: String },
+    /// 405: the resource does not take this method.
+    MethodNotAllowed,
     /// 409: the change conflicts with concurrent changes.
     Conflict(String),
     /// 412: `If-Match` names a revision that is no longer current.
@@ -122,6 +124,13 @@ impl ApiError {
                 code,
                 "Not found",
                 detail.clone(),
+                json!({}),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this resource does not take this method".to_owned(),
                 json!({}),
             ),
             ApiError::Conflict(detail) => (

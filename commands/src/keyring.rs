@@ -60,7 +60,11 @@ fn random<const N: usize>() -> [u8; N] {
 impl Keyring {
     /// Opens (creating when absent) the key bucket. `master_key` is 32 bytes
     /// as 64 hex characters; without it data keys are stored unwrapped.
-    pub async fn connect(js: &jetstream::Context, master_key: Option<&str>, replicas: usize) -> anyhow::Result<Keyring> {
+    pub async fn connect(
+        js: &jetstream::Context,
+        master_key: Option<&str>,
+        replicas: usize,
+    ) -> anyhow::Result<Keyring> {
         let master = match master_key.filter(|k| !k.is_empty()) {
             None => None,
             Some(hex) => {
@@ -92,11 +96,18 @@ impl Keyring {
     }
 
     fn cached(&self, tenant: &str) -> Option<Option<[u8; 32]>> {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(tenant).copied()
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tenant)
+            .copied()
     }
 
     fn remember(&self, tenant: &str, key: Option<[u8; 32]>) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(tenant.to_owned(), key);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant.to_owned(), key);
     }
 
     /// The tenant's data key; with `create`, made when the tenant has none.
@@ -160,7 +171,9 @@ impl Keyring {
                 }
                 master
                     .decrypt(Nonce::from_slice(&stored[..12]), &stored[12..])
-                    .map_err(|_| KeyringError::Corrupt("the master key does not open this tenant key".into()))?
+                    .map_err(|_| {
+                        KeyringError::Corrupt("the master key does not open this tenant key".into())
+                    })?
             }
         };
         plain
@@ -176,11 +189,14 @@ impl Keyring {
             .ok_or_else(|| KeyringError::Unavailable("no tenant key".into()))?;
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key));
         let nonce = random::<12>();
-        let plaintext = serde_json::to_vec(value).map_err(|e| KeyringError::Corrupt(e.to_string()))?;
+        let plaintext =
+            serde_json::to_vec(value).map_err(|e| KeyringError::Corrupt(e.to_string()))?;
         let ciphertext = cipher
             .encrypt(Nonce::from_slice(&nonce), plaintext.as_slice())
             .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
-        Ok(json!({"$sealed": {"v": 1, "tenant": tenant, "nonce": B64.encode(nonce), "ct": B64.encode(ciphertext)}}))
+        Ok(
+            json!({"$sealed": {"v": 1, "tenant": tenant, "nonce": B64.encode(nonce), "ct": B64.encode(ciphertext)}}),
+        )
     }
 
     /// Opens a value sealed by [`Keyring::seal`]; other values pass through.
@@ -198,8 +214,12 @@ impl Keyring {
         let Some(key) = self.key(tenant, false).await? else {
             return Ok(Opened::Erased);
         };
-        let nonce = B64.decode(field("nonce")?).map_err(|e| KeyringError::Corrupt(e.to_string()))?;
-        let ciphertext = B64.decode(field("ct")?).map_err(|e| KeyringError::Corrupt(e.to_string()))?;
+        let nonce = B64
+            .decode(field("nonce")?)
+            .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
+        let ciphertext = B64
+            .decode(field("ct")?)
+            .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
         if nonce.len() != 12 {
             return Err(KeyringError::Corrupt("bad nonce".into()));
         }
@@ -232,7 +252,10 @@ impl Keyring {
 
     /// Forgets cached keys (after another server may have destroyed some).
     pub fn forget(&self, tenant: &str) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(tenant);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(tenant);
     }
 }
 
@@ -248,7 +271,11 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 
 /// The tenant a scope JSON names, if any.
 fn scope_tenant(event: &Value) -> Option<String> {
-    event.get("scope")?.get("tenant")?.as_str().map(str::to_owned)
+    event
+        .get("scope")?
+        .get("tenant")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// The single variant body of an externally tagged event, mutably.
@@ -259,7 +286,11 @@ fn body_mut<'a>(event: &'a mut Value, variant: &str) -> Option<&'a mut Value> {
 impl Keyring {
     /// Seals the tenant data of one event (as JSON) of `aggregate_type`:
     /// the values of tenant-scoped layers and change requests, and tenant names.
-    pub async fn seal_event(&self, aggregate_type: &str, mut event: Value) -> Result<Value, KeyringError> {
+    pub async fn seal_event(
+        &self,
+        aggregate_type: &str,
+        mut event: Value,
+    ) -> Result<Value, KeyringError> {
         match aggregate_type {
             "layer" => {
                 if let Some(body) = body_mut(&mut event, "LayerChanged")
@@ -298,19 +329,26 @@ impl Keyring {
 
     /// Opens what [`Keyring::seal_event`] sealed; erased data becomes the
     /// erased marker (or no name).
-    pub async fn open_event(&self, aggregate_type: &str, mut event: Value) -> Result<Value, KeyringError> {
+    pub async fn open_event(
+        &self,
+        aggregate_type: &str,
+        mut event: Value,
+    ) -> Result<Value, KeyringError> {
         match aggregate_type {
             "layer" => {
-                if let Some(values) = body_mut(&mut event, "LayerChanged").and_then(|b| b.get_mut("values")) {
+                if let Some(values) =
+                    body_mut(&mut event, "LayerChanged").and_then(|b| b.get_mut("values"))
+                {
                     *values = self.open_or_erased(values).await?;
                 }
             }
             "tenant" => {
-                if let Some(name) = body_mut(&mut event, "TenantDefined").and_then(|b| b.get_mut("name"))
+                if let Some(name) =
+                    body_mut(&mut event, "TenantDefined").and_then(|b| b.get_mut("name"))
                     && let Some(sealed) = name.as_str().and_then(|n| n.strip_prefix("$sealed:"))
                 {
-                    let sealed: Value =
-                        serde_json::from_str(sealed).map_err(|e| KeyringError::Corrupt(e.to_string()))?;
+                    let sealed: Value = serde_json::from_str(sealed)
+                        .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
                     *name = match self.open(&sealed).await? {
                         Opened::Plain(value) => value,
                         Opened::Erased => Value::Null,
@@ -318,7 +356,9 @@ impl Keyring {
                 }
             }
             "change-request" => {
-                if let Some(change) = body_mut(&mut event, "ChangeRequestOpened").and_then(|b| b.get_mut("change")) {
+                if let Some(change) =
+                    body_mut(&mut event, "ChangeRequestOpened").and_then(|b| b.get_mut("change"))
+                {
                     for field in ["values", "patch"] {
                         if let Some(values) = change.get_mut(field) {
                             *values = self.open_or_erased(values).await?;

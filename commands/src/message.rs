@@ -142,7 +142,10 @@ pub enum ReadError {
 impl ReadError {
     /// Whether retrying later may succeed (the key store is unreachable).
     pub fn is_transient(&self) -> bool {
-        matches!(self, ReadError::Keyring(crate::keyring::KeyringError::Unavailable(_)))
+        matches!(
+            self,
+            ReadError::Keyring(crate::keyring::KeyringError::Unavailable(_))
+        )
     }
 }
 

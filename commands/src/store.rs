@@ -124,7 +124,11 @@ fn undecodable<E: std::error::Error>(error: serde_json::Error) -> AggregateError
 }
 
 impl<A: Addressed> JetStreamStore<A> {
-    pub fn new(js: jetstream::Context, stream: impl Into<String>, keyring: Option<Arc<Keyring>>) -> Self {
+    pub fn new(
+        js: jetstream::Context,
+        stream: impl Into<String>,
+        keyring: Option<Arc<Keyring>>,
+    ) -> Self {
         JetStreamStore {
             js,
             stream: stream.into(),
@@ -134,8 +138,12 @@ impl<A: Addressed> JetStreamStore<A> {
     }
 
     /// Decodes a stored message, opening its tenant data.
-    async fn decode(&self, payload: &[u8]) -> Result<EventMessage<A::Event>, AggregateError<A::Error>> {
-        let mut message: EventMessage<serde_json::Value> = serde_json::from_slice(payload).map_err(undecodable)?;
+    async fn decode(
+        &self,
+        payload: &[u8],
+    ) -> Result<EventMessage<A::Event>, AggregateError<A::Error>> {
+        let mut message: EventMessage<serde_json::Value> =
+            serde_json::from_slice(payload).map_err(undecodable)?;
         if let Some(keyring) = &self.keyring {
             message = message.opened(keyring).await.map_err(unavailable)?;
         }

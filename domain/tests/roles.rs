@@ -108,10 +108,22 @@ fn scopes() -> Vec<(&'static str, Scope)> {
         ("tenant=globex", scope(&[("tenant", "globex")])),
         ("env=prod", scope(&[("env", "prod")])),
         ("service=api", scope(&[("service", "api")])),
-        ("env=prod&service=api", scope(&[("env", "prod"), ("service", "api")])),
-        ("env=prod&service=web", scope(&[("env", "prod"), ("service", "web")])),
-        ("env=dev&service=api", scope(&[("env", "dev"), ("service", "api")])),
-        ("env=prod&tenant=acme", scope(&[("env", "prod"), ("tenant", "acme")])),
+        (
+            "env=prod&service=api",
+            scope(&[("env", "prod"), ("service", "api")]),
+        ),
+        (
+            "env=prod&service=web",
+            scope(&[("env", "prod"), ("service", "web")]),
+        ),
+        (
+            "env=dev&service=api",
+            scope(&[("env", "dev"), ("service", "api")]),
+        ),
+        (
+            "env=prod&tenant=acme",
+            scope(&[("env", "prod"), ("tenant", "acme")]),
+        ),
         (
             "env=prod&service=api&tenant=acme",
             scope(&[("env", "prod"), ("service", "api"), ("tenant", "acme")]),
@@ -139,7 +151,8 @@ struct Mismatches(Vec<String>);
 impl Mismatches {
     fn check<T: PartialEq + std::fmt::Debug>(&mut self, what: String, actual: T, expected: T) {
         if actual != expected {
-            self.0.push(format!("{what}: got {actual:?}, expected {expected:?}"));
+            self.0
+                .push(format!("{what}: got {actual:?}, expected {expected:?}"));
         }
     }
 
@@ -244,7 +257,11 @@ fn administer_is_for_admins_only() {
     let mut m = Mismatches::default();
     for r in ALL {
         let expected = if r == R::Admin { Allow } else { Forbidden };
-        m.check(format!("{r:?}.administer()"), r.role().administer(), expected);
+        m.check(
+            format!("{r:?}.administer()"),
+            r.role().administer(),
+            expected,
+        );
     }
     m.assert_none();
 }
@@ -258,7 +275,11 @@ fn read_audit_is_for_admins_and_auditors() {
         } else {
             Forbidden
         };
-        m.check(format!("{r:?}.read_audit()"), r.role().read_audit(), expected);
+        m.check(
+            format!("{r:?}.read_audit()"),
+            r.role().read_audit(),
+            expected,
+        );
     }
     m.assert_none();
 }
@@ -447,16 +468,28 @@ fn grantees() -> Vec<(&'static str, Role)> {
         ("tenant-admin acme", tenant_admin("acme")),
         ("tenant-admin globex", tenant_admin("globex")),
         ("editor {checkout}", editor(&["checkout"], None)),
-        ("editor {checkout} acme", editor(&["checkout"], Some("acme"))),
+        (
+            "editor {checkout} acme",
+            editor(&["checkout"], Some("acme")),
+        ),
         (
             "editor {checkout,billing} acme",
             editor(&["checkout", "billing"], Some("acme")),
         ),
-        ("editor {checkout} globex", editor(&["checkout"], Some("globex"))),
+        (
+            "editor {checkout} globex",
+            editor(&["checkout"], Some("globex")),
+        ),
         ("viewer {checkout}", viewer(&["checkout"], None)),
-        ("viewer {checkout} acme", viewer(&["checkout"], Some("acme"))),
+        (
+            "viewer {checkout} acme",
+            viewer(&["checkout"], Some("acme")),
+        ),
         ("viewer {billing} acme", viewer(&["billing"], Some("acme"))),
-        ("viewer {checkout} globex", viewer(&["checkout"], Some("globex"))),
+        (
+            "viewer {checkout} globex",
+            viewer(&["checkout"], Some("globex")),
+        ),
     ];
     all.sort_by_key(|(label, _)| *label);
     all
@@ -498,7 +531,11 @@ fn powers(role: &Role) -> Vec<(String, bool)> {
     ];
     let acme = tenant("acme");
     let globex = tenant("globex");
-    for (label, t) in [("none", None), ("acme", Some(&acme)), ("globex", Some(&globex))] {
+    for (label, t) in [
+        ("none", None),
+        ("acme", Some(&acme)),
+        ("globex", Some(&globex)),
+    ] {
         out.push((
             format!("manage_tokens({label})"),
             role.manage_tokens(t) == Allow,
@@ -509,8 +546,14 @@ fn powers(role: &Role) -> Vec<(String, bool)> {
     }
     for namespace in ["checkout", "billing"] {
         let n = ns(namespace);
-        out.push((format!("sees_namespace({namespace})"), role.sees_namespace(&n)));
-        out.push((format!("read_feed({namespace})"), role.read_feed(&n) == Allow));
+        out.push((
+            format!("sees_namespace({namespace})"),
+            role.sees_namespace(&n),
+        ));
+        out.push((
+            format!("read_feed({namespace})"),
+            role.read_feed(&n) == Allow,
+        ));
         for (label, s) in scopes() {
             out.push((
                 format!("read_layer({namespace}, {label})"),

@@ -142,12 +142,15 @@ pub async fn record_accepted(
     let mut previous: Option<Value> = None;
     match events {
         AnyEvents::Namespace(events) => {
-            for (i, NamespaceEvent::NamespaceDefined {
-                name,
-                description,
-                schema,
-                ..
-            }) in events.iter().enumerate()
+            for (
+                i,
+                NamespaceEvent::NamespaceDefined {
+                    name,
+                    description,
+                    schema,
+                    ..
+                },
+            ) in events.iter().enumerate()
             {
                 let before = match previous.take() {
                     Some(v) => Some(v),
@@ -180,9 +183,12 @@ pub async fn record_accepted(
             }
         }
         AnyEvents::Tenant(events) => {
-            for (i, TenantEvent::TenantDefined {
-                id, name, edition, ..
-            }) in events.iter().enumerate()
+            for (
+                i,
+                TenantEvent::TenantDefined {
+                    id, name, edition, ..
+                },
+            ) in events.iter().enumerate()
             {
                 let before = match previous.take() {
                     Some(v) => Some(v),
@@ -255,14 +261,17 @@ pub async fn record_accepted(
                 let entry = match event {
                     TokenEvent::TokenIssued(token) => Entry {
                         tenant: token.role.tenant().map(ToString::to_string),
-                        after: Some(json!({"id": token.id, "name": token.name, "role": token.role})),
+                        after: Some(
+                            json!({"id": token.id, "name": token.name, "role": token.role}),
+                        ),
                         ..base(i, "token.issued".to_owned())
                     },
                     TokenEvent::TokenRevoked { id } => {
-                        let row = sqlx::query("SELECT name, role, tenant FROM tokens WHERE id = $1")
-                            .bind(id)
-                            .fetch_optional(&mut **tx)
-                            .await?;
+                        let row =
+                            sqlx::query("SELECT name, role, tenant FROM tokens WHERE id = $1")
+                                .bind(id)
+                                .fetch_optional(&mut **tx)
+                                .await?;
                         let (tenant, before) = match row {
                             Some(row) => (
                                 row.try_get::<Option<String>, _>("tenant")?,
@@ -333,10 +342,9 @@ pub async fn record_accepted(
                         if let Some(row) = row {
                             entry.namespace = row.try_get("namespace")?;
                             entry.tenant = row.try_get("tenant")?;
-                            entry.scope = serde_json::from_value(
-                                row.try_get::<Json<Value>, _>("scope")?.0,
-                            )
-                            .ok();
+                            entry.scope =
+                                serde_json::from_value(row.try_get::<Json<Value>, _>("scope")?.0)
+                                    .ok();
                             entry.before = Some(json!({
                                 "id": id,
                                 "status": row.try_get::<String, _>("status")?,
@@ -594,7 +602,10 @@ impl crate::ReadModel {
         eq("namespace", &filter.namespace);
         eq("actor", &filter.actor);
         eq("action", &filter.action);
-        eq("outcome", &filter.outcome.map(|o| outcome_name(o).to_owned()));
+        eq(
+            "outcome",
+            &filter.outcome.map(|o| outcome_name(o).to_owned()),
+        );
         if let Some(since) = filter.since {
             query.push(" AND at >= ").push_bind(since);
         }

@@ -196,7 +196,9 @@ impl FeedPublisher {
                 .info()
                 .map_err(|e| anyhow::anyhow!("{e}"))?
                 .stream_sequence;
-            let decoded = ecs_commands::message::read_message(&message.payload, self.keyring.as_deref()).await;
+            let decoded =
+                ecs_commands::message::read_message(&message.payload, self.keyring.as_deref())
+                    .await;
             match decoded {
                 Err(error) if error.is_transient() => return Err(error.into()),
                 Ok((event_message, events)) => {

@@ -249,7 +249,7 @@ impl ReadModel {
         ))
         .bind(namespace.as_str())
         .bind(scope.key())
-        .bind(position.map_or(i64::MAX, |p| p as i64))
+        .bind(position.map_or(i64::MAX, |p| p.min(i64::MAX as u64) as i64))
         .fetch_optional(&self.pool)
         .await?
         .map(|row| layer_revision(&row))
@@ -327,7 +327,7 @@ impl ReadModel {
         .bind(PROJECTION)
         .fetch_one(&mut *tx)
         .await?;
-        let at = position.map_or(applied, |p| (p as i64).min(applied));
+        let at = position.map_or(applied, |p| (p.min(i64::MAX as u64) as i64).min(applied));
         let Some(ns_row) = sqlx::query(
             "SELECT name, description, schema, approval, revision FROM namespace_history
              WHERE name = $1 AND position <= $2 ORDER BY revision DESC LIMIT 1",

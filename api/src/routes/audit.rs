@@ -173,7 +173,11 @@ fn filter_of(params: &Params) -> Result<AuditFilter, ApiError> {
 
 /// Cursors are opaque to clients: hex of `<unix nanoseconds>:<key>`.
 fn encode_cursor(cursor: &AuditCursor) -> String {
-    hex::encode(format!("{}:{}", cursor.at.unix_timestamp_nanos(), cursor.key))
+    hex::encode(format!(
+        "{}:{}",
+        cursor.at.unix_timestamp_nanos(),
+        cursor.key
+    ))
 }
 
 fn decode_cursor(text: &str) -> Result<AuditCursor, ApiError> {

@@ -1,7 +1,7 @@
 //! The HTTP API v1, one module per resource.
 
-pub mod change_requests;
 pub mod audit;
+pub mod change_requests;
 pub mod feed;
 pub mod layers;
 pub mod namespaces;
