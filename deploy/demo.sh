@@ -2,7 +2,8 @@
 # deploy/demo.sh <base-url> <token> — loads the ECS demo data through the HTTP API v1:
 # namespace `checkout` (JSON Schema 2020-12 with defaults), tenants acme (enterprise)
 # and globex (standard), and layers at the global scope (locking /payment/provider),
-# env=prod, edition=enterprise, tenant=acme and env=prod&tenant=globex.
+# env=prod, edition=enterprise, tenant=acme and env=prod&tenant=globex, and a
+# tenant-admin API key for acme (saved in .ecs/run/acme-admin-token).
 # Fails loudly (non-zero exit, server's problem body printed) on any error.
 set -euo pipefail
 
@@ -111,5 +112,13 @@ api PUT '/v1/namespaces/checkout/layer?env=prod&tenant=globex' '{
   "values": {"currency": "GBP", "features": {"express": true}},
   "message": "Globex in production: pounds sterling, express checkout pilot"
 }'
+
+# A tenant admin for acme: it may edit only acme's layers and read acme's
+# resolved configuration. The secret is shown once; keep it next to the admin token.
+TENANT_TOKEN_FILE=${ECS_DEMO_TENANT_TOKEN_FILE:-.ecs/run/acme-admin-token}
+issued=$(api POST /v1/tokens '{"name": "acme tenant admin (demo)", "role": "tenant-admin", "tenant": "acme"}')
+mkdir -p "$(dirname "$TENANT_TOKEN_FILE")"
+(umask 077 && printf '%s' "$issued" | sed -E 's/.*"token":"([^"]+)".*/\1/' >"$TENANT_TOKEN_FILE")
+echo "tenant admin token for acme saved in $TENANT_TOKEN_FILE" >&2
 
 echo "demo data loaded into $BASE" >&2

@@ -65,6 +65,11 @@ if [ ! -s "$TOKEN_FILE" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TOKEN_FILE")
 fi
 TOKEN=$(cat "$TOKEN_FILE")
+MASTER_KEY_FILE=$RUN_DIR/master-key
+if [ ! -s "$MASTER_KEY_FILE" ]; then
+    ecs_log "generating the master key that wraps tenant data keys ($MASTER_KEY_FILE)"
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$MASTER_KEY_FILE")
+fi
 
 ecs_log "starting ecs serve on $LISTEN (log $RUN_DIR/ecs.log)"
 # setsid: Ctrl-C reaches only this script; the trap then stops everything in order.
@@ -72,6 +77,7 @@ ECS_LISTEN=$LISTEN \
     ECS_NATS_URL="nats://127.0.0.1:$NATS_PORT" \
     ECS_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/ecs" \
     ECS_ADMIN_TOKEN=$TOKEN \
+    ECS_MASTER_KEY="$(cat "$MASTER_KEY_FILE")" \
     setsid target/release/ecs serve </dev/null >>"$RUN_DIR/ecs.log" 2>&1 &
 ECS_PID=$!
 
@@ -104,6 +110,7 @@ cat <<INFO
 
   ECS is running at $BASE_URL   (NATS nats://127.0.0.1:$NATS_PORT, PostgreSQL 127.0.0.1:$PG_PORT)
   Admin token: $TOKEN   (kept in $TOKEN_FILE)
+  Tenant admin token for acme: $(cat "$RUN_DIR/acme-admin-token" 2>/dev/null || echo "(not issued)")   (kept in $RUN_DIR/acme-admin-token)
 
   Try:
     export ECS_TOKEN=$TOKEN

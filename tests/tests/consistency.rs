@@ -219,10 +219,14 @@ async fn rebuilt_projections_equal_the_incrementally_built_ones() {
     assert_eq!(incremental, rebuilt);
 }
 
-/// Every message of the events stream up to `last`, decoded.
+/// Every message of the events stream up to `last`, decoded, with tenant data
+/// opened with the tenants' keys (as any replay must).
 async fn read_stream(app: &TestApp) -> Vec<(u64, EventMessage<Value>)> {
     let client = async_nats::connect(app.nats.url()).await.unwrap();
     let js = jetstream::new(client);
+    let keyring = ecs_commands::keyring::Keyring::connect(&js, app.settings.master_key.as_deref(), 1)
+        .await
+        .unwrap();
     let mut stream = js.get_stream("ECS_EVENTS").await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence;
     let consumer = stream
@@ -237,7 +241,10 @@ async fn read_stream(app: &TestApp) -> Vec<(u64, EventMessage<Value>)> {
     while out.len() < last as usize {
         let message = messages.next().await.unwrap().unwrap();
         let seq = message.info().unwrap().stream_sequence;
-        out.push((seq, EventMessage::decode(&message.payload).unwrap()));
+        let (opened, _) = ecs_commands::message::read_message(&message.payload, Some(&keyring))
+            .await
+            .unwrap();
+        out.push((seq, opened));
     }
     out
 }
