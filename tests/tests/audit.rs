@@ -600,6 +600,12 @@ async fn filters_pages_export_and_who_may_read() {
             .all(|e| at_of(e) < times[12] && at_of(e) >= times[20])
     );
 
+    // Both routes are documented.
+    let doc = app.get("/v1/openapi.json").await;
+    for path in ["/v1/audit", "/v1/audit/export"] {
+        assert!(doc.body["paths"][path]["get"].is_object(), "{path}");
+    }
+
     // Who may read: the auditor yes, a viewer no (and that refusal is audited).
     let (_, auditor) = issue(&app, json!({"name": "aud", "role": "auditor"})).await;
     let r = app
