@@ -15,12 +15,12 @@ async fn rows(model: &ReadModel, query: &str, tenant: &TenantId) -> sqlx::Result
 
 impl ReadModel {
     /// Every projection row that concerns the tenant, by section.
-    pub async fn tenant_export(&self, tenant: &TenantId) -> sqlx::Result<serde_json::Map<String, Value>> {
+    pub async fn tenant_export(
+        &self,
+        tenant: &TenantId,
+    ) -> sqlx::Result<serde_json::Map<String, Value>> {
         let sections = [
-            (
-                "tenant",
-                "SELECT to_jsonb(t) FROM tenants t WHERE id = $1",
-            ),
+            ("tenant", "SELECT to_jsonb(t) FROM tenants t WHERE id = $1"),
             (
                 "tenant_history",
                 "SELECT to_jsonb(t) FROM tenant_history t WHERE id = $1 ORDER BY revision",
@@ -45,7 +45,10 @@ impl ReadModel {
         ];
         let mut out = serde_json::Map::new();
         for (name, query) in sections {
-            out.insert(name.to_owned(), Value::Array(rows(self, query, tenant).await?));
+            out.insert(
+                name.to_owned(),
+                Value::Array(rows(self, query, tenant).await?),
+            );
         }
         Ok(out)
     }

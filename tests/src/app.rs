@@ -45,7 +45,9 @@ pub fn settings_for(nats: &NatsServer, db: &TestDatabase) -> Settings {
         nats_url: nats.url(),
         database_url: db.url.clone(),
         admin_token: Some(ADMIN_TOKEN.to_owned()),
-        master_key: Some("6563732d746573742d6d61737465722d6b65792d3332627974657321212121".to_owned() + "21"),
+        master_key: Some(
+            "6563732d746573742d6d61737465722d6b65792d3332627974657321212121".to_owned() + "21",
+        ),
         max_body_bytes: 64 * 1024,
         ..Settings::default()
     }

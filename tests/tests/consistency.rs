@@ -224,9 +224,10 @@ async fn rebuilt_projections_equal_the_incrementally_built_ones() {
 async fn read_stream(app: &TestApp) -> Vec<(u64, EventMessage<Value>)> {
     let client = async_nats::connect(app.nats.url()).await.unwrap();
     let js = jetstream::new(client);
-    let keyring = ecs_commands::keyring::Keyring::connect(&js, app.settings.master_key.as_deref(), 1)
-        .await
-        .unwrap();
+    let keyring =
+        ecs_commands::keyring::Keyring::connect(&js, app.settings.master_key.as_deref(), 1)
+            .await
+            .unwrap();
     let mut stream = js.get_stream("ECS_EVENTS").await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence;
     let consumer = stream

@@ -61,7 +61,12 @@ async fn issue(app: &TestApp, bearer: &str, body: &Value) -> Answer {
 /// Issues an API key as the admin: `(id, token)`.
 async fn issue_key(app: &TestApp, body: &Value) -> (String, String) {
     let answer = issue(app, ADMIN_TOKEN, body).await;
-    assert_eq!(answer.status, StatusCode::CREATED, "{body}: {}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::CREATED,
+        "{body}: {}",
+        answer.body
+    );
     (
         answer.body["id"].as_str().unwrap().to_owned(),
         answer.body["token"].as_str().unwrap().to_owned(),
@@ -223,7 +228,9 @@ impl P {
                 "namespaces": ["checkout", "billing"]}),
             P::VwA => json!({"name": name(ACME_MARKER), "role": "viewer",
                 "namespaces": ["checkout"], "tenant": "acme"}),
-            P::Svc => json!({"name": name("service"), "role": "service", "env": "prod", "service": "api"}),
+            P::Svc => {
+                json!({"name": name("service"), "role": "service", "env": "prod", "service": "api"})
+            }
             P::Aud => json!({"name": name("auditor"), "role": "auditor"}),
         })
     }
@@ -272,7 +279,9 @@ impl Principals {
             };
             victims.push([
                 issue_key(app, &victim(Some("acme"), ACME_MARKER)).await.0,
-                issue_key(app, &victim(Some("globex"), GLOBEX_MARKER)).await.0,
+                issue_key(app, &victim(Some("globex"), GLOBEX_MARKER))
+                    .await
+                    .0,
                 issue_key(app, &victim(None, "untenanted")).await.0,
             ]);
         }
@@ -439,6 +448,10 @@ fn matrix() -> Vec<Row> {
             .bug(&[P::Ed, P::EdA, P::Vw, P::VwA, P::Svc, P::Aud], TOKEN_ORACLE),
         // Change requests (none are open: every list is empty, but answers).
         row(M::GET, "/v1/change-requests", None,                [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+        // The audit log: admins and auditors only.
+        row(M::GET, "/v1/audit", None,                          [200, 403, 403, 403, 403, 403, 403, 403, 200]),
+        row(M::GET, "/v1/audit?tenant=globex", None,            [200, 403, 403, 403, 403, 403, 403, 403, 200]),
+        row(M::GET, "/v1/audit/export", None,                   [200, 403, 403, 403, 403, 403, 403, 403, 200]),
         // Administration (the admin's rebuild runs last, after the matrix).
         row(M::GET, "/v1/admin/projections", None,              [200, 403, 403, 403, 403, 403, 403, 403, 403]),
         row(M::POST, "/v1/admin/projections/rebuild", None,     [0, 403, 403, 403, 403, 403, 403, 403, 403]),
@@ -478,10 +491,25 @@ async fn run_case(
         .unwrap_or_default()
         .to_owned();
     let streaming = status == 200 && content_type.starts_with("text/event-stream");
-    // A server-sent event stream never ends: only its status counts.
+    // A server-sent event stream never ends: a watch's first event (the
+    // current document) is scanned, then the stream is dropped.
     let text = if streaming {
+        let mut response = response;
+        let mut text = String::new();
+        if path.contains("/watch") {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while !text.contains("\n\n") {
+                match tokio::time::timeout_at(deadline, response.chunk()).await {
+                    Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => break,
+                }
+            }
+            if !text.contains("event: config") {
+                return vec![format!("{what}: no first config event: {text:?}")];
+            }
+        }
         drop(response);
-        String::new()
+        text
     } else {
         match tokio::time::timeout(Duration::from_secs(10), response.text()).await {
             Ok(Ok(text)) => text,
@@ -491,7 +519,9 @@ async fn run_case(
     let mut out = Vec::new();
     if status != expected {
         let excerpt: String = text.chars().take(300).collect();
-        out.push(format!("{what}: got {status}, expected {expected}: {excerpt}"));
+        out.push(format!(
+            "{what}: got {status}, expected {expected}: {excerpt}"
+        ));
     }
     let sse = path.contains("/watch") || path.starts_with("/v1/feed");
     if status == 200 && sse && !streaming {
@@ -513,7 +543,9 @@ async fn run_case(
     }
     for marker in p.forbidden_markers() {
         if text.contains(marker) {
-            out.push(format!("{what}: LEAK: the answer contains {marker}: {text}"));
+            out.push(format!(
+                "{what}: LEAK: the answer contains {marker}: {text}"
+            ));
         }
     }
     out
@@ -587,7 +619,11 @@ async fn check_lists(app: &TestApp, principals: &Principals) -> Vec<String> {
         }
     };
     for (p, tenants, namespaces) in [
-        (P::Admin, &["acme", "globex"][..], &["billing", "checkout"][..]),
+        (
+            P::Admin,
+            &["acme", "globex"][..],
+            &["billing", "checkout"][..],
+        ),
         (P::Ta, &["acme"], &["billing", "checkout"]),
         (P::Tg, &["globex"], &["billing", "checkout"]),
         (P::Ed, &["acme", "globex"], &["checkout"]),
@@ -661,7 +697,7 @@ async fn isolation_matrix_every_endpoint_for_every_role() {
     let mut mismatches = check_lists(&app, &principals).await;
     let (ran, found) = run_matrix(&app, &principals, false).await;
     mismatches.extend(found);
-    assert!(ran > 900, "only {ran} calls ran");
+    assert!(ran > 800, "only {ran} calls ran");
 
     // After a rebuild (every projection dropped and replayed), the same keys
     // work and the same rules hold; the matrix's reads run again.
@@ -822,21 +858,30 @@ impl<'a> Refusals<'a> {
     async fn finish(mut self) {
         if self.audit_endpoint {
             // The audit log lists refusals; poll briefly in case it is a projection.
-            let mut listed = false;
+            let mut listed = 0;
             for _ in 0..50 {
-                let answer = self.app.get("/v1/audit?outcome=refused").await;
-                if answer.status == StatusCode::OK
-                    && answer.body.to_string().contains("authentication")
-                {
-                    listed = true;
+                let answer = self.app.get("/v1/audit?outcome=refused&limit=1000").await;
+                listed = answer.body["entries"].as_array().map_or(0, |entries| {
+                    entries
+                        .iter()
+                        .filter(|e| {
+                            e["reason"]
+                                .as_str()
+                                .is_some_and(|r| r.starts_with("authentication"))
+                        })
+                        .count()
+                });
+                if listed as u64 >= self.count {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if !listed {
-                self.mismatches.push(
-                    "GET /v1/audit?outcome=refused lists no authentication refusal".to_owned(),
-                );
+            if (listed as u64) < self.count {
+                self.mismatches.push(format!(
+                    "GET /v1/audit?outcome=refused lists {listed} authentication refusals, \
+                     expected {}",
+                    self.count
+                ));
             }
         }
         assert!(self.count > 0);
@@ -887,8 +932,11 @@ async fn api_keys_malformed_unknown_expired_and_revoked_are_refused_and_audited(
             .await;
     }
     // The scheme is case-insensitive (RFC 9110).
-    r.accepted("bearer in lower case", raw(&app, Some("bearer test-admin-token")))
-        .await;
+    r.accepted(
+        "bearer in lower case",
+        raw(&app, Some("bearer test-admin-token")),
+    )
+    .await;
 
     // A key's id with another key's secret, and an unknown id.
     let (id, token) = issue_key(
@@ -936,7 +984,9 @@ async fn api_keys_malformed_unknown_expired_and_revoked_are_refused_and_audited(
     r.refused("a revoked key", bearer(&app, &token)).await;
     let answer = app.delete(&format!("/v1/tokens/{id}")).await;
     assert!(
-        answer.status.is_success() || answer.status == StatusCode::CONFLICT,
+        answer.status.is_success()
+            || answer.status == StatusCode::CONFLICT
+            || answer.code() == "token-not-found",
         "revoking twice: {} {}",
         answer.status,
         answer.body
@@ -993,8 +1043,7 @@ fn hs256(secret: &str, claims: &Value) -> String {
 
 /// Base64url without padding (RFC 7515), for hand-made tokens.
 fn b64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let b = [
@@ -1057,7 +1106,12 @@ async fn hs256_jwts_signed_with_the_secret_and_current_are_accepted() {
         &claims(json!({"role": "tenant-admin", "tenant": "acme"})),
     );
     let answer = call(&app, &tenant_admin, Method::GET, "/v1/tenants", None).await;
-    assert_eq!(ids(&answer.body, "tenants", "id"), ["acme"], "{}", answer.body);
+    assert_eq!(
+        ids(&answer.body, "tenants", "id"),
+        ["acme"],
+        "{}",
+        answer.body
+    );
     let answer = call(
         &app,
         &tenant_admin,
@@ -1078,7 +1132,11 @@ async fn hs256_jwts_signed_with_the_secret_and_current_are_accepted() {
     .await;
     assert_status(&answer, StatusCode::OK, "acme's JWT patches acme");
     let history = app.history("checkout", "tenant=acme").await;
-    let last = history.body["revisions"].as_array().unwrap().last().unwrap();
+    let last = history.body["revisions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap();
     assert_eq!(last["actor"], json!("jwt:alice"), "{last}");
 
     r.refused(
@@ -1088,8 +1146,11 @@ async fn hs256_jwts_signed_with_the_secret_and_current_are_accepted() {
     .await;
     let mut expired = viewer_claims();
     expired["exp"] = json!(now() - 300);
-    r.refused("an expired HS256 JWT", bearer(&app, &hs256("dev-secret", &expired)))
-        .await;
+    r.refused(
+        "an expired HS256 JWT",
+        bearer(&app, &hs256("dev-secret", &expired)),
+    )
+    .await;
     r.refused("alg none", bearer(&app, &unsigned(&viewer_claims())))
         .await;
     r.refused(
@@ -1105,11 +1166,20 @@ async fn hs256_jwts_signed_with_the_secret_and_current_are_accepted() {
     )
     .await;
     for (what, claims) in [
-        ("no sub", json!({"exp": now() + 600, "ecs_role": {"role": "auditor"}})),
-        ("no exp", json!({"sub": "alice", "ecs_role": {"role": "auditor"}})),
+        (
+            "no sub",
+            json!({"exp": now() + 600, "ecs_role": {"role": "auditor"}}),
+        ),
+        (
+            "no exp",
+            json!({"sub": "alice", "ecs_role": {"role": "auditor"}}),
+        ),
         ("no ecs_role", json!({"sub": "alice", "exp": now() + 600})),
         ("an unknown role", claims(json!({"role": "superuser"}))),
-        ("a tenant-admin without tenant", claims(json!({"role": "tenant-admin"}))),
+        (
+            "a tenant-admin without tenant",
+            claims(json!({"role": "tenant-admin"})),
+        ),
         (
             "a role with a bad tenant id",
             claims(json!({"role": "tenant-admin", "tenant": "a.b"})),
@@ -1175,7 +1245,12 @@ async fn rs256_and_es256_jwts_are_checked_against_the_jwks() {
         "RS256 with an unknown kid",
         bearer(
             &app,
-            &sign(Algorithm::RS256, Some("no-such-kid"), &rsa, &viewer_claims()),
+            &sign(
+                Algorithm::RS256,
+                Some("no-such-kid"),
+                &rsa,
+                &viewer_claims(),
+            ),
         ),
     )
     .await;
@@ -1230,7 +1305,10 @@ async fn rs256_and_es256_jwts_are_checked_against_the_jwks() {
     expired["exp"] = json!(now() - 300);
     r.refused(
         "an expired RS256 JWT",
-        bearer(&app, &sign(Algorithm::RS256, Some("test-rsa-1"), &rsa, &expired)),
+        bearer(
+            &app,
+            &sign(Algorithm::RS256, Some("test-rsa-1"), &rsa, &expired),
+        ),
     )
     .await;
     // HS256 is not accepted without a secret, whatever it was signed with
@@ -1290,7 +1368,10 @@ async fn jwt_issuer_and_audience_must_match_when_set() {
     .await;
     r.accepted(
         "the right iss, aud among several",
-        bearer(&app, &rs256(&with(json!(ISSUER), json!(["other", AUDIENCE])))),
+        bearer(
+            &app,
+            &rs256(&with(json!(ISSUER), json!(["other", AUDIENCE]))),
+        ),
     )
     .await;
     r.refused(
@@ -1407,7 +1488,11 @@ async fn tenant_admins_manage_their_tenants_tokens_only() {
         json!({"name": "x", "role": "viewer", "namespaces": ["checkout"], "tenant": "globex"}),
     ] {
         let answer = issue(&app, &acme_admin, &body).await;
-        assert_status(&answer, StatusCode::FORBIDDEN, &format!("acme's admin grants {body}"));
+        assert_status(
+            &answer,
+            StatusCode::FORBIDDEN,
+            &format!("acme's admin grants {body}"),
+        );
         assert_eq!(answer.code(), "forbidden");
     }
     // Neither a viewer nor an editor may issue, even within their tenant.
@@ -1417,10 +1502,18 @@ async fn tenant_admins_manage_their_tenants_tokens_only() {
             json!({"name": "x", "role": "viewer", "namespaces": ["checkout"]}),
         ] {
             let answer = issue(&app, token, &body).await;
-            assert_status(&answer, StatusCode::FORBIDDEN, &format!("a {who} grants {body}"));
+            assert_status(
+                &answer,
+                StatusCode::FORBIDDEN,
+                &format!("a {who} grants {body}"),
+            );
         }
         let answer = call(&app, token, Method::GET, "/v1/tokens", None).await;
-        assert_status(&answer, StatusCode::FORBIDDEN, &format!("a {who} lists tokens"));
+        assert_status(
+            &answer,
+            StatusCode::FORBIDDEN,
+            &format!("a {who} lists tokens"),
+        );
     }
 
     // It lists only acme's tokens, its own issues among them.
@@ -1530,19 +1623,55 @@ async fn token_requests_missing_or_misplaced_fields_are_400_naming_the_field() {
     for (body, field) in [
         (json!({"name": "x", "role": "tenant-admin"}), "tenant"),
         (json!({"name": "x", "role": "editor"}), "namespaces"),
-        (json!({"name": "x", "role": "editor", "namespaces": []}), "namespaces"),
-        (json!({"name": "x", "role": "viewer", "tenant": "acme"}), "namespaces"),
-        (json!({"name": "x", "role": "service", "service": "api"}), "env"),
-        (json!({"name": "x", "role": "service", "env": "prod"}), "service"),
-        (json!({"name": "x", "role": "admin", "tenant": "acme"}), "tenant"),
-        (json!({"name": "x", "role": "auditor", "namespaces": ["checkout"]}), "namespaces"),
-        (json!({"name": "x", "role": "tenant-admin", "tenant": "acme", "env": "prod"}), "env"),
-        (json!({"name": "x", "role": "viewer", "namespaces": ["checkout"], "service": "api"}), "service"),
-        (json!({"name": "x", "role": "service", "env": "prod", "service": "api", "tenant": "acme"}), "tenant"),
+        (
+            json!({"name": "x", "role": "editor", "namespaces": []}),
+            "namespaces",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "tenant": "acme"}),
+            "namespaces",
+        ),
+        (
+            json!({"name": "x", "role": "service", "service": "api"}),
+            "env",
+        ),
+        (
+            json!({"name": "x", "role": "service", "env": "prod"}),
+            "service",
+        ),
+        (
+            json!({"name": "x", "role": "admin", "tenant": "acme"}),
+            "tenant",
+        ),
+        (
+            json!({"name": "x", "role": "auditor", "namespaces": ["checkout"]}),
+            "namespaces",
+        ),
+        (
+            json!({"name": "x", "role": "tenant-admin", "tenant": "acme", "env": "prod"}),
+            "env",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "namespaces": ["checkout"], "service": "api"}),
+            "service",
+        ),
+        (
+            json!({"name": "x", "role": "service", "env": "prod", "service": "api", "tenant": "acme"}),
+            "tenant",
+        ),
         (json!({"name": "x", "role": "superuser"}), "role"),
-        (json!({"name": "x", "role": "tenant-admin", "tenant": "a.b"}), "tenant"),
-        (json!({"name": "x", "role": "viewer", "namespaces": ["check out"]}), "namespaces"),
-        (json!({"name": "x", "role": "auditor", "expires_at": "tomorrow"}), "expires_at"),
+        (
+            json!({"name": "x", "role": "tenant-admin", "tenant": "a.b"}),
+            "tenant",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "namespaces": ["check out"]}),
+            "namespaces",
+        ),
+        (
+            json!({"name": "x", "role": "auditor", "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
         (json!({"role": "auditor"}), "name"),
         (json!({"name": "x"}), "role"),
     ] {
