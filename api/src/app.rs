@@ -26,7 +26,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::{Authenticator, JwtSettings, require_bearer};
 use crate::problem::ApiError;
 use crate::routes::{
-    change_requests, feed, layers, namespaces, resolved, system, tenants, tokens, watch,
+    change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
 };
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -131,6 +131,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/v1/audit", get(crate::routes::audit::list_audit))
         .route("/v1/audit/export", get(crate::routes::audit::export_audit))
+        .route("/v1/tenants/{tenant}/export", get(gdpr::export))
+        .route("/v1/tenants/{tenant}/erase", post(gdpr::erase))
         .route("/v1/openapi.json", get(system::openapi))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(

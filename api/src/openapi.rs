@@ -4,7 +4,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    change_requests, feed, layers, namespaces, resolved, system, tenants, tokens, watch,
+    change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
 };
 
 struct BearerAuth;
@@ -31,6 +31,7 @@ impl Modify for BearerAuth {
         tenants::put_tenant, tenants::list_tenants, tenants::get_tenant,
         change_requests::list, change_requests::show, change_requests::approve,
         change_requests::reject, change_requests::withdraw,
+        gdpr::export, gdpr::erase,
         tokens::issue_token, tokens::list_tokens, tokens::revoke_token,
         crate::routes::audit::list_audit, crate::routes::audit::export_audit,
         system::healthz, system::readyz, system::metrics, system::openapi,

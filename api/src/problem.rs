@@ -52,6 +52,8 @@ pub enum ApiError {
     NotFound { code: &'static str, detail: String },
     /// 405: the resource does not take this method.
     MethodNotAllowed,
+    /// 410: the resource was erased for good.
+    Gone(String),
     /// 409: the change conflicts with concurrent changes.
     Conflict(String),
     /// 412: `If-Match` names a revision that is no longer current.
@@ -123,6 +125,13 @@ impl ApiError {
                 StatusCode::NOT_FOUND,
                 code,
                 "Not found",
+                detail.clone(),
+                json!({}),
+            ),
+            ApiError::Gone(detail) => (
+                StatusCode::GONE,
+                "tenant-erased",
+                "Gone",
                 detail.clone(),
                 json!({}),
             ),
@@ -270,6 +279,7 @@ impl From<DomainError> for ApiError {
             DomainError::SelfApproval => ApiError::Forbidden(detail),
             DomainError::TokenNotFound => ApiError::not_found("token-not-found", detail),
             DomainError::NamespaceNotFound(_) => ApiError::not_found("namespace-not-found", detail),
+            DomainError::TenantErased(_) => ApiError::Gone(detail),
             DomainError::TenantNotFound(_) => ApiError::not_found("tenant-not-found", detail),
             DomainError::LayerNotFound { .. } => ApiError::not_found("layer-not-found", detail),
             DomainError::RevisionNotFound { .. } => ApiError::Unprocessable {

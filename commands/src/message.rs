@@ -103,19 +103,31 @@ impl AnyEvents {
                 }
             }
             AnyEvents::Tenant(events) => {
-                for TenantEvent::TenantDefined {
-                    id,
-                    revision,
-                    name,
-                    edition,
-                } in events
-                {
-                    config.put_tenant(ecs_domain::TenantState {
-                        id: id.clone(),
-                        name: name.clone(),
-                        edition: edition.clone(),
-                        revision: *revision,
-                    });
+                for event in events {
+                    match event {
+                        TenantEvent::TenantDefined {
+                            id,
+                            revision,
+                            name,
+                            edition,
+                        } => config.put_tenant(ecs_domain::TenantState {
+                            id: id.clone(),
+                            name: name.clone(),
+                            edition: edition.clone(),
+                            revision: *revision,
+                            erased: false,
+                        }),
+                        TenantEvent::TenantErased { id, .. } => {
+                            // An erased tenant no longer resolves, and its
+                            // layers hold nothing readable.
+                            config.tenants.remove(id);
+                            for layer in config.layers.values_mut() {
+                                if layer.scope.tenant.as_ref() == Some(id) {
+                                    layer.values = crate::keyring::erased_marker();
+                                }
+                            }
+                        }
+                    }
                 }
             }
             AnyEvents::Layer(events) => {

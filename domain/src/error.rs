@@ -41,6 +41,8 @@ pub enum DomainError {
     NamespaceNotFound(String),
     #[error("tenant {0} does not exist")]
     TenantNotFound(String),
+    #[error("tenant {0} was erased")]
+    TenantErased(String),
     #[error("the layer at {scope} of namespace {namespace} has no revisions")]
     LayerNotFound { namespace: String, scope: Scope },
     #[error("revision {revision} does not exist (the layer is at revision {current})")]

@@ -248,6 +248,7 @@ impl Aggregate for Layer {
             }
         };
 
+        crate::secrets::check_secret_refs(&values)?;
         let others: Vec<_> = reader
             .layers(&namespace)
             .await?
@@ -269,7 +270,8 @@ impl Aggregate for Layer {
                 lock: &lock,
             });
             let resolved = resolve(&ns.defaults(), &refs, &scope, &services.precedence);
-            let violations: Vec<SchemaViolation> = compiled.violations(&resolved.values);
+            let violations: Vec<SchemaViolation> =
+                crate::secrets::schema_violations(&compiled, schema, &resolved.values);
             if !violations.is_empty() {
                 return Err(DomainError::SchemaViolations(violations));
             }

@@ -17,6 +17,7 @@ pub mod resolve;
 pub mod role;
 pub mod schema;
 pub mod scope;
+pub mod secrets;
 pub mod tenant;
 pub mod token;
 
@@ -29,5 +30,6 @@ pub use precedence::{Dimension, Precedence};
 pub use resolve::{Context, LayerRef, Resolved, Source, resolve};
 pub use role::{Decision, Role};
 pub use scope::Scope;
+pub use secrets::{SecretRef, mask_for};
 pub use tenant::{Tenant, TenantCommand, TenantEvent, TenantState};
 pub use token::{Token, TokenCommand, TokenEvent, TokenState};

@@ -131,12 +131,14 @@ impl Aggregate for Namespace {
             let mut violations = Vec::new();
             for layer in &layers {
                 let resolved = resolve(&defaults, &refs, &layer.scope, &services.precedence);
-                violations.extend(compiled.violations(&resolved.values).into_iter().map(|v| {
-                    SchemaViolation {
-                        layer: Some(layer.scope.clone()),
-                        ..v
-                    }
-                }));
+                violations.extend(
+                    crate::secrets::schema_violations(&compiled, schema, &resolved.values)
+                        .into_iter()
+                        .map(|v| SchemaViolation {
+                            layer: Some(layer.scope.clone()),
+                            ..v
+                        }),
+                );
             }
             if !violations.is_empty() {
                 return Err(DomainError::SchemaViolations(violations));

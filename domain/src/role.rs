@@ -212,6 +212,27 @@ impl Role {
         }
     }
 
+    /// Exporting everything held about a tenant.
+    pub fn export_tenant(&self, tenant: &TenantId) -> Decision {
+        match self {
+            Role::Admin | Role::Auditor => Decision::Allow,
+            Role::TenantAdmin { tenant: own } if own == tenant => Decision::Allow,
+            _ if !self.sees_tenant(tenant) => Decision::Hidden,
+            _ => Decision::Forbidden,
+        }
+    }
+
+    /// Whether the role may read values the namespace's schema marks
+    /// sensitive (`writeOnly` or `x-sensitive`) in layers, history and the
+    /// audit log; others read them masked. A service reads its resolved
+    /// configuration unmasked regardless: it needs it to run.
+    pub fn reads_sensitive(&self) -> bool {
+        matches!(
+            self,
+            Role::Admin | Role::TenantAdmin { .. } | Role::Editor { .. }
+        )
+    }
+
     /// Reading the audit log.
     pub fn read_audit(&self) -> Decision {
         Decision::from(

@@ -15,6 +15,9 @@ pub struct TenantState {
     pub name: Option<String>,
     pub edition: EditionName,
     pub revision: u64,
+    /// The tenant's data was erased; it can no longer be used.
+    #[serde(default)]
+    pub erased: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -26,6 +29,9 @@ pub enum TenantCommand {
         edition: EditionName,
         expected_revision: Option<u64>,
     },
+    /// Erases the tenant: its data keys are destroyed, so its values can no
+    /// longer be read anywhere, and the tenant can no longer be used.
+    EraseTenant,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,11 +42,22 @@ pub enum TenantEvent {
         name: Option<String>,
         edition: EditionName,
     },
+    /// The tenant's data was erased (who and when are the message's actor and
+    /// time). Like every event, it carries the complete state.
+    TenantErased {
+        id: TenantId,
+        revision: u64,
+        edition: EditionName,
+    },
 }
 
 impl DomainEvent for TenantEvent {
     fn event_type(&self) -> String {
-        "TenantDefined".to_owned()
+        match self {
+            TenantEvent::TenantDefined { .. } => "TenantDefined",
+            TenantEvent::TenantErased { .. } => "TenantErased",
+        }
+        .to_owned()
     }
 
     fn event_version(&self) -> String {
@@ -79,12 +96,28 @@ impl Aggregate for Tenant {
         command: Self::Command,
         _: &(),
     ) -> Result<Vec<TenantEvent>, DomainError> {
-        let TenantCommand::DefineTenant {
-            id,
-            name,
-            edition,
-            expected_revision,
-        } = command;
+        let (id, name, edition, expected_revision) = match command {
+            TenantCommand::EraseTenant => {
+                return match &self.state {
+                    None => Err(DomainError::TenantNotFound(String::new())),
+                    Some(state) if state.erased => Ok(vec![]),
+                    Some(state) => Ok(vec![TenantEvent::TenantErased {
+                        id: state.id.clone(),
+                        revision: state.revision + 1,
+                        edition: state.edition.clone(),
+                    }]),
+                };
+            }
+            TenantCommand::DefineTenant {
+                id,
+                name,
+                edition,
+                expected_revision,
+            } => (id, name, edition, expected_revision),
+        };
+        if self.state.as_ref().is_some_and(|s| s.erased) {
+            return Err(DomainError::TenantErased(id.to_string()));
+        }
         check_expected(expected_revision, self.revision())?;
         if name
             .as_ref()
@@ -110,17 +143,34 @@ impl Aggregate for Tenant {
     }
 
     fn apply(&mut self, event: TenantEvent) {
-        let TenantEvent::TenantDefined {
-            id,
-            revision,
-            name,
-            edition,
-        } = event;
-        self.state = Some(TenantState {
-            id,
-            name,
-            edition,
-            revision,
-        });
+        match event {
+            TenantEvent::TenantDefined {
+                id,
+                revision,
+                name,
+                edition,
+            } => {
+                self.state = Some(TenantState {
+                    id,
+                    name,
+                    edition,
+                    revision,
+                    erased: false,
+                });
+            }
+            TenantEvent::TenantErased {
+                id,
+                revision,
+                edition,
+            } => {
+                self.state = Some(TenantState {
+                    id,
+                    name: None,
+                    edition,
+                    revision,
+                    erased: true,
+                });
+            }
+        }
     }
 }

@@ -53,6 +53,7 @@ fn world(layers: Vec<LayerState>) -> Services {
         name: None,
         edition: EditionName::parse("pro").unwrap(),
         revision: 1,
+        erased: false,
     });
     for layer in layers {
         config.put_layer(layer);
@@ -595,4 +596,45 @@ async fn a_lock_does_not_bind_layers_that_never_apply_together() {
             &[],
             LayerChange::Replaced,
         )]);
+}
+
+fn tenant_erased() -> TenantEvent {
+    TenantEvent::TenantErased {
+        id: TenantId::parse("acme").unwrap(),
+        revision: 2,
+        edition: EditionName::parse("pro").unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_is_erased_once() {
+    TestFramework::<Tenant>::with(())
+        .given(vec![tenant_defined(1, "pro")])
+        .when_async(TenantCommand::EraseTenant)
+        .await
+        .then_expect_events(vec![tenant_erased()]);
+    TestFramework::<Tenant>::with(())
+        .given(vec![tenant_defined(1, "pro"), tenant_erased()])
+        .when_async(TenantCommand::EraseTenant)
+        .await
+        .then_expect_events(vec![]);
+}
+
+#[tokio::test]
+async fn an_erased_tenant_cannot_be_defined_again() {
+    TestFramework::<Tenant>::with(())
+        .given(vec![tenant_defined(1, "pro"), tenant_erased()])
+        .when_async(define_tenant("pro", None, None))
+        .await
+        .then_expect_error(DomainError::TenantErased("acme".into()));
+}
+
+#[tokio::test]
+async fn an_unknown_tenant_cannot_be_erased() {
+    let result = TestFramework::<Tenant>::with(())
+        .given_no_previous_events()
+        .when_async(TenantCommand::EraseTenant)
+        .await
+        .inspect_result();
+    assert!(matches!(result, Err(DomainError::TenantNotFound(_))));
 }

@@ -140,13 +140,19 @@ pub async fn apply_message(
             }
         }
         AnyEvents::Tenant(events) => {
-            for TenantEvent::TenantDefined {
-                id,
-                revision,
-                name,
-                edition,
-            } in events
-            {
+            for event in events {
+                let (id, revision, name, edition) = match event {
+                    TenantEvent::TenantDefined {
+                        id,
+                        revision,
+                        name,
+                        edition,
+                    } => (id, revision, name, edition),
+                    TenantEvent::TenantErased { id, .. } => {
+                        erase_tenant(tx, id.as_str(), message).await?;
+                        continue;
+                    }
+                };
                 sqlx::query(
                     "INSERT INTO tenants (id, name, edition, revision, position, updated_at, updated_by)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -327,5 +333,54 @@ async fn apply_change_request(
     .bind(pos)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Makes every value of an erased tenant unreadable in the projections,
+/// keeping the record that it was erased, when and by whom.
+async fn erase_tenant(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: &str,
+    message: &EventMessage<Value>,
+) -> sqlx::Result<()> {
+    let erased = Json(ecs_commands::keyring::erased_marker());
+    let statements: [(&str, bool); 6] = [
+        (
+            "UPDATE tenants SET name = NULL, erased_at = $2, erased_by = $3 WHERE id = $1",
+            true,
+        ),
+        ("UPDATE tenant_history SET name = NULL WHERE id = $1", false),
+        (
+            "UPDATE layers SET values = $2, message = '' WHERE tenant = $1",
+            false,
+        ),
+        (
+            "UPDATE layer_history SET values = $2, message = '' WHERE tenant = $1",
+            false,
+        ),
+        (
+            "UPDATE change_requests SET message = '', change = CASE
+                 WHEN change ? 'values' THEN jsonb_set(change, '{values}', $2)
+                 WHEN change ? 'patch' THEN jsonb_set(change, '{patch}', $2)
+                 ELSE change END
+             WHERE tenant = $1",
+            false,
+        ),
+        (
+            "UPDATE audit SET before = CASE WHEN before IS NULL THEN NULL ELSE $2 END,
+                 after = CASE WHEN after IS NULL THEN NULL ELSE $2 END, message = NULL
+             WHERE tenant = $1",
+            false,
+        ),
+    ];
+    for (sql, with_who) in statements {
+        let query = sqlx::query(sql).bind(tenant);
+        let query = if with_who {
+            query.bind(message.at).bind(&message.actor)
+        } else {
+            query.bind(&erased)
+        };
+        query.execute(&mut **tx).await?;
+    }
     Ok(())
 }

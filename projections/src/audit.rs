@@ -183,13 +183,23 @@ pub async fn record_accepted(
             }
         }
         AnyEvents::Tenant(events) => {
-            for (
-                i,
-                TenantEvent::TenantDefined {
-                    id, name, edition, ..
-                },
-            ) in events.iter().enumerate()
-            {
+            for (i, event) in events.iter().enumerate() {
+                let (id, name, edition) = match event {
+                    TenantEvent::TenantDefined {
+                        id, name, edition, ..
+                    } => (id, name, edition),
+                    TenantEvent::TenantErased { id, .. } => {
+                        insert(
+                            tx,
+                            Entry {
+                                tenant: Some(id.to_string()),
+                                ..base(i, "tenant.erased".to_owned())
+                            },
+                        )
+                        .await?;
+                        continue;
+                    }
+                };
                 let before = match previous.take() {
                     Some(v) => Some(v),
                     None => sqlx::query("SELECT name, edition FROM tenants WHERE id = $1")

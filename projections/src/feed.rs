@@ -69,21 +69,21 @@ pub fn feed_messages(
             .collect(),
         AnyEvents::Tenant(events) => events
             .iter()
-            .map(
-                |TenantEvent::TenantDefined {
-                     id,
-                     revision,
-                     name,
-                     edition,
-                 }| {
-                    wrap(FeedItem::Tenant {
-                        tenant: id.clone(),
-                        revision: *revision,
-                        edition: edition.clone(),
-                        name: name.clone(),
-                    })
-                },
-            )
+            .filter_map(|event| match event {
+                TenantEvent::TenantDefined {
+                    id,
+                    revision,
+                    name,
+                    edition,
+                } => Some(wrap(FeedItem::Tenant {
+                    tenant: id.clone(),
+                    revision: *revision,
+                    edition: edition.clone(),
+                    name: name.clone(),
+                })),
+                // Erasure removes the tenant's items from the feed instead.
+                TenantEvent::TenantErased { .. } => None,
+            })
             .collect(),
         AnyEvents::Layer(events) => events
             .iter()
@@ -146,6 +146,31 @@ impl FeedPublisher {
         Ok(message.position)
     }
 
+    /// Completes a tenant's erasure in NATS: destroys its data key (again,
+    /// should the server have stopped before doing so) and purges the tenant's
+    /// items from the feed.
+    async fn erase(&self, store: &kv::Store, tenant: &str) -> anyhow::Result<()> {
+        if let Some(keyring) = &self.keyring {
+            keyring.destroy(tenant).await?;
+        }
+        let tenant_key = format!("tenant.{tenant}");
+        let mut keys = store.keys().await?;
+        let mut doomed = Vec::new();
+        while let Some(key) = keys.next().await {
+            let key = key?;
+            let names_tenant = key == tenant_key
+                || (key.starts_with("layer.") && key.split('.').nth(2) == Some(tenant));
+            if names_tenant {
+                doomed.push(key);
+            }
+        }
+        for key in doomed {
+            store.purge(&key).await?;
+        }
+        tracing::info!(tenant, "tenant erased from the feed");
+        Ok(())
+    }
+
     /// Runs until `shutdown`, resuming after failures with a backoff.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut delay = Duration::from_millis(100);
@@ -202,6 +227,13 @@ impl FeedPublisher {
             match decoded {
                 Err(error) if error.is_transient() => return Err(error.into()),
                 Ok((event_message, events)) => {
+                    if let AnyEvents::Tenant(tenant_events) = &events {
+                        for event in tenant_events {
+                            if let TenantEvent::TenantErased { id, .. } = event {
+                                self.erase(&store, id.as_str()).await?;
+                            }
+                        }
+                    }
                     let publish = async {
                         for feed in feed_messages(position, &event_message, &events) {
                             let payload = serde_json::to_vec(&feed)?;

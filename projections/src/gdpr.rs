@@ -53,3 +53,15 @@ impl ReadModel {
         Ok(out)
     }
 }
+
+impl ReadModel {
+    /// Every audit entry naming the tenant, oldest first.
+    pub async fn audit_of_tenant(&self, tenant: &TenantId) -> sqlx::Result<Vec<Value>> {
+        rows(
+            self,
+            "SELECT to_jsonb(a) FROM audit a WHERE tenant = $1 ORDER BY at, key",
+            tenant,
+        )
+        .await
+    }
+}

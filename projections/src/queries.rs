@@ -100,6 +100,11 @@ fn tenant_state(row: &PgRow) -> sqlx::Result<TenantState> {
         name: row.try_get("name")?,
         edition: decode(Value::String(row.try_get("edition")?), "edition")?,
         revision: row.try_get::<i64, _>("revision")? as u64,
+        erased: row
+            .try_get::<Option<OffsetDateTime>, _>("erased_at")
+            .ok()
+            .flatten()
+            .is_some(),
     })
 }
 
@@ -353,8 +358,10 @@ impl ReadModel {
         let edition = match tenant {
             None => None,
             Some(tenant) => sqlx::query_scalar::<_, String>(
-                "SELECT edition FROM tenant_history WHERE id = $1 AND position <= $2
-                 ORDER BY revision DESC LIMIT 1",
+                "SELECT h.edition FROM tenant_history h
+                 WHERE h.id = $1 AND h.position <= $2
+                   AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = h.id AND t.erased_at IS NOT NULL)
+                 ORDER BY h.revision DESC LIMIT 1",
             )
             .bind(tenant.as_str())
             .bind(at)
@@ -385,10 +392,12 @@ impl ConfigReader for ReadModel {
     }
 
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantState>, DomainError> {
+        // An erased tenant can no longer be used.
         Ok(ReadModel::tenant(self, id)
             .await
             .map_err(unavailable)?
-            .map(|r| r.state))
+            .map(|r| r.state)
+            .filter(|t| !t.erased))
     }
 
     async fn layers(&self, namespace: &NamespaceName) -> Result<Vec<LayerState>, DomainError> {

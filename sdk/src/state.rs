@@ -65,6 +65,7 @@ impl State {
                 name: name.clone(),
                 edition: edition.clone(),
                 revision: *revision,
+                erased: false,
             }),
             _ => None,
         }

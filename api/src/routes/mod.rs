@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod change_requests;
 pub mod feed;
+pub mod gdpr;
 pub mod layers;
 pub mod namespaces;
 pub mod resolved;
