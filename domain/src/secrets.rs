@@ -192,6 +192,12 @@ fn pointer_or_root(pointer: String) -> String {
 /// Refuses layer values holding a malformed `$secret` object (extra keys, a
 /// value that is not a string, no scheme): 400 naming `values`.
 pub fn check_secret_refs(values: &Value) -> Result<(), DomainError> {
+    if is_secret_like(values) {
+        return Err(DomainError::invalid(
+            "values",
+            "the layer's values are a document, not a secret reference at /",
+        ));
+    }
     match malformed_secret_ref(values) {
         None => Ok(()),
         Some((pointer, reason)) => Err(DomainError::invalid(
@@ -419,6 +425,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(check_secret_refs(&json!({"$secret": "nothing"})).is_err());
+        assert!(check_secret_refs(&json!({"$secret": "env://A"})).is_err());
     }
 
     #[test]
