@@ -100,7 +100,7 @@ pub struct JwtSettings {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
-    ecs_role: Role,
+    ecs_role: serde_json::Value,
 }
 
 /// The prefix of API keys that ECS issues.
@@ -209,7 +209,15 @@ impl Authenticator {
             }
         };
         let mut validation = Validation::new(header.alg);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
+        if self.jwt.issuer.is_some() {
+            required.push("iss");
+        }
+        if self.jwt.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        validation.validate_nbf = true;
         validation.leeway = 30;
         if let Some(issuer) = &self.jwt.issuer {
             validation.set_issuer(&[issuer]);
@@ -224,9 +232,10 @@ impl Authenticator {
                 _ => AuthFailure::InvalidJwt(e.to_string()),
             }
         })?;
+        let role = Role::from_claim(&data.claims.ecs_role).map_err(AuthFailure::InvalidJwt)?;
         Ok(Principal {
             name: format!("jwt:{}", data.claims.sub),
-            role: data.claims.ecs_role,
+            role,
             via: Via::Jwt,
         })
     }

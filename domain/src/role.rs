@@ -194,6 +194,45 @@ impl Role {
         }
     }
 
+    /// Revoking a token bound to `tenant`: a tenant admin may not know other
+    /// tenants' tokens exist.
+    pub fn revoke_token(&self, tenant: Option<&TenantId>) -> Decision {
+        match self {
+            Role::Admin => Decision::Allow,
+            Role::TenantAdmin { tenant: own } => {
+                Decision::from(tenant == Some(own), Decision::Hidden)
+            }
+            _ => Decision::Forbidden,
+        }
+    }
+
+    /// Whether the role manages any tokens at all.
+    pub fn manages_tokens(&self) -> bool {
+        matches!(self, Role::Admin | Role::TenantAdmin { .. })
+    }
+
+    /// Parses a role from a JWT claim, refusing fields the role does not take
+    /// (serde would silently drop them for `admin` and `auditor`).
+    pub fn from_claim(claim: &serde_json::Value) -> Result<Role, String> {
+        let role: Role = serde_json::from_value(claim.clone()).map_err(|e| e.to_string())?;
+        let allowed: &[&str] = match role {
+            Role::Admin | Role::Auditor => &["role"],
+            Role::TenantAdmin { .. } => &["role", "tenant"],
+            Role::Editor { .. } | Role::Viewer { .. } => &["role", "namespaces", "tenant"],
+            Role::Service { .. } => &["role", "env", "service"],
+        };
+        match claim
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !allowed.contains(&k.as_str())))
+        {
+            Some(extra) => Err(format!(
+                "{extra} does not apply to the {} role",
+                role.name()
+            )),
+            None => Ok(role),
+        }
+    }
+
     /// Whether this role may grant `other` (no one grants more than they hold).
     pub fn may_grant(&self, other: &Role) -> bool {
         match self {

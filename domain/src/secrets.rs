@@ -220,13 +220,10 @@ fn subschema_at<'a>(schema: &'a Value, pointer: &str) -> Option<&'a Value> {
             && let Some(items) = current.get("items").filter(|i| i.is_object())
         {
             items
-        } else if let Some(additional) = current
-            .get("additionalProperties")
-            .filter(|a| a.is_object())
-        {
-            additional
         } else {
-            return None;
+            current
+                .get("additionalProperties")
+                .filter(|a| a.is_object())?
         };
     }
     Some(current)

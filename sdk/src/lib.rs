@@ -27,6 +27,7 @@
 
 mod cache;
 mod feed;
+pub mod secrets;
 mod state;
 
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use ecs_domain::Scope as Context;
+pub use secrets::{EnvResolver, FileResolver, SecretRef, SecretResolver, SecretResolvers};
 pub use state::State;
 
 /// Why the client could not do what was asked.
@@ -67,6 +69,11 @@ pub enum ClientError {
     Missing(String),
     #[error("cache file: {0}")]
     Cache(String),
+    /// A secret reference could not be resolved: `pointer` is where it sits in
+    /// the document (empty when a resolver reports it), `reason` names the
+    /// reference and its scheme, never the secret.
+    #[error("secret reference{}: {reason}", if .pointer.is_empty() { String::new() } else { format!(" at {}", .pointer) })]
+    Secret { pointer: String, reason: String },
 }
 
 /// How a client connects and what it follows.
@@ -81,6 +88,9 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
     /// Follow the feed over the HTTP API instead of NATS.
     pub http: Option<HttpSettings>,
+    /// What turns secret references into values in
+    /// [`Client::resolve_secrets`]; none by default.
+    pub secret_resolvers: SecretResolvers,
 }
 
 /// Where to follow the feed over HTTP: the server's URL and a bearer token.
@@ -106,6 +116,7 @@ impl ClientSettings {
             precedence: Precedence::default(),
             connect_timeout: Duration::from_secs(3),
             http: None,
+            secret_resolvers: SecretResolvers::default(),
         })
     }
 
@@ -131,6 +142,13 @@ impl ClientSettings {
 
     pub fn with_cache(mut self, path: impl Into<PathBuf>) -> Self {
         self.cache_path = Some(path.into());
+        self
+    }
+
+    /// Registers a resolver for secret references of its scheme (replacing
+    /// any earlier one for that scheme), used by [`Client::resolve_secrets`].
+    pub fn with_secret_resolver(mut self, resolver: Arc<dyn SecretResolver>) -> Self {
+        self.secret_resolvers.register(resolver);
         self
     }
 }
@@ -261,6 +279,29 @@ impl Client {
         Ok(Config {
             values: resolved.values,
             position,
+        })
+    }
+
+    /// The resolved document with every secret reference
+    /// (`{"$secret": "<scheme>://..."}`) replaced by its secret, through the
+    /// resolvers registered in the settings. [`Client::resolve`] returns the
+    /// references themselves. Fails with [`ClientError::Secret`] naming the
+    /// pointer when a reference cannot be resolved (such as an unregistered
+    /// scheme). Resolvers run on every call: keep the result only as long as
+    /// the secret may live in memory.
+    pub fn resolve_secrets(
+        &self,
+        namespace: &str,
+        context: &Context,
+    ) -> Result<Config, ClientError> {
+        let config = self.resolve(namespace, context)?;
+        Ok(Config {
+            values: self
+                .inner
+                .settings
+                .secret_resolvers
+                .resolve_document(&config.values)?,
+            position: config.position,
         })
     }
 

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ecs_domain::layer::layer_id;
-use ecs_domain::{Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Scope};
+use ecs_domain::{Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Scope, mask_for};
 use ecs_projections::queries::LayerRevision;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,9 +92,11 @@ pub struct LayerHistory {
     pub revisions: Vec<LayerBody>,
 }
 
-async fn require_namespace(app: &AppState, ns: &NamespaceName) -> Result<(), ApiError> {
+/// The namespace's current schema, for masking sensitive values (404 when
+/// the namespace does not exist).
+async fn require_namespace(app: &AppState, ns: &NamespaceName) -> Result<Option<Value>, ApiError> {
     match app.read.namespace(ns).await? {
-        Some(_) => Ok(()),
+        Some(namespace) => Ok(namespace.state.schema),
         None => Err(ApiError::not_found(
             "namespace-not-found",
             format!("namespace {ns} does not exist"),
@@ -152,7 +154,9 @@ async fn run(
     Ok(WriteResult::respond(committed))
 }
 
-/// Read a layer, now or as it was at a past time or position.
+/// Read a layer, now or as it was at a past time or position. Values the
+/// namespace's schema marks sensitive read as `"***"` for roles that may not
+/// read them (viewer, service, auditor).
 #[utoipa::path(get, path = "/v1/namespaces/{ns}/layer", tag = "layers",
     params(("ns" = String, Path, description = "namespace name"), ScopeParams, PastParams),
     responses((status = 200, body = LayerBody), (status = 404, body = Problem)))]
@@ -168,7 +172,7 @@ pub async fn get_layer(
         layer_not_found(&ns, &scope)
     })?;
     let position = position_of(&app, params.point_in_time()?).await?;
-    require_namespace(&app, &ns).await?;
+    let schema = require_namespace(&app, &ns).await?;
     let layer = app
         .read
         .layer(&ns, &scope, position)
@@ -180,7 +184,9 @@ pub async fn get_layer(
             )
         })?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", layer.state.revision)).ok();
-    let mut response = Json(LayerBody::from(layer)).into_response();
+    let mut body = LayerBody::from(layer);
+    mask_for(&principal.role, schema.as_ref(), &mut body.values);
+    let mut response = Json(body).into_response();
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
     }
@@ -258,7 +264,8 @@ pub async fn delete_layer(
     .await
 }
 
-/// Every revision of a layer, oldest first.
+/// Every revision of a layer, oldest first. Sensitive values are masked as
+/// in a layer read.
 #[utoipa::path(get, path = "/v1/namespaces/{ns}/layer/history", tag = "layers",
     params(("ns" = String, Path, description = "namespace name"), ScopeParams),
     responses((status = 200, body = LayerHistory), (status = 404, body = Problem)))]
@@ -273,13 +280,17 @@ pub async fn layer_history(
     principal.check(principal.role.read_layer(&ns, &scope), || {
         layer_not_found(&ns, &scope)
     })?;
-    require_namespace(&app, &ns).await?;
+    let schema = require_namespace(&app, &ns).await?;
     let revisions = app
         .read
         .layer_history(&ns, &scope)
         .await?
         .into_iter()
-        .map(Into::into)
+        .map(|revision| {
+            let mut body = LayerBody::from(revision);
+            mask_for(&principal.role, schema.as_ref(), &mut body.values);
+            body
+        })
         .collect();
     Ok(Json(LayerHistory { scope, revisions }))
 }

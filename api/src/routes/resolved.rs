@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::{LayerState, NamespaceName, Scope, Source, resolve};
+use ecs_domain::{LayerState, NamespaceName, Role, Scope, Source, mask_for, resolve};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -129,6 +129,24 @@ pub fn authorize(
     })
 }
 
+/// Masks the values the namespace's current schema marks sensitive for a
+/// caller that may not read them, except a service, which needs its
+/// configuration to run.
+pub async fn mask_sensitive(
+    app: &AppState,
+    principal: &Principal,
+    ns: &NamespaceName,
+    values: &mut Value,
+) -> Result<(), ApiError> {
+    if principal.role.reads_sensitive() || matches!(principal.role, Role::Service { .. }) {
+        return Ok(());
+    }
+    if let Some(namespace) = app.read.namespace(ns).await? {
+        mask_for(&principal.role, namespace.state.schema.as_ref(), values);
+    }
+    Ok(())
+}
+
 /// Resolve a namespace for a context: schema defaults, then every applicable
 /// layer in precedence order.
 #[utoipa::path(get, path = "/v1/namespaces/{ns}/resolved", tag = "resolution",
@@ -151,7 +169,8 @@ pub async fn get_resolved(
     authorize(&principal, &ns, &context)?;
     let explain = params.flag("explain")?;
     let position = position_of(&app, params.point_in_time()?).await?;
-    let resolved = resolve_context(&app, &ns, &context, position).await?;
+    let mut resolved = resolve_context(&app, &ns, &context, position).await?;
+    mask_sensitive(&app, &principal, &ns, &mut resolved.values).await?;
     let sources = explain.then_some(resolved.sources);
     let etag = etag_of(&resolved.values, sources.as_ref());
     let etag_header = HeaderValue::from_str(&etag).ok();

@@ -263,14 +263,18 @@ pub async fn revoke_token(
 ) -> Result<Response, ApiError> {
     params.allow(&[])?;
     let not_found = || ApiError::not_found("token-not-found", "the token does not exist");
+    let principal = write.principal.clone();
+    if !principal.role.manages_tokens() {
+        return Err(ApiError::Forbidden(format!(
+            "the {} role may not revoke tokens",
+            principal.role.name()
+        )));
+    }
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(not_found());
     }
-    let principal = write.principal.clone();
     let token = app.read.token(&id).await?.ok_or_else(not_found)?;
-    principal.check(principal.role.manage_tokens(token.role.tenant()), || {
-        not_found()
-    })?;
+    principal.check(principal.role.revoke_token(token.role.tenant()), not_found)?;
     let committed = app
         .write::<Token>(&write, &id, TokenCommand::RevokeToken, &())
         .await?;
