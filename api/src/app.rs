@@ -269,6 +269,10 @@ impl Application {
         let projector = projector.with_keyring(keyring.clone());
         let read_for_auth = read.clone();
         let state = AppState {
+            cache: Arc::new(crate::cache::SnapshotCache::new(
+                read.clone(),
+                projections.clone(),
+            )),
             bus: CommandBus::new(js, settings.stream_name.clone()).with_keyring(keyring.clone()),
             keyring,
             services: Services {

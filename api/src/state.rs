@@ -13,6 +13,7 @@ use crate::problem::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
+    pub cache: Arc<crate::cache::SnapshotCache>,
     pub keyring: Arc<ecs_commands::keyring::Keyring>,
     pub bus: CommandBus,
     pub read: ReadModel,

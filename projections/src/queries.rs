@@ -488,3 +488,26 @@ impl ReadModel {
             .collect()
     }
 }
+
+impl ReadModel {
+    /// A usable tenant's edition as of `position` (`None`: unknown or erased).
+    pub async fn edition_at(
+        &self,
+        tenant: &TenantId,
+        position: u64,
+    ) -> sqlx::Result<Option<EditionName>> {
+        let edition: Option<String> = sqlx::query_scalar(
+            "SELECT h.edition FROM tenant_history h
+             WHERE h.id = $1 AND h.position <= $2
+               AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = h.id AND t.erased_at IS NOT NULL)
+             ORDER BY h.revision DESC LIMIT 1",
+        )
+        .bind(tenant.as_str())
+        .bind(position.min(i64::MAX as u64) as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        edition
+            .map(|e| decode(Value::String(e), "edition"))
+            .transpose()
+    }
+}

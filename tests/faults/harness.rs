@@ -65,9 +65,10 @@ impl EcsProcess {
             ("ECS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
             ("ECS_MASTER_KEY", MASTER_KEY.to_owned()),
             ("ECS_WRITE_WAIT_MS", "5000".to_owned()),
+            ("NO_COLOR", "1".to_owned()),
             (
                 "RUST_LOG",
-                std::env::var("ECS_FAULTS_LOG").unwrap_or_else(|_| "info".to_owned()),
+                std::env::var("ECS_FAULTS_LOG").unwrap_or_else(|_| "warn".to_owned()),
             ),
         ];
         let mut ecs = EcsProcess {

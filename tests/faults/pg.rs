@@ -18,11 +18,18 @@ pub struct PgCluster {
     dir: PathBuf,
     port: u16,
     running: bool,
+    /// `synchronous_commit` on (every acknowledged commit survives a crash).
+    durable: bool,
 }
 
 impl PgCluster {
-    /// `initdb` in a fresh temp dir, then start on a free port.
-    pub fn start() -> anyhow::Result<PgCluster> {
+    /// `initdb` in a fresh temp dir, then start on a free port. `durable`:
+    /// keep `synchronous_commit` on, so that a commit PostgreSQL acknowledged
+    /// survives a crash of PostgreSQL (`fsync` is off either way: it only
+    /// matters when the whole machine crashes). Without it, an immediate stop
+    /// loses the last acknowledged commits, as `synchronous_commit = off`
+    /// documents.
+    pub fn start(durable: bool) -> anyhow::Result<PgCluster> {
         let dir = tempfile::Builder::new()
             .prefix("ecs-faults-pg-")
             .tempdir()
@@ -32,6 +39,7 @@ impl PgCluster {
             dir,
             port: 0,
             running: false,
+            durable,
         };
         if is_root() {
             run(Command::new("chown")
@@ -93,9 +101,10 @@ impl PgCluster {
     pub fn start_again(&mut self) -> anyhow::Result<()> {
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=100",
+             -c synchronous_commit={} -c max_connections=100",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "on" } else { "off" }
         );
         run(pg_command(&pg_tool("pg_ctl"))
             .arg("-D")

@@ -171,14 +171,17 @@ async fn b_kill_9_nats_during_writes_and_sdk_watchers_converge() {
         .unwrap();
     let context = Context::from_pairs([("service", "w0")]).unwrap();
     let mut receiver = client.watch(NS, &context).unwrap();
+    let positions = Arc::new(std::sync::Mutex::new(vec![]));
     let watched = tokio::spawn({
         let mut receiver = receiver.clone();
+        let positions = positions.clone();
         async move {
-            let mut positions = vec![receiver.borrow_and_update().position];
+            let first = receiver.borrow_and_update().position;
+            positions.lock().unwrap().push(first);
             while receiver.changed().await.is_ok() {
-                positions.push(receiver.borrow_and_update().position);
+                let position = receiver.borrow_and_update().position;
+                positions.lock().unwrap().push(position);
             }
-            positions
         }
     });
 
@@ -226,13 +229,8 @@ async fn b_kill_9_nats_during_writes_and_sdk_watchers_converge() {
     })
     .await;
     let sdk_values = receiver.borrow().values.clone();
-    client.close();
-    drop(receiver);
-    let positions = tokio::time::timeout(Duration::from_secs(5), watched)
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    watched.abort();
+    let positions = positions.lock().unwrap().clone();
     println!(
         "[{name}] SDK watcher (service=w0): {} after healing; applied position {} vs server {last}; \
          {} updates seen, positions only grow: {}",
@@ -257,9 +255,25 @@ async fn b_kill_9_nats_during_writes_and_sdk_watchers_converge() {
 /// Scenario C: stop PostgreSQL (a private cluster) during writes and reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_stop_postgres_during_writes_and_reads() {
-    let name = "C stop postgres";
+    stop_postgres("C stop postgres", true).await;
+}
+
+/// Scenario C with `synchronous_commit = off` (as the shared test cluster and
+/// many deployments run): the immediate stop loses PostgreSQL's last
+/// acknowledged commits, including projected messages and their offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: after PostgreSQL loses its last commits (crash with synchronous_commit=off), \
+            the projector keeps its in-memory offset and never re-applies the lost messages: \
+            acknowledged writes stay missing from layer_history until a rebuild \
+            (apply_once checks only `position <= last`, not `position == last + 1`)"]
+async fn c2_crash_postgres_with_synchronous_commit_off() {
+    stop_postgres("C2 crash postgres, synchronous_commit=off", false).await;
+}
+
+async fn stop_postgres(name: &str, durable: bool) {
     let nats = NatsServer::start();
-    let mut pg = tokio::task::block_in_place(PgCluster::start).expect("a private PostgreSQL");
+    let mut pg =
+        tokio::task::block_in_place(|| PgCluster::start(durable)).expect("a private PostgreSQL");
     let db_url = pg.create_database("ecs").await.unwrap();
     let ecs = EcsProcess::start(&nats.url(), &db_url).await;
     create_namespace(&ecs, NS).await;

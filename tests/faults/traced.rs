@@ -253,16 +253,17 @@ pub async fn check(target: &Target, nats_url: &str, writes: &[Write]) -> Finding
         let body: Value = response.json().await.expect("history JSON");
         assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
         let revisions = body["revisions"].as_array().cloned().unwrap_or_default();
-        let mut last_position = 0;
-        for (i, r) in revisions.iter().enumerate() {
+        let (mut last_revision, mut last_position) = (0, 0);
+        for r in &revisions {
             let revision = r["revision"].as_u64().unwrap_or(0);
             let position = r["position"].as_u64().unwrap_or(0);
-            if revision != i as u64 + 1 || position <= last_position {
+            if revision != last_revision + 1 || position <= last_position {
                 inconsistent.push(format!(
-                    "{path}: entry {i} has revision {revision} at position {position}"
+                    "{path}: history goes from revision {last_revision} (position \
+                     {last_position}) to revision {revision} (position {position})"
                 ));
             }
-            last_position = position;
+            (last_revision, last_position) = (revision, position);
             if let Some(id) = r["message"].as_str() {
                 history.entry(id.to_owned()).or_default().push(revision);
             }

@@ -79,16 +79,27 @@ pub async fn resolve_context(
     context: &Scope,
     position: Option<u64>,
 ) -> Result<Resolution, ApiError> {
-    let (snapshot, edition) = app
-        .read
-        .snapshot(ns, context.tenant.as_ref(), position)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "namespace-not-found",
-                format!("namespace {ns} does not exist then"),
-            )
-        })?;
+    let (snapshot, edition) = match position {
+        // Current reads come from memory.
+        None => {
+            let current = app.cache.current(ns, context.tenant.as_ref()).await?;
+            (current.snapshot, current.edition)
+        }
+        Some(_) => match app
+            .read
+            .snapshot(ns, context.tenant.as_ref(), position)
+            .await?
+        {
+            Some((snapshot, edition)) => (Some(std::sync::Arc::new(snapshot)), edition),
+            None => (None, None),
+        },
+    };
+    let snapshot = snapshot.ok_or_else(|| {
+        ApiError::not_found(
+            "namespace-not-found",
+            format!("namespace {ns} does not exist then"),
+        )
+    })?;
     if let (Some(tenant), None) = (&context.tenant, &edition) {
         return Err(ApiError::not_found(
             "tenant-not-found",
