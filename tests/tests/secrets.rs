@@ -442,3 +442,81 @@ async fn sensitive_values_are_masked_for_roles_that_may_not_read_them() {
     assert_eq!(resolved.status, StatusCode::OK, "{}", resolved.body);
     assert_eq!(resolved.body["values"]["db"]["password"], "rotated");
 }
+
+#[tokio::test]
+async fn sensitive_values_are_masked_in_the_audit_log_and_watches_for_roles_that_may_not_read_them()
+{
+    let app = ecs_tests::app::spawn_app().await;
+    let schema = serde_json::json!({"type": "object", "properties": {
+        "db": {"type": "object", "properties": {"password": {"type": "string", "writeOnly": true}}}
+    }});
+    assert!(
+        app.put_namespace("vault", &serde_json::json!({"schema": schema}))
+            .await
+            .status
+            .is_success()
+    );
+    let written = app
+        .put_layer(
+            "vault",
+            "",
+            &serde_json::json!({"values": {"db": {"password": "plain-hunter2"}}}),
+        )
+        .await;
+    assert!(written.status.is_success(), "{}", written.body);
+    let issue = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.post("/v1/tokens", &body).await.body["token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let auditor = issue(serde_json::json!({"name": "au", "role": "auditor"})).await;
+    let viewer =
+        issue(serde_json::json!({"name": "vi", "role": "viewer", "namespaces": ["vault"]})).await;
+
+    let as_admin = app.get("/v1/audit?namespace=vault").await;
+    assert!(
+        as_admin.body.to_string().contains("plain-hunter2"),
+        "{}",
+        as_admin.body
+    );
+    for path in [
+        "/v1/audit?namespace=vault",
+        "/v1/audit/export?namespace=vault",
+    ] {
+        let answer = app
+            .send(
+                app.client
+                    .get(format!("{}{path}", app.address))
+                    .bearer_auth(&auditor),
+            )
+            .await;
+        assert!(answer.status.is_success(), "{path}: {}", answer.status);
+        let text = answer.body.to_string();
+        assert!(
+            !text.contains("plain-hunter2") && text.contains("***"),
+            "{path}: {text}"
+        );
+    }
+
+    let mut stream = app
+        .client
+        .get(format!("{}/v1/namespaces/vault/watch", app.address))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), stream.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&first);
+    assert!(
+        text.contains("***") && !text.contains("plain-hunter2"),
+        "{text}"
+    );
+}

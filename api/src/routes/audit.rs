@@ -1,6 +1,8 @@
 //! `/v1/audit`: the audit log — every accepted change and every refused
 //! attempt — for admins and auditors, as pages or as a JSON Lines export.
 
+use std::collections::HashMap;
+
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -223,15 +225,57 @@ pub async fn list_audit(
             .ok_or_else(|| invalid("limit", format!("limit must be 1 to {MAX_LIMIT}")))?,
     };
     let cursor = params.get("cursor").map(decode_cursor).transpose()?;
-    let page = app.read.audit_page(&filter, cursor.as_ref(), limit).await?;
+    let mut page = app.read.audit_page(&filter, cursor.as_ref(), limit).await?;
+    mask_entries(
+        &app.read,
+        &principal.role,
+        &mut page.entries,
+        &mut HashMap::new(),
+    )
+    .await?;
     Ok(Json(AuditList {
         entries: page.entries,
         next_cursor: page.next.as_ref().map(encode_cursor),
     }))
 }
 
+/// Masks the values marked sensitive in each entry's namespace schema (as it
+/// is now) for roles that may not read them. `schemas` caches the schemas.
+async fn mask_entries(
+    read: &ReadModel,
+    role: &ecs_domain::Role,
+    entries: &mut [ecs_domain::audit::AuditRecord],
+    schemas: &mut HashMap<String, Option<serde_json::Value>>,
+) -> sqlx::Result<()> {
+    if role.reads_sensitive() {
+        return Ok(());
+    }
+    for entry in entries {
+        let Some(ns) = entry.namespace.clone() else {
+            continue;
+        };
+        if !schemas.contains_key(&ns) {
+            let schema = match ecs_domain::NamespaceName::parse(ns.clone()) {
+                Ok(name) => read.namespace(&name).await?.and_then(|n| n.state.schema),
+                Err(_) => None,
+            };
+            schemas.insert(ns.clone(), schema);
+        }
+        let schema = schemas.get(&ns).and_then(Option::as_ref);
+        for values in [entry.before.as_mut(), entry.after.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            ecs_domain::mask_for(role, schema, values);
+        }
+    }
+    Ok(())
+}
+
 /// Where an export stands: the next chunk starts after `cursor`.
 struct Export {
+    role: ecs_domain::Role,
+    schemas: HashMap<String, Option<serde_json::Value>>,
     read: ReadModel,
     filter: AuditFilter,
     cursor: Option<AuditCursor>,
@@ -249,7 +293,16 @@ impl Export {
             .audit_page(&self.filter, self.cursor.as_ref(), EXPORT_CHUNK)
             .await
         {
-            Ok(page) => page,
+            Ok(mut page) => {
+                if let Err(error) =
+                    mask_entries(&self.read, &self.role, &mut page.entries, &mut self.schemas).await
+                {
+                    tracing::error!(%error, "audit export ends: cannot read a schema");
+                    self.done = true;
+                    return Some((Err(std::io::Error::other(error)), self));
+                }
+                page
+            }
             Err(error) => {
                 tracing::error!(%error, "audit export ends: cannot read the audit log");
                 self.done = true;
@@ -286,6 +339,8 @@ pub async fn export_audit(
     params.allow(&FILTERS)?;
     principal.allow(principal.role.read_audit())?;
     let export = Export {
+        role: principal.role.clone(),
+        schemas: HashMap::new(),
         read: app.read.clone(),
         filter: filter_of(&params)?,
         cursor: None,

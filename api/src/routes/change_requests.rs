@@ -247,8 +247,35 @@ pub async fn show(
     params: Params,
 ) -> Result<Json<ChangeRequestBody>, ApiError> {
     params.allow(&[])?;
-    let request = visible(&app, &principal, &id).await?;
-    let diff = diff(&app, &request).await?;
+    let mut request = visible(&app, &principal, &id).await?;
+    let mut diff = diff(&app, &request).await?;
+    if !principal.role.reads_sensitive() {
+        let schema = app
+            .read
+            .namespace(&request.namespace)
+            .await?
+            .and_then(|n| n.state.schema);
+        let sensitive = schema
+            .as_ref()
+            .map(ecs_domain::secrets::sensitive_pointers)
+            .unwrap_or_default();
+        if let ProposedChange::Replace { values: v, .. } | ProposedChange::Patch { patch: v } =
+            &mut request.change
+        {
+            ecs_domain::mask_for(&principal.role, schema.as_ref(), v);
+        }
+        for (pointer, entry) in diff.iter_mut() {
+            if sensitive
+                .iter()
+                .any(|s| ecs_domain::json::is_at_or_below(pointer, s))
+                && let Value::Object(entry) = entry
+            {
+                for value in entry.values_mut() {
+                    *value = json!("***");
+                }
+            }
+        }
+    }
     Ok(Json(ChangeRequestBody { request, diff }))
 }
 

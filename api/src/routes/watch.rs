@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::extract::{Params, PathId, SCOPE_PARAMS};
 use crate::problem::ApiError;
-use crate::routes::resolved::{Resolution, ResolvedBody, resolve_context};
+use crate::routes::resolved::{Resolution, ResolvedBody, mask_sensitive, resolve_context};
 use crate::routes::{Problem, ScopeParams};
 use crate::state::AppState;
 
@@ -81,8 +81,10 @@ pub async fn watch_resolved(
     let mut status = app.projections.subscribe();
     status.borrow_and_update();
     // The namespace and the tenant must exist now (404 otherwise).
-    let current = resolve_context(&app, &ns, &context, None).await?;
+    let mut current = resolve_context(&app, &ns, &context, None).await?;
+    mask_sensitive(&app, &principal, &ns, &mut current.values).await?;
     let mut watcher = Watcher {
+        principal,
         app,
         ns,
         context,
@@ -120,6 +122,8 @@ pub async fn watch_resolved(
 
 /// The state of one watching client.
 struct Watcher {
+    /// Sensitive values are masked for roles that may not read them.
+    principal: Principal,
     app: AppState,
     ns: NamespaceName,
     context: Scope,
@@ -215,7 +219,11 @@ impl Watcher {
             Ok(resolution) if resolution.position < position => Err(ApiError::Unavailable(
                 "the projections are behind the watched position".to_owned(),
             )),
-            Ok(resolution) => Ok(Some(resolution)),
+            Ok(mut resolution) => {
+                mask_sensitive(&self.app, &self.principal, &self.ns, &mut resolution.values)
+                    .await?;
+                Ok(Some(resolution))
+            }
             Err(ApiError::NotFound { .. }) => Ok(None),
             Err(error) => Err(error),
         }
