@@ -39,6 +39,8 @@ cargo fmt --all -- --check
 ecs_log "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The fault-injection suite (tests/faults) runs the real `ecs` binary.
+cargo build -p ecs-api --bin ecs
 ecs_log "cargo test --workspace $*"
 cargo test --workspace "$@"
 

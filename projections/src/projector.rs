@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
 use ecs_commands::message::read_message;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +26,9 @@ pub struct ProjectionStatus {
     /// A rebuild is in progress.
     pub rebuilding: bool,
 }
+
+/// The most messages applied in one transaction.
+const MAX_BATCH: usize = 256;
 
 enum Control {
     Rebuild(oneshot::Sender<u64>),
@@ -227,65 +230,95 @@ impl Projector {
             let Some(message) = message else {
                 anyhow::bail!("the consumer's message stream ended");
             };
-            let message = message?;
-            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let position = info.stream_sequence;
-            let pending = info.pending;
-            if position <= offset {
-                message.ack().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-                continue;
-            }
-            if position != offset + 1 {
-                anyhow::bail!("expected position {} but received {position}", offset + 1);
-            }
-            self.apply_with_retry(position, &message.payload, shutdown)
-                .await?;
-            offset = position;
-            metrics::counter!("ecs_projection_messages_applied_total").increment(1);
-            metrics::gauge!("ecs_projection_lag_messages").set(pending as f64);
-            self.status.send_modify(|s| {
-                s.applied = position;
-                if position >= s.target {
-                    s.caught_up = true;
-                    s.rebuilding = false;
+            // While a backlog is waiting (catching up, rebuilding), apply
+            // what has already arrived in one transaction.
+            let mut batch = vec![message?];
+            while batch.len() < MAX_BATCH
+                && batch
+                    .last()
+                    .and_then(|m| m.info().ok())
+                    .is_some_and(|i| i.pending > 0)
+            {
+                match messages.next().now_or_never() {
+                    Some(Some(next)) => batch.push(next?),
+                    _ => break,
                 }
-            });
+            }
+            let mut work = Vec::with_capacity(batch.len());
+            let mut pending = 0;
+            for message in &batch {
+                let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let position = info.stream_sequence;
+                pending = info.pending;
+                if position <= offset {
+                    continue;
+                }
+                let expected = work.last().map_or(offset, |(p, _)| *p) + 1;
+                if position != expected {
+                    anyhow::bail!("expected position {expected} but received {position}");
+                }
+                work.push((position, message.payload.clone()));
+            }
+            if let Some(&(last, _)) = work.last() {
+                self.apply_with_retry(&work, shutdown).await?;
+                offset = last;
+                metrics::counter!("ecs_projection_messages_applied_total")
+                    .increment(work.len() as u64);
+                metrics::gauge!("ecs_projection_lag_messages").set(pending as f64);
+                self.status.send_modify(|s| {
+                    s.applied = last;
+                    if last >= s.target {
+                        s.caught_up = true;
+                        s.rebuilding = false;
+                    }
+                });
+            }
             // The offset in PostgreSQL guards against redelivery, so a lost
             // ack costs nothing but a skipped duplicate.
-            if let Err(error) = message.ack().await {
-                tracing::debug!(%error, position, "ack failed");
+            for message in &batch {
+                if let Err(error) = message.ack().await {
+                    tracing::debug!(%error, "ack failed");
+                }
             }
         }
     }
 
-    /// Applies one message, retrying while PostgreSQL is unavailable. A message
-    /// that cannot be decoded is logged and skipped so it cannot wedge the
-    /// projection.
+    /// Applies consecutive messages in one transaction, retrying while
+    /// PostgreSQL is unavailable. A message that cannot be decoded is logged
+    /// and skipped so it cannot wedge the projection.
     async fn apply_with_retry(
         &self,
-        position: u64,
-        payload: &[u8],
+        batch: &[(u64, bytes::Bytes)],
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
-        let span = tracing::info_span!("project", position);
-        retry_with_backoff(&span, shutdown, || self.apply_once(position, payload)).await
+        let first = batch.first().map_or(0, |(p, _)| *p);
+        let span = tracing::info_span!("project", position = first, messages = batch.len());
+        retry_with_backoff(&span, shutdown, || self.apply_once(batch)).await
     }
 
-    async fn apply_once(&self, position: u64, payload: &[u8]) -> anyhow::Result<()> {
+    async fn apply_once(&self, batch: &[(u64, bytes::Bytes)]) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         let last = lock_offset(&mut tx).await?;
-        if position <= last {
-            return Ok(());
-        }
-        match read_message(payload, self.keyring.as_deref()).await {
-            Ok((message, events)) => apply_message(&mut tx, position, &message, &events).await?,
-            Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => {
-                metrics::counter!("ecs_projection_messages_skipped_total").increment(1);
-                tracing::error!(%error, position, "skipping an undecodable message");
+        let mut applied = last;
+        for (position, payload) in batch {
+            if *position <= last {
+                continue;
             }
+            match read_message(payload, self.keyring.as_deref()).await {
+                Ok((message, events)) => {
+                    apply_message(&mut tx, *position, &message, &events).await?
+                }
+                Err(error) if error.is_transient() => return Err(error.into()),
+                Err(error) => {
+                    metrics::counter!("ecs_projection_messages_skipped_total").increment(1);
+                    tracing::error!(%error, position, "skipping an undecodable message");
+                }
+            }
+            applied = *position;
         }
-        set_offset(&mut tx, position).await?;
+        if applied > last {
+            set_offset(&mut tx, applied).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
