@@ -50,6 +50,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
                 Err(e) => ApiError::bad("malformed-json", "body", e.to_string()),
             });
         }
+        // PostgreSQL cannot store U+0000 in text or JSON: refuse it here so
+        // nothing accepted can fail to project.
+        if contains_nul_escape(&bytes) {
+            return Err(ApiError::bad(
+                "invalid-field",
+                "body",
+                "strings may not contain the NUL character (\\u0000)",
+            ));
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();
@@ -71,6 +80,23 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
             .map_err(|e| ApiError::bad("malformed-json", "body", e.to_string()))?;
         Ok(AppJson(value))
     }
+}
+
+/// Whether a JSON text holds a `\u0000` escape (the only way JSON can carry
+/// NUL). A backslash escaping a backslash does not start an escape.
+fn contains_nul_escape(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// A validated identifier from the path.
@@ -105,6 +131,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
             .map_err(|r| ApiError::bad("invalid-query", "query", r.body_text()))?;
+        if let Some((key, _)) = pairs
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::bad(
+                "invalid-parameter",
+                key.replace('\0', ""),
+                "query parameters may not contain the NUL character",
+            ));
+        }
         Ok(Params(pairs))
     }
 }

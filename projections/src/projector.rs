@@ -260,7 +260,12 @@ impl Projector {
                 work.push((position, message.payload.clone()));
             }
             if let Some(&(last, _)) = work.last() {
-                self.apply_with_retry(&work, shutdown).await?;
+                if !self.apply_with_retry(&work, shutdown).await? {
+                    anyhow::bail!(
+                        "the stored projection offset is behind position {}: following again from it",
+                        work[0].0
+                    );
+                }
                 offset = last;
                 metrics::counter!("ecs_projection_messages_applied_total")
                     .increment(work.len() as u64);
@@ -290,15 +295,20 @@ impl Projector {
         &self,
         batch: &[(u64, bytes::Bytes)],
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         let first = batch.first().map_or(0, |(p, _)| *p);
         let span = tracing::info_span!("project", position = first, messages = batch.len());
         retry_with_backoff(&span, shutdown, || self.apply_once(batch)).await
     }
 
-    async fn apply_once(&self, batch: &[(u64, bytes::Bytes)]) -> anyhow::Result<()> {
+    /// Answers `false`, changing nothing, when the stored offset is behind the
+    /// batch (PostgreSQL lost recent commits): the caller follows again from it.
+    async fn apply_once(&self, batch: &[(u64, bytes::Bytes)]) -> anyhow::Result<bool> {
         let mut tx = self.pool.begin().await?;
         let last = lock_offset(&mut tx).await?;
+        if batch.first().is_some_and(|(first, _)| *first > last + 1) {
+            return Ok(false);
+        }
         let mut applied = last;
         for (position, payload) in batch {
             if *position <= last {
@@ -320,7 +330,7 @@ impl Projector {
             set_offset(&mut tx, applied).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Empties the tables, resets the offset and deletes the consumer; the

@@ -262,10 +262,6 @@ async fn c_stop_postgres_during_writes_and_reads() {
 /// many deployments run): the immediate stop loses PostgreSQL's last
 /// acknowledged commits, including projected messages and their offset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: after PostgreSQL loses its last commits (crash with synchronous_commit=off), \
-            the projector keeps its in-memory offset and never re-applies the lost messages: \
-            acknowledged writes stay missing from layer_history until a rebuild \
-            (apply_once checks only `position <= last`, not `position == last + 1`)"]
 async fn c2_crash_postgres_with_synchronous_commit_off() {
     stop_postgres("C2 crash postgres, synchronous_commit=off", false).await;
 }

@@ -198,7 +198,7 @@ impl Findings {
     pub fn summary(&self) -> String {
         format!(
             "attempted {}, acknowledged {}, rejected {}, unavailable(503) {}, unknown {} \
-             (of those stored anyway: {}) | lost {}, duplicated {}, rejected-but-stored {}, \
+             (of those now stored: {}) | lost {}, duplicated {}, rejected-but-stored {}, \
              wrong revision {}, history/stream inconsistencies {}",
             self.attempted,
             self.acked,
