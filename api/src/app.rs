@@ -267,7 +267,6 @@ impl Application {
             },
         );
         let projector = projector.with_keyring(keyring.clone());
-        let read_for_auth = read.clone();
         let state = AppState {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
@@ -279,7 +278,7 @@ impl Application {
                 reader: Arc::new(read.clone()),
                 precedence,
             },
-            read: read_for_auth,
+            read: read.clone(),
             projections,
             nats,
             metrics: metrics_handle(),
