@@ -145,6 +145,25 @@ _ecs_wait_tcp() {
     return 1
 }
 
+# ecs_pg_datadir <preferred dir>: where PostgreSQL keeps its data. The
+# preferred directory (inside the project) when the postgres user can reach it;
+# otherwise (a checkout under /root, say) a directory of this project's own
+# under /var/tmp, so the scripts work wherever the project is cloned.
+ecs_pg_datadir() {
+    local preferred=$1 parent
+    mkdir -p "$(dirname "$preferred")"
+    parent=$(cd "$(dirname "$preferred")" && pwd)
+    if ! _ecs_is_root || runuser -u postgres -- test -x "$parent" 2>/dev/null; then
+        printf '%s\n' "$parent/$(basename "$preferred")"
+        return
+    fi
+    local key
+    key=$(printf '%s' "$parent" | sha1sum | cut -c1-12)
+    mkdir -p "/var/tmp/ecs-$key"
+    chmod 755 "/var/tmp/ecs-$key"
+    printf '%s\n' "/var/tmp/ecs-$key/$(basename "$preferred")"
+}
+
 ecs_start_postgres() {
     local datadir=$1 port=$2
     [ -n "${ECS_PG_BIN:-}" ] || ECS_PG_BIN=$(_ecs_find_pg_bin) || ecs_die "initdb not found"

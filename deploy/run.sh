@@ -20,6 +20,7 @@ PG_PORT=${ECS_PG_PORT:-5433}
 LISTEN=${ECS_LISTEN:-127.0.0.1:8080}
 BASE_URL="http://$LISTEN"
 ECS_PID=
+PG_DIR=
 
 cleanup() {
     local rc=$?
@@ -38,7 +39,7 @@ cleanup() {
         wait "$ECS_PID" 2>/dev/null || true
     fi
     ecs_stop_nats "$PWD/$RUN_DIR/nats"
-    ecs_stop_postgres "$RUN_DIR/pg"
+    [ -z "$PG_DIR" ] || ecs_stop_postgres "$PG_DIR"
     exit "$rc"
 }
 trap cleanup EXIT
@@ -47,7 +48,8 @@ trap 'exit 130' INT TERM
 ecs_install_prereqs
 mkdir -p "$RUN_DIR"
 
-ecs_start_postgres "$RUN_DIR/pg" "$PG_PORT"
+PG_DIR=$(ecs_pg_datadir "$RUN_DIR/pg")
+ecs_start_postgres "$PG_DIR" "$PG_PORT"
 PG_ADMIN="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 if [ "$("$ECS_PG_BIN/psql" "$PG_ADMIN" -tAc "SELECT 1 FROM pg_database WHERE datname = 'ecs'")" != "1" ]; then
     ecs_log "creating database ecs"
@@ -121,7 +123,7 @@ cat <<INFO
          -d '{"values": {"max_items": 20}, "message": "smaller carts for acme"}' \\
          '$BASE_URL/v1/namespaces/checkout/layer?tenant=acme'
 
-  Logs: $RUN_DIR/ecs.log, $RUN_DIR/nats/nats-server.log, $RUN_DIR/pg/server.log
+  Logs: $RUN_DIR/ecs.log, $RUN_DIR/nats/nats-server.log, $PG_DIR/server.log
   Press Ctrl-C to stop ecs, NATS and PostgreSQL.
 
 INFO

@@ -16,7 +16,7 @@ source deploy/lib.sh
 
 ecs_install_prereqs
 
-PG_DIR=.ecs/test/pg
+PG_DIR=$(ecs_pg_datadir .ecs/test/pg)
 cleanup() {
     ecs_stop_postgres "$PG_DIR"
 }
