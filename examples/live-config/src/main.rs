@@ -18,6 +18,8 @@
 // Printing the configuration to stdout is this example's purpose.
 #![allow(clippy::print_stdout)]
 
+use std::process::ExitCode;
+
 use anyhow::Context as _;
 use ecs_client::{Client, ClientSettings, Config, Context};
 use tracing_subscriber::EnvFilter;
@@ -56,7 +58,7 @@ fn print(namespace: &str, config: &Config) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     // Logs go to stderr (stdout carries the configuration); RUST_LOG overrides.
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -64,7 +66,16 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("live-config: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+async fn run() -> anyhow::Result<()> {
     let nats_url = env_or("ECS_NATS_URL", "nats://127.0.0.1:4222");
     let namespace = env_or("ECS_NAMESPACE", "checkout");
     let context = context_from_env().context("invalid context")?;
