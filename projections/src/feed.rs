@@ -16,8 +16,32 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// Creates the feed bucket when absent: one message per key, file storage.
+/// How many readers (SDK clients, each one consumer) the feed admits. The
+/// server's default per-stream limit is far lower than a fleet of services.
+pub const FEED_MAX_CONSUMERS: i32 = 100_000;
+
+/// Creates the feed bucket when absent: one message per key, file storage,
+/// room for [`FEED_MAX_CONSUMERS`] readers.
 pub async fn ensure_bucket(js: &jetstream::Context, replicas: usize) -> anyhow::Result<kv::Store> {
+    let store = open_bucket(js, replicas).await?;
+    let stream_name = format!("KV_{FEED_BUCKET}");
+    let mut config = js
+        .get_stream(&stream_name)
+        .await?
+        .info()
+        .await?
+        .config
+        .clone();
+    if config.max_consumers >= 0 && config.max_consumers < FEED_MAX_CONSUMERS {
+        config.max_consumers = FEED_MAX_CONSUMERS;
+        if let Err(error) = js.update_stream(&config).await {
+            tracing::warn!(%error, "cannot raise the feed's consumer limit; SDK clients beyond it will be refused");
+        }
+    }
+    Ok(store)
+}
+
+async fn open_bucket(js: &jetstream::Context, replicas: usize) -> anyhow::Result<kv::Store> {
     match js.get_key_value(FEED_BUCKET).await {
         Ok(store) => Ok(store),
         Err(_) => js

@@ -331,6 +331,16 @@ async fn a_global_change_with_1000_tenants_costs_a_bounded_number_of_messages() 
         feed_after
     );
     assert_eq!(events_after - events_before, 1, "one event message");
+    // The feed admits a fleet of readers, not the server's default 1,000.
+    let client = async_nats::connect(app.nats.url()).await.unwrap();
+    let mut feed = async_nats::jetstream::new(client)
+        .get_stream("KV_ecs-feed")
+        .await
+        .unwrap();
+    assert_eq!(
+        feed.info().await.unwrap().config.max_consumers,
+        ecs_projections::feed::FEED_MAX_CONSUMERS
+    );
     // The feed keeps one message per key: the global layer's message replaces
     // its previous one, so the feed's size does not change at all.
     assert_eq!(feed_after, feed_before);
