@@ -332,8 +332,8 @@ async fn a_global_change_with_1000_tenants_costs_a_bounded_number_of_messages() 
     );
     assert_eq!(events_after - events_before, 1, "one event message");
     // The feed admits a fleet of readers, not the server's default 1,000.
-    let client = async_nats::connect(app.nats.url()).await.unwrap();
-    let mut feed = async_nats::jetstream::new(client)
+    let nats = async_nats::connect(app.nats.url()).await.unwrap();
+    let mut feed = async_nats::jetstream::new(nats)
         .get_stream("KV_ecs-feed")
         .await
         .unwrap();
