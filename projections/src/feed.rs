@@ -32,7 +32,8 @@ pub async fn ensure_bucket(js: &jetstream::Context, replicas: usize) -> anyhow::
         .await?
         .config
         .clone();
-    if config.max_consumers >= 0 && config.max_consumers < FEED_MAX_CONSUMERS {
+    // -1 (the server default) is not unlimited: the server caps it.
+    if config.max_consumers < FEED_MAX_CONSUMERS {
         config.max_consumers = FEED_MAX_CONSUMERS;
         if let Err(error) = js.update_stream(&config).await {
             tracing::warn!(%error, "cannot raise the feed's consumer limit; SDK clients beyond it will be refused");

@@ -194,7 +194,7 @@ async fn run(
         let stream = format!("KV_{bucket}");
         let mut config = js.get_stream(&stream).await?.info().await?.config.clone();
         let before = config.max_consumers;
-        if before < 0 || before >= limit {
+        if before >= limit {
             continue;
         }
         config.max_consumers = limit;
