@@ -120,7 +120,7 @@ cat <<INFO
     curl -s -H "Authorization: Bearer \$ECS_TOKEN" '$BASE_URL/v1/namespaces/checkout/resolved?env=prod&tenant=acme&explain=true'
     curl -s -H "Authorization: Bearer \$ECS_TOKEN" '$BASE_URL/v1/namespaces/checkout/layer/history?tenant=acme'
     curl -s -X PATCH -H "Authorization: Bearer \$ECS_TOKEN" -H 'Content-Type: application/json' \\
-         -d '{"values": {"max_items": 20}, "message": "smaller carts for acme"}' \\
+         -d '{"values": {"currency": "CHF"}, "message": "acme bills in Swiss francs"}' \\
          '$BASE_URL/v1/namespaces/checkout/layer?tenant=acme'
 
   Logs: $RUN_DIR/ecs.log, $RUN_DIR/nats/nats-server.log, $PG_DIR/server.log
