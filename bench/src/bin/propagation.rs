@@ -58,6 +58,9 @@ struct Args {
     /// share them, each with its own `watch` receiver (or KV watch).
     #[arg(long, default_value_t = 1000)]
     max_connections: usize,
+    /// Where to write the chart of latency by subscriber count (SVG).
+    #[arg(long, default_value = "docs/propagation.svg")]
+    chart: std::path::PathBuf,
 }
 
 #[tokio::main]
@@ -283,7 +286,82 @@ async fn run(
 
     println!("\n{machine}");
     print_summary(&outcomes);
+    std::fs::write(&args.chart, chart(&outcomes))
+        .with_context(|| format!("write {}", args.chart.display()))?;
+    println!("\nchart written to {}", args.chart.display());
     Ok(())
+}
+
+/// An SVG bar chart: p50 and p99 of ECS and of the floor per subscriber count,
+/// on a logarithmic millisecond axis.
+fn chart(outcomes: &[Outcome]) -> String {
+    let (width, height, left, top, bottom) = (720.0, 360.0, 70.0, 40.0, 60.0);
+    let plot_height = height - top - bottom;
+    let series: [(&str, &str, fn(&Outcome) -> f64); 4] = [
+        ("ECS p50", "#7aa6d8", |o| percentile(&o.ecs, 50.0)),
+        ("ECS p99", "#1f5fa8", |o| percentile(&o.ecs, 99.0)),
+        ("floor p50", "#f2b37a", |o| percentile(&o.floor, 50.0)),
+        ("floor p99", "#c8630c", |o| percentile(&o.floor, 99.0)),
+    ];
+    let values: Vec<f64> = outcomes
+        .iter()
+        .flat_map(|o| series.iter().map(move |(_, _, f)| f(o)))
+        .collect();
+    let (lo, hi) = (
+        0.1_f64,
+        values.iter().copied().fold(1.0_f64, f64::max) * 1.5,
+    );
+    let y = |ms: f64| {
+        top + plot_height * (1.0 - (ms.max(lo).log10() - lo.log10()) / (hi.log10() - lo.log10()))
+    };
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{left}\" y=\"22\" font-size=\"15\">Change propagation: write → every subscriber (ms, log scale)</text>\n"
+    );
+    let mut tick = lo;
+    while tick <= hi {
+        let ty = y(tick);
+        svg.push_str(&format!(
+            "<line x1=\"{left}\" y1=\"{ty:.1}\" x2=\"{}\" y2=\"{ty:.1}\" stroke=\"#ddd\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>\n",
+            width - 20.0,
+            left - 6.0,
+            ty + 4.0
+        ));
+        tick *= 10.0;
+    }
+    let group = (width - left - 20.0) / outcomes.len().max(1) as f64;
+    let bar = group / 6.0;
+    for (i, o) in outcomes.iter().enumerate() {
+        let x0 = left + group * i as f64 + bar;
+        for (j, (_, color, f)) in series.iter().enumerate() {
+            let value = f(o);
+            let (bx, by) = (x0 + bar * j as f64, y(value));
+            svg.push_str(&format!(
+                "<rect x=\"{bx:.1}\" y=\"{by:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{value:.2} ms</title></rect>\n",
+                bar * 0.9,
+                top + plot_height - by
+            ));
+        }
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">W = {} (ECS/floor p99 {:.1}×)</text>\n",
+            x0 + bar * 2.0,
+            height - bottom + 20.0,
+            o.subscribers,
+            percentile(&o.ecs, 99.0) / percentile(&o.floor, 99.0)
+        ));
+    }
+    for (j, (name, color, _)) in series.iter().enumerate() {
+        let lx = left + 150.0 * j as f64;
+        svg.push_str(&format!(
+            "<rect x=\"{lx}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{color}\"/><text x=\"{}\" y=\"{:.1}\">{name}</text>\n",
+            height - 22.0,
+            lx + 16.0,
+            height - 12.0
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
 }
 
 fn layer_path() -> String {
