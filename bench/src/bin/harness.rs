@@ -167,7 +167,6 @@ struct Ecs {
     token: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     // Dropped after the app stops (fields drop in order).
-    settings: Settings,
     db: TestDatabase,
     nats: NatsServer,
 }
@@ -194,7 +193,6 @@ impl Ecs {
             http: http_client(256)?,
             token,
             handle: Some(handle),
-            settings,
             db,
             nats,
         })
@@ -699,14 +697,14 @@ fn rebuild_scopes() -> anyhow::Result<Vec<Scope>> {
     }
     for t in 0..REBUILD_TENANTS {
         scopes.push(Scope {
-            tenant: Some(TenantId::parse(&tenant_name(t))?),
+            tenant: Some(TenantId::parse(tenant_name(t))?),
             ..Scope::default()
         });
     }
     for t in 0..96 {
         scopes.push(Scope {
             env: Some(EnvName::parse("prod")?),
-            tenant: Some(TenantId::parse(&tenant_name(t))?),
+            tenant: Some(TenantId::parse(tenant_name(t))?),
             ..Scope::default()
         });
     }
@@ -716,7 +714,7 @@ fn rebuild_scopes() -> anyhow::Result<Vec<Scope>> {
 /// Publishes with up to `WINDOW` acknowledgements outstanding.
 struct Publisher {
     js: jetstream::Context,
-    inflight: FuturesUnordered<jetstream::context::PublishAckFuture>,
+    inflight: FuturesUnordered<futures::future::BoxFuture<'static, anyhow::Result<()>>>,
     published: u64,
 }
 
@@ -736,11 +734,14 @@ impl Publisher {
                 ack?;
             }
         }
-        self.inflight.push(
-            self.js
-                .publish_with_headers(subject, headers, payload)
-                .await?,
-        );
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, payload)
+            .await?;
+        self.inflight.push(Box::pin(async move {
+            ack.await?;
+            Ok(())
+        }));
         self.published += 1;
         Ok(())
     }
@@ -784,7 +785,7 @@ async fn generate(js: &jetstream::Context, keyring: &Keyring, events: u64) -> an
         published: 0,
     };
     let namespaces: Vec<NamespaceName> = (0..REBUILD_NAMESPACES)
-        .map(|n| NamespaceName::parse(&format!("ns{n}")))
+        .map(|n| NamespaceName::parse(format!("ns{n}")))
         .collect::<Result<_, _>>()?;
     for ns in &namespaces {
         let event = serde_json::to_value(NamespaceEvent::NamespaceDefined {
@@ -800,7 +801,7 @@ async fn generate(js: &jetstream::Context, keyring: &Keyring, events: u64) -> an
             .await?;
     }
     for t in 0..REBUILD_TENANTS {
-        let id = TenantId::parse(&tenant_name(t))?;
+        let id = TenantId::parse(tenant_name(t))?;
         let event = serde_json::to_value(TenantEvent::TenantDefined {
             id: id.clone(),
             revision: 1,
@@ -946,13 +947,22 @@ async fn rebuild(args: &Args) -> anyhow::Result<()> {
     let raw = ordered_read(&js, last, None).await?;
     let decoded = ordered_read(&js, last, Some(&keyring)).await?;
 
-    // ECS starts on the full log: its first catch-up is a replay too, with the
-    // feed publisher also replaying the log into the feed bucket.
-    let started = Instant::now();
+    // ECS starts on the full log: its projector starts catching up and its
+    // feed publisher replays the log into the feed bucket. Wait until the
+    // feed has settled, so that only the rebuild runs while it is measured.
     let ecs = Ecs::start(nats, db, settings).await?;
-    ecs.wait_ready(args.timeout()).await?;
-    let catch_up = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while projection_status(&ecs).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("ECS did not answer within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let feed_started = Instant::now();
     wait_feed_settled(&js, args.timeout()).await?;
+    let feed = feed_started
+        .elapsed()
+        .saturating_sub(Duration::from_secs(2));
 
     // The measured rebuild: nothing else running.
     let answer = ecs
@@ -1001,9 +1011,9 @@ async fn rebuild(args: &Args) -> anyhow::Result<()> {
         decoded.as_secs_f64()
     );
     println!(
-        "ECS first start on the log (catch-up + feed)    {:>10.0} events/s  ({:.2} s)",
-        per_s(catch_up),
-        catch_up.as_secs_f64()
+        "ECS feed publisher on a fresh start (approx.)   {:>10.0} events/s  ({:.2} s, projector running too)",
+        per_s(feed),
+        feed.as_secs_f64()
     );
     println!(
         "ECS POST /v1/admin/projections/rebuild          {:>10.0} events/s  ({:.2} s; target >= 50,000/s)",

@@ -292,12 +292,15 @@ async fn run(
     Ok(())
 }
 
+/// One bar series of the chart: label, colour and the figure it plots.
+type Series = (&'static str, &'static str, fn(&Outcome) -> f64);
+
 /// An SVG bar chart: p50 and p99 of ECS and of the floor per subscriber count,
 /// on a logarithmic millisecond axis.
 fn chart(outcomes: &[Outcome]) -> String {
     let (width, height, left, top, bottom) = (720.0, 360.0, 70.0, 40.0, 60.0);
     let plot_height = height - top - bottom;
-    let series: [(&str, &str, fn(&Outcome) -> f64); 4] = [
+    let series: [Series; 4] = [
         ("ECS p50", "#7aa6d8", |o| percentile(&o.ecs, 50.0)),
         ("ECS p99", "#1f5fa8", |o| percentile(&o.ecs, 99.0)),
         ("floor p50", "#f2b37a", |o| percentile(&o.floor, 50.0)),
