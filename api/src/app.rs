@@ -29,7 +29,7 @@ use crate::routes::{
     change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
 };
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppInner, AppState};
 
 /// The process-wide metrics recorder (installed once, shared by every app in
 /// the process, as tests start several).
@@ -267,7 +267,7 @@ impl Application {
             },
         );
         let projector = projector.with_keyring(keyring.clone());
-        let state = AppState {
+        let state = AppState::new(AppInner {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
                 projections.clone(),
@@ -289,7 +289,7 @@ impl Application {
                 jwt_settings(&settings)?,
             )),
             settings: Arc::new(settings.clone()),
-        };
+        });
         let listener = TcpListener::bind(&settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;

@@ -71,7 +71,7 @@ impl SnapshotCache {
             None => {
                 let loaded = self
                     .read
-                    .snapshot(ns, None, Some(position))
+                    .snapshot(ns, None, ecs_projections::Layers::All, Some(position))
                     .await?
                     .map(|(s, _)| Arc::new(s));
                 self.store(position, |g| {

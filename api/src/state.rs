@@ -11,8 +11,28 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::extract::WriteContext;
 use crate::problem::ApiError;
 
+/// The handlers' state. Axum clones it for every extractor and middleware of
+/// every request, so it is one `Arc`: a clone is a reference-count increment,
+/// not a copy of the NATS clients and handles inside.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppInner>);
+
+impl AppState {
+    pub fn new(inner: AppInner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+/// What the handlers share: settings, clients and handles.
+pub struct AppInner {
     pub cache: Arc<crate::cache::SnapshotCache>,
     pub keyring: Arc<ecs_commands::keyring::Keyring>,
     pub bus: CommandBus,

@@ -14,7 +14,7 @@ pub mod projector;
 pub mod queries;
 
 pub use projector::{ProjectionHandle, ProjectionStatus, Projector, ProjectorSettings};
-pub use queries::ReadModel;
+pub use queries::{Layers, ReadModel};
 
 /// Runs the embedded migrations.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {

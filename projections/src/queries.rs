@@ -132,6 +132,16 @@ fn layer_revision(row: &PgRow) -> sqlx::Result<LayerRevision> {
 const LAYER_HISTORY_COLUMNS: &str =
     "namespace, scope, values, lock, revision, position, at, actor, message, change";
 
+/// Which layers a snapshot holds.
+#[derive(Debug, Clone, Copy)]
+pub enum Layers<'a> {
+    /// Every layer of the namespace.
+    All,
+    /// Only those that can apply to a context of this tenant (or of no tenant):
+    /// untenanted layers and the tenant's own.
+    For(Option<&'a TenantId>),
+}
+
 impl ReadModel {
     pub fn new(pool: PgPool) -> Self {
         ReadModel { pool }
@@ -313,13 +323,14 @@ impl ReadModel {
         Ok(positions.into_iter().map(|p| p as u64).collect())
     }
 
-    /// The namespace, its layers and the tenant's edition as they stood at
-    /// `position` (`None`: now), read in one consistent snapshot. `None` when
-    /// the namespace did not exist then.
+    /// The namespace, its layers (`layers` says which) and the tenant's
+    /// edition as they stood at `position` (`None`: now), read in one
+    /// consistent snapshot. `None` when the namespace did not exist then.
     pub async fn snapshot(
         &self,
         namespace: &NamespaceName,
         tenant: Option<&TenantId>,
+        layers: Layers<'_>,
         position: Option<u64>,
     ) -> sqlx::Result<Option<(NamespaceSnapshot, Option<EditionName>)>> {
         let mut tx = self.pool.begin().await?;
@@ -344,17 +355,41 @@ impl ReadModel {
         else {
             return Ok(None);
         };
-        let layers = sqlx::query(
-            "SELECT DISTINCT ON (scope_key) namespace, scope, values, lock, revision FROM layer_history
-             WHERE namespace = $1 AND position <= $2 ORDER BY scope_key, revision DESC",
-        )
-        .bind(namespace.as_str())
-        .bind(at)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(layer_state)
-        .collect::<sqlx::Result<Vec<_>>>()?;
+        // Current state: the `layers` table, read in the same snapshot as the
+        // offset, is the history at `applied`. The past: one index probe per
+        // layer for its newest revision at or before `at`.
+        let tenant_filter = match layers {
+            Layers::All => None,
+            Layers::For(tenant) => Some(tenant.map(TenantId::as_str)),
+        };
+        let query = if at == applied {
+            sqlx::query(
+                "SELECT namespace, scope, values, lock, revision FROM layers
+                 WHERE namespace = $1 AND ($3 OR tenant IS NULL OR tenant = $4)",
+            )
+        } else {
+            sqlx::query(
+                "SELECT h.namespace, h.scope, h.values, h.lock, h.revision
+                 FROM layers l CROSS JOIN LATERAL (
+                     SELECT namespace, scope, values, lock, revision FROM layer_history h
+                     WHERE h.namespace = l.namespace AND h.scope_key = l.scope_key
+                       AND h.position <= $2
+                     ORDER BY h.position DESC LIMIT 1) h
+                 WHERE l.namespace = $1 AND ($3 OR l.tenant IS NULL OR l.tenant = $4)",
+            )
+        };
+        let mut layers = query
+            .bind(namespace.as_str())
+            .bind(at)
+            .bind(tenant_filter.is_none())
+            .bind(tenant_filter.flatten())
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(layer_state)
+            .collect::<sqlx::Result<Vec<_>>>()?;
+        // A stable order whichever plan the database picks.
+        layers.sort_by_cached_key(|layer| layer.scope.key());
         let edition = match tenant {
             None => None,
             Some(tenant) => sqlx::query_scalar::<_, String>(

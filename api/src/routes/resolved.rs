@@ -87,7 +87,12 @@ pub async fn resolve_context(
         }
         Some(_) => match app
             .read
-            .snapshot(ns, context.tenant.as_ref(), position)
+            .snapshot(
+                ns,
+                context.tenant.as_ref(),
+                ecs_projections::Layers::For(context.tenant.as_ref()),
+                position,
+            )
             .await?
         {
             Some((snapshot, edition)) => (Some(std::sync::Arc::new(snapshot)), edition),
