@@ -3,10 +3,12 @@
 
 use ecs_commands::{AnyEvents, EventMessage};
 use ecs_domain::change_request::ChangeRequestEvent;
-use ecs_domain::{LayerEvent, NamespaceEvent, TenantEvent, TokenEvent};
+use std::collections::{HashMap, HashSet};
+
+use ecs_domain::{LayerChange, LayerEvent, NamespaceEvent, Scope, TenantEvent, TokenEvent};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{Postgres, Transaction};
+use sqlx::{Postgres, Row, Transaction};
 
 /// The projection's name in `projection_offsets`.
 pub const PROJECTION: &str = "config";
@@ -73,8 +75,30 @@ pub async fn reset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
     set_offset(tx, 0).await
 }
 
-/// Writes the effects of the message at `position`.
-pub async fn apply_message(
+/// Writes the effects of consecutive messages, in order. Runs of layer
+/// changes (nearly all messages) are written with a few set-based statements
+/// per run; every other message is applied on its own, after the run before
+/// it, so each message sees the tables as the messages before it left them.
+pub async fn apply_messages(
+    tx: &mut Transaction<'_, Postgres>,
+    messages: &[(u64, EventMessage<Value>, AnyEvents)],
+) -> sqlx::Result<()> {
+    let mut run = LayerRun::default();
+    for (position, message, events) in messages {
+        match events {
+            AnyEvents::Layer(events) => run.push(*position, message, events),
+            _ => {
+                run.flush(tx).await?;
+                apply_message(tx, *position, message, events).await?;
+            }
+        }
+    }
+    run.flush(tx).await
+}
+
+/// Writes the effects of the message at `position`, one that is not a layer
+/// change (those are written by [`LayerRun`]).
+async fn apply_message(
     tx: &mut Transaction<'_, Postgres>,
     position: u64,
     message: &EventMessage<Value>,
@@ -183,62 +207,8 @@ pub async fn apply_message(
                 .await?;
             }
         }
-        AnyEvents::Layer(events) => {
-            for event in events {
-                let LayerEvent::LayerChanged {
-                    namespace,
-                    scope,
-                    revision,
-                    values,
-                    lock,
-                    message: text,
-                    change,
-                } = event;
-                let tenant = scope.tenant.as_ref().map(|t| t.as_str());
-                sqlx::query(
-                    "INSERT INTO layers (namespace, scope_key, scope, env, service, tenant, edition, values, lock,
-                        revision, position, updated_at, updated_by, message)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                     ON CONFLICT (namespace, scope_key) DO UPDATE SET values = $8, lock = $9, revision = $10,
-                        position = $11, updated_at = $12, updated_by = $13, message = $14",
-                )
-                .bind(namespace.as_str())
-                .bind(scope.key())
-                .bind(Json(scope))
-                .bind(scope.env.as_ref().map(|v| v.as_str()))
-                .bind(scope.service.as_ref().map(|v| v.as_str()))
-                .bind(tenant)
-                .bind(scope.edition.as_ref().map(|v| v.as_str()))
-                .bind(Json(values))
-                .bind(Json(lock))
-                .bind(*revision as i64)
-                .bind(pos)
-                .bind(message.at)
-                .bind(&message.actor)
-                .bind(text)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO layer_history (namespace, scope_key, scope, tenant, revision, position, at, actor,
-                        message, values, lock, change)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
-                )
-                .bind(namespace.as_str())
-                .bind(scope.key())
-                .bind(Json(scope))
-                .bind(tenant)
-                .bind(*revision as i64)
-                .bind(pos)
-                .bind(message.at)
-                .bind(&message.actor)
-                .bind(text)
-                .bind(Json(values))
-                .bind(Json(lock))
-                .bind(Json(change))
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
+        // Written by `LayerRun`.
+        AnyEvents::Layer(_) => {}
         AnyEvents::Token(events) => {
             for event in events {
                 match event {
@@ -382,5 +352,220 @@ async fn erase_tenant(
         };
         query.execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// Consecutive layer-change messages, written together: one statement each
+/// for `commands`, `audit`, `layer_history` and the `layers` upsert, plus one
+/// read of the layers' values before the run (the audit entries' "before").
+#[derive(Default)]
+struct LayerRun<'a> {
+    messages: Vec<(u64, &'a EventMessage<Value>, &'a [LayerEvent])>,
+}
+
+impl<'a> LayerRun<'a> {
+    fn push(&mut self, position: u64, message: &'a EventMessage<Value>, events: &'a [LayerEvent]) {
+        self.messages.push((position, message, events));
+    }
+
+    async fn flush(&mut self, tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
+        let messages = std::mem::take(&mut self.messages);
+        if messages.is_empty() {
+            return Ok(());
+        }
+        insert_commands(tx, &messages).await?;
+
+        // Every event as a row, with its layer's key.
+        let rows: Vec<LayerRow<'_>> = messages
+            .iter()
+            .flat_map(|(position, message, events)| {
+                events.iter().enumerate().map(|(index, event)| {
+                    let LayerEvent::LayerChanged {
+                        namespace,
+                        scope,
+                        revision,
+                        values,
+                        lock,
+                        message: text,
+                        change,
+                    } = event;
+                    LayerRow {
+                        position: *position,
+                        index,
+                        message,
+                        key: (namespace.as_str(), scope.key()),
+                        scope,
+                        revision: *revision,
+                        values,
+                        lock,
+                        text,
+                        change,
+                    }
+                })
+            })
+            .collect();
+
+        // The values each layer had before the run, then before each event.
+        let mut current: HashMap<(&str, String), Option<Value>> = HashMap::new();
+        let (namespaces, scope_keys): (Vec<&str>, Vec<&str>) = rows
+            .iter()
+            .map(|r| (r.key.0, r.key.1.as_str()))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .unzip();
+        let stored = sqlx::query(
+            "SELECT l.namespace, l.scope_key, l.values FROM layers l
+             JOIN UNNEST($1::text[], $2::text[]) AS k(namespace, scope_key)
+               ON l.namespace = k.namespace AND l.scope_key = k.scope_key",
+        )
+        .bind(&namespaces)
+        .bind(&scope_keys)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut before_run: HashMap<(String, String), Value> = HashMap::new();
+        for row in stored {
+            before_run.insert(
+                (row.try_get("namespace")?, row.try_get("scope_key")?),
+                row.try_get::<Json<Value>, _>("values")?.0,
+            );
+        }
+        let mut audit = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let before = match current.get(&row.key) {
+                Some(values) => values.clone(),
+                None => before_run.remove(&(row.key.0.to_owned(), row.key.1.clone())),
+            };
+            current.insert(row.key.clone(), Some(row.values.clone()));
+            audit.push(crate::audit::Entry {
+                tenant: row.scope.tenant.as_ref().map(ToString::to_string),
+                namespace: Some(row.key.0.to_owned()),
+                scope: Some(row.scope.clone()),
+                before,
+                after: Some(row.values.clone()),
+                message: Some(row.text.to_owned()),
+                ..crate::audit::accepted_entry(
+                    row.position,
+                    row.index,
+                    row.message,
+                    crate::audit::layer_action(row.change).to_owned(),
+                )
+            });
+        }
+        crate::audit::insert_all(tx, &audit).await?;
+        insert_layer_history(tx, &rows).await?;
+
+        // The layers table keeps each layer's last change of the run.
+        let mut last: HashMap<&(&str, String), &LayerRow<'_>> = HashMap::new();
+        for row in &rows {
+            last.insert(&row.key, row);
+        }
+        let latest: Vec<&LayerRow<'_>> = last.into_values().collect();
+        upsert_layers(tx, &latest).await
+    }
+}
+
+/// One layer event of a run.
+struct LayerRow<'a> {
+    position: u64,
+    /// The event's index in its message.
+    index: usize,
+    message: &'a EventMessage<Value>,
+    /// (namespace, scope key): the layer.
+    key: (&'a str, String),
+    scope: &'a Scope,
+    revision: u64,
+    values: &'a Value,
+    lock: &'a [String],
+    text: &'a str,
+    change: &'a LayerChange,
+}
+
+async fn insert_commands(
+    tx: &mut Transaction<'_, Postgres>,
+    messages: &[(u64, &EventMessage<Value>, &[LayerEvent])],
+) -> sqlx::Result<()> {
+    let column = |f: fn(&EventMessage<Value>) -> &str| {
+        messages.iter().map(|(_, m, _)| f(m)).collect::<Vec<_>>()
+    };
+    sqlx::query(
+        "INSERT INTO commands (position, command_id, aggregate_type, aggregate_id, revision, at, actor)
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+            $6::timestamptz[], $7::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(messages.iter().map(|(p, _, _)| *p as i64).collect::<Vec<_>>())
+    .bind(column(|m| &m.command_id))
+    .bind(column(|m| &m.aggregate_type))
+    .bind(column(|m| &m.aggregate_id))
+    .bind(messages.iter().map(|(_, m, _)| m.revision as i64).collect::<Vec<_>>())
+    .bind(messages.iter().map(|(_, m, _)| m.at).collect::<Vec<_>>())
+    .bind(column(|m| &m.actor))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_layer_history(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[LayerRow<'_>],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO layer_history (namespace, scope_key, scope, tenant, revision, position, at, actor,
+            message, values, lock, change)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::bigint[],
+            $6::bigint[], $7::timestamptz[], $8::text[], $9::text[], $10::jsonb[], $11::jsonb[],
+            $12::jsonb[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.key.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.key.1.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(r.scope)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.scope.tenant.as_ref().map(|t| t.as_str())).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.revision as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.position as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.message.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.message.actor.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.text).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(r.values)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(r.lock)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(r.change)).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_layers(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: &[&LayerRow<'_>],
+) -> sqlx::Result<()> {
+    let dimension =
+        |f: fn(&Scope) -> Option<&str>| rows.iter().map(|r| f(r.scope)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO layers (namespace, scope_key, scope, env, service, tenant, edition, values, lock,
+            revision, position, updated_at, updated_by, message)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::jsonb[], $9::jsonb[], $10::bigint[], $11::bigint[], $12::timestamptz[],
+            $13::text[], $14::text[])
+         ON CONFLICT (namespace, scope_key) DO UPDATE SET values = EXCLUDED.values,
+            lock = EXCLUDED.lock, revision = EXCLUDED.revision, position = EXCLUDED.position,
+            updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by,
+            message = EXCLUDED.message",
+    )
+    .bind(rows.iter().map(|r| r.key.0).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.key.1.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(r.scope)).collect::<Vec<_>>())
+    .bind(dimension(|s| s.env.as_ref().map(|v| v.as_str())))
+    .bind(dimension(|s| s.service.as_ref().map(|v| v.as_str())))
+    .bind(dimension(|s| s.tenant.as_ref().map(|v| v.as_str())))
+    .bind(dimension(|s| s.edition.as_ref().map(|v| v.as_str())))
+    .bind(rows.iter().map(|r| Json(r.values)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| Json(r.lock)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.revision as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.position as i64).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.message.at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.message.actor.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.text).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }

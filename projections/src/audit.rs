@@ -1,7 +1,8 @@
 //! The audit log's projection: one `audit` row per audit record.
 //!
 //! Accepted changes come from the events stream: [`record_accepted`] runs
-//! inside `apply_message`, in the projection's transaction, so each change is
+//! inside `apply::apply_messages` (layer changes with their rows, in
+//! `LayerRun`), in the projection's transaction, so each change is
 //! recorded exactly once and a rebuild replays it identically (the values
 //! before a change are read from the tables before the message applies).
 //! Refused attempts come from the `ECS_AUDIT` stream: [`AuditProjector`]
@@ -12,7 +13,7 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::Order
 use ecs_commands::{AnyEvents, EventMessage};
 use ecs_domain::audit::{AuditRecord, Outcome};
 use ecs_domain::change_request::ChangeRequestEvent;
-use ecs_domain::{LayerChange, LayerEvent, NamespaceEvent, Scope, TenantEvent, TokenEvent};
+use ecs_domain::{LayerChange, NamespaceEvent, Scope, TenantEvent, TokenEvent};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sqlx::types::Json;
@@ -29,23 +30,52 @@ use crate::projector::{Backoff, retry_with_backoff};
 pub const AUDIT_PROJECTION: &str = "audit";
 
 /// One audit row about to be written.
-struct Entry<'a> {
-    key: String,
-    at: OffsetDateTime,
-    outcome: Outcome,
+pub(crate) struct Entry<'a> {
+    pub key: String,
+    pub at: OffsetDateTime,
+    pub outcome: Outcome,
+    pub action: String,
+    pub actor: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub correlation_id: Option<&'a str>,
+    pub tenant: Option<String>,
+    pub namespace: Option<String>,
+    pub scope: Option<Scope>,
+    pub reason: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub message: Option<String>,
+    pub position: Option<u64>,
+}
+
+/// The entry of the `index`th event of the accepted message at `position`,
+/// before its event-specific fields are filled in.
+pub(crate) fn accepted_entry(
+    position: u64,
+    index: usize,
+    message: &EventMessage<Value>,
     action: String,
-    actor: Option<&'a str>,
-    role: Option<&'a str>,
-    request_id: Option<&'a str>,
-    correlation_id: Option<&'a str>,
-    tenant: Option<String>,
-    namespace: Option<String>,
-    scope: Option<Scope>,
-    reason: Option<String>,
-    before: Option<Value>,
-    after: Option<Value>,
-    message: Option<String>,
-    position: Option<u64>,
+) -> Entry<'_> {
+    let meta = |k: &str| message.metadata.get(k).map(String::as_str);
+    Entry {
+        key: accepted_key(position, index),
+        at: message.at,
+        outcome: Outcome::Accepted,
+        action,
+        actor: Some(message.actor.as_str()),
+        role: meta("role"),
+        request_id: meta("request_id"),
+        correlation_id: meta("correlation_id"),
+        tenant: None,
+        namespace: None,
+        scope: None,
+        reason: None,
+        before: None,
+        after: None,
+        message: None,
+        position: Some(position),
+    }
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {
@@ -83,6 +113,61 @@ async fn insert(tx: &mut Transaction<'_, Postgres>, entry: Entry<'_>) -> sqlx::R
     Ok(())
 }
 
+/// Writes many entries in one statement (skipping keys already there).
+pub(crate) async fn insert_all(
+    tx: &mut Transaction<'_, Postgres>,
+    entries: &[Entry<'_>],
+) -> sqlx::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&Entry<'_>) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
+    let json = |f: fn(&Entry<'_>) -> Option<Value>| {
+        entries.iter().map(|e| f(e).map(Json)).collect::<Vec<_>>()
+    };
+    sqlx::query(
+        "INSERT INTO audit (key, at, outcome, action, actor, role, request_id, correlation_id, tenant,
+            namespace, scope, reason, before, after, message, position)
+         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::text[],
+            $13::jsonb[], $14::jsonb[], $15::text[], $16::bigint[])
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>())
+    .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
+    .bind(
+        entries
+            .iter()
+            .map(|e| outcome_name(e.outcome))
+            .collect::<Vec<_>>(),
+    )
+    .bind(entries.iter().map(|e| e.action.as_str()).collect::<Vec<_>>())
+    .bind(column(|e| e.actor.map(str::to_owned)))
+    .bind(column(|e| e.role.map(str::to_owned)))
+    .bind(column(|e| e.request_id.map(str::to_owned)))
+    .bind(column(|e| e.correlation_id.map(str::to_owned)))
+    .bind(column(|e| e.tenant.clone()))
+    .bind(column(|e| e.namespace.clone()))
+    .bind(json(|e| {
+        e.scope
+            .as_ref()
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+    }))
+    .bind(column(|e| e.reason.clone()))
+    .bind(json(|e| e.before.clone()))
+    .bind(json(|e| e.after.clone()))
+    .bind(column(|e| e.message.clone()))
+    .bind(
+        entries
+            .iter()
+            .map(|e| e.position.map(|p| p as i64))
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Deletes the accepted entries (a rebuild replays them); refused ones stay.
 pub async fn reset_accepted(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
     sqlx::query("DELETE FROM audit WHERE outcome = 'accepted'")
@@ -91,7 +176,7 @@ pub async fn reset_accepted(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<
     Ok(())
 }
 
-fn layer_action(change: &LayerChange) -> &'static str {
+pub(crate) fn layer_action(change: &LayerChange) -> &'static str {
     match change {
         LayerChange::Replaced => "layer.replaced",
         LayerChange::Patched => "layer.patched",
@@ -118,25 +203,7 @@ pub async fn record_accepted(
     message: &EventMessage<Value>,
     events: &AnyEvents,
 ) -> sqlx::Result<()> {
-    let meta = |k: &str| message.metadata.get(k).map(String::as_str);
-    let base = |index: usize, action: String| Entry {
-        key: accepted_key(position, index),
-        at: message.at,
-        outcome: Outcome::Accepted,
-        action,
-        actor: Some(message.actor.as_str()),
-        role: meta("role"),
-        request_id: meta("request_id"),
-        correlation_id: meta("correlation_id"),
-        tenant: None,
-        namespace: None,
-        scope: None,
-        reason: None,
-        before: None,
-        after: None,
-        message: None,
-        position: Some(position),
-    };
+    let base = |index: usize, action: String| accepted_entry(position, index, message, action);
     // One message holds the events of one aggregate: each event's "before"
     // is the previous event's "after".
     let mut previous: Option<Value> = None;
@@ -228,43 +295,9 @@ pub async fn record_accepted(
                 .await?;
             }
         }
-        AnyEvents::Layer(events) => {
-            for (i, event) in events.iter().enumerate() {
-                let LayerEvent::LayerChanged {
-                    namespace,
-                    scope,
-                    values,
-                    message: text,
-                    change,
-                    ..
-                } = event;
-                let before = match previous.take() {
-                    Some(v) => Some(v),
-                    None => sqlx::query_scalar::<_, Json<Value>>(
-                        "SELECT values FROM layers WHERE namespace = $1 AND scope_key = $2",
-                    )
-                    .bind(namespace.as_str())
-                    .bind(scope.key())
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|j| j.0),
-                };
-                previous = Some(values.clone());
-                insert(
-                    tx,
-                    Entry {
-                        tenant: scope.tenant.as_ref().map(ToString::to_string),
-                        namespace: Some(namespace.to_string()),
-                        scope: Some(scope.clone()),
-                        before,
-                        after: Some(values.clone()),
-                        message: Some(text.clone()),
-                        ..base(i, layer_action(change).to_owned())
-                    },
-                )
-                .await?;
-            }
-        }
+        // Layer changes are recorded with their rows, a run of messages at a
+        // time (`apply::LayerRun`).
+        AnyEvents::Layer(_) => {}
         AnyEvents::Token(events) => {
             // Never anything secret: the token's name and role only.
             for (i, event) in events.iter().enumerate() {

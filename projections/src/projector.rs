@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::apply::{apply_message, lock_offset, reset, set_offset};
+use crate::apply::{apply_messages, lock_offset, reset, set_offset};
 
 /// Where the projection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -28,7 +28,7 @@ pub struct ProjectionStatus {
 }
 
 /// The most messages applied in one transaction.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 1024;
 
 enum Control {
     Rebuild(oneshot::Sender<u64>),
@@ -196,7 +196,7 @@ impl Projector {
                 ack_policy: AckPolicy::Explicit,
                 deliver_policy,
                 ack_wait: Duration::from_secs(60),
-                max_ack_pending: 1024,
+                max_ack_pending: 4096,
                 ..Default::default()
             })
             .await?;
@@ -310,14 +310,13 @@ impl Projector {
             return Ok(false);
         }
         let mut applied = last;
+        let mut messages = Vec::with_capacity(batch.len());
         for (position, payload) in batch {
             if *position <= last {
                 continue;
             }
             match read_message(payload, self.keyring.as_deref()).await {
-                Ok((message, events)) => {
-                    apply_message(&mut tx, *position, &message, &events).await?
-                }
+                Ok((message, events)) => messages.push((*position, message, events)),
                 Err(error) if error.is_transient() => return Err(error.into()),
                 Err(error) => {
                     metrics::counter!("ecs_projection_messages_skipped_total").increment(1);
@@ -326,6 +325,7 @@ impl Projector {
             }
             applied = *position;
         }
+        apply_messages(&mut tx, &messages).await?;
         if applied > last {
             set_offset(&mut tx, applied).await?;
         }
