@@ -16,10 +16,15 @@
 //! private cluster unless `ECS_TEST_PG_URL` is set) and the ECS server
 //! in-process, all bound to 127.0.0.1, and stops them when it ends.
 //!
+//! With `--markdown <file>` the figures are also appended to `<file>` as rows
+//! of one Markdown table (benchmark, ECS, floor, ECS / floor, target,
+//! verdict); `bench/run.sh` uses it to write `docs/benchmarks.md`.
+//!
 //! ```sh
-//! bench/run.sh            # everything, in release, results in bench/results/
+//! bench/run.sh            # everything, in release, results in bench/results/ and docs/
 //! cargo run --release -p ecs-bench --bin harness -- --quick
 //! cargo run --release -p ecs-bench --bin harness -- --bench reads,writes --seconds 5
+//! cargo run --release -p ecs-bench --bin harness -- --bench reads --markdown /tmp/reads.md
 //! ```
 
 // Printing the results is this binary's purpose.
@@ -27,6 +32,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,6 +65,13 @@ use tokio_util::sync::CancellationToken;
 
 const ALL: [&str; 5] = ["reads", "writes", "rebuild", "pit", "scale"];
 
+/// Targets: ECS resolved reads reach this share of the static handler's
+/// throughput (%), the rebuild replays this many events per second, and a
+/// point-in-time read answers within this p99 (ms) at one client.
+const READS_TARGET_SHARE: f64 = 50.0;
+const REBUILD_TARGET_PER_S: f64 = 50_000.0;
+const PIT_TARGET_P99_MS: f64 = 10.0;
+
 /// ECS against the raw engines (reads, writes, rebuild, point-in-time, scale).
 #[derive(Parser, Debug, Clone)]
 struct Args {
@@ -86,6 +100,11 @@ struct Args {
     /// Longest a single wait (catch-up, rebuild) may take, in seconds.
     #[arg(long, default_value_t = 1800)]
     timeout: u64,
+    /// Also append the figures to this Markdown file, one row each in a table
+    /// (benchmark | ECS | floor | ECS / floor | target | verdict); the table
+    /// (with its header) starts unless the file already ends in one.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
 }
 
 impl Args {
@@ -111,6 +130,16 @@ impl Args {
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout)
+    }
+
+    /// Appends `rows` to the `--markdown` file, if there is one.
+    fn markdown(&self, rows: &[Row]) -> anyhow::Result<()> {
+        match &self.markdown {
+            Some(path) => {
+                append_rows(path, rows).with_context(|| format!("append to {}", path.display()))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -347,10 +376,140 @@ impl Stats {
         }
         s
     }
+
+    /// The same figures as a Markdown cell: rate, p50 and p99 (and errors).
+    fn cell(&self, unit: &str) -> String {
+        let mut s = format!(
+            "{} {unit}, p50 {}, p99 {}",
+            thousands(self.rate()),
+            ms(self.pct(0.50)),
+            ms(self.pct(0.99))
+        );
+        if self.errors > 0 {
+            s.push_str(&format!(" ({} errors)", self.errors));
+        }
+        s
+    }
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+// ---------------------------------------------------------------------------
+// --markdown: the figures as rows of one Markdown table
+// ---------------------------------------------------------------------------
+
+const TABLE_HEADER: &str = "| benchmark | ECS | floor | ECS / floor | target | verdict |";
+const NONE: &str = "—";
+
+/// One row of the `--markdown` table; empty cells read "—".
+struct Row {
+    benchmark: String,
+    ecs: String,
+    floor: String,
+    ratio: String,
+    target: String,
+    verdict: &'static str,
+}
+
+impl Row {
+    fn new(benchmark: impl Into<String>, ecs: impl Into<String>) -> Row {
+        Row {
+            benchmark: benchmark.into(),
+            ecs: ecs.into(),
+            floor: NONE.to_owned(),
+            ratio: NONE.to_owned(),
+            target: NONE.to_owned(),
+            verdict: NONE,
+        }
+    }
+
+    fn floor(mut self, floor: impl Into<String>) -> Row {
+        self.floor = floor.into();
+        self
+    }
+
+    fn ratio(mut self, ratio: impl Into<String>) -> Row {
+        self.ratio = ratio.into();
+        self
+    }
+
+    /// The target and whether the measured figure meets it (PASS or MISS).
+    fn target(mut self, target: impl Into<String>, met: bool) -> Row {
+        self.target = target.into();
+        self.verdict = if met { "PASS" } else { "MISS" };
+        self
+    }
+
+    fn markdown(&self) -> String {
+        let cells = [
+            self.benchmark.as_str(),
+            &self.ecs,
+            &self.floor,
+            &self.ratio,
+            &self.target,
+            self.verdict,
+        ];
+        let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+        format!("| {} |", cells.join(" | "))
+    }
+}
+
+/// Appends `rows` to the Markdown file at `path` (created if missing),
+/// continuing the results table the file ends with, or starting one.
+fn append_rows(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut text = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        text.push('\n');
+    }
+    // The first line of the table the file ends with, if it ends with one.
+    let trailing_table = existing
+        .lines()
+        .rev()
+        .take_while(|l| l.starts_with('|'))
+        .last();
+    if trailing_table != Some(TABLE_HEADER) {
+        if !existing.trim().is_empty() && !existing.ends_with("\n\n") {
+            text.push('\n');
+        }
+        text.push_str(TABLE_HEADER);
+        text.push_str("\n| --- | --- | --- | --- | --- | --- |\n");
+    }
+    for row in rows {
+        text.push_str(&row.markdown());
+        text.push('\n');
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `x` rounded to an integer, with thousands separators: `1,000,000`.
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("{x}");
+    }
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x.round() < 0.0 {
+        out.insert(0, '-');
+    }
+    out
 }
 
 /// Runs `op(worker, i)` in `concurrency` tasks for `duration` (after a short
@@ -568,10 +727,18 @@ async fn reads(args: &Args) -> anyhow::Result<()> {
         "{}",
         measured.line("ECS GET .../resolved?env=prod&tenant=t1")
     );
-    println!(
-        "  ECS / floor: {:.1} % of the throughput (target >= 50 %)",
-        100.0 * measured.rate() / floor.rate()
-    );
+    let share = 100.0 * measured.rate() / floor.rate();
+    println!("  ECS / floor: {share:.1} % of the throughput (target >= {READS_TARGET_SHARE} %)");
+    args.markdown(&[Row::new(
+        format!("resolved reads, {} clients", args.concurrency),
+        measured.cell("req/s"),
+    )
+    .floor(floor.cell("req/s"))
+    .ratio(format!("{share:.1} % of the rate"))
+    .target(
+        format!("≥ {READS_TARGET_SHARE} % of the rate"),
+        share.is_finite() && share >= READS_TARGET_SHARE,
+    )])?;
     shutdown.cancel();
     let _ = static_handle.await;
     ecs.stop().await;
@@ -664,11 +831,15 @@ async fn writes(args: &Args) -> anyhow::Result<()> {
         floor.line("floor: JetStream publish + ack, same bytes")
     );
     println!("{}", measured.line("ECS PATCH .../layer?env=w<worker>"));
-    println!(
-        "  ECS / floor: {:.1} % of the throughput; p50 {:.1}x the floor's",
-        100.0 * measured.rate() / floor.rate(),
-        measured.pct(0.5).as_secs_f64() / floor.pct(0.5).as_secs_f64().max(1e-9)
-    );
+    let share = 100.0 * measured.rate() / floor.rate();
+    let slower = measured.pct(0.5).as_secs_f64() / floor.pct(0.5).as_secs_f64().max(1e-9);
+    println!("  ECS / floor: {share:.1} % of the throughput; p50 {slower:.1}x the floor's");
+    args.markdown(&[Row::new(
+        format!("durable writes, {} clients", args.concurrency),
+        measured.cell("writes/s"),
+    )
+    .floor(floor.cell("publishes/s"))
+    .ratio(format!("{share:.1} % of the rate; p50 {slower:.1}×"))])?;
     ecs.stop().await;
     Ok(())
 }
@@ -1000,6 +1171,7 @@ async fn rebuild(args: &Args) -> anyhow::Result<()> {
     }
     let rebuilt = started.elapsed();
     let per_s = |d: Duration| last as f64 / d.as_secs_f64();
+    let share = 100.0 * raw.as_secs_f64() / rebuilt.as_secs_f64();
     println!(
         "floor: ordered consumer, raw read               {:>10.0} events/s  ({:.2} s)",
         per_s(raw),
@@ -1016,32 +1188,73 @@ async fn rebuild(args: &Args) -> anyhow::Result<()> {
         feed.as_secs_f64()
     );
     println!(
-        "ECS POST /v1/admin/projections/rebuild          {:>10.0} events/s  ({:.2} s; target >= 50,000/s)",
+        "ECS POST /v1/admin/projections/rebuild          {:>10.0} events/s  ({:.2} s; target >= {}/s)",
         per_s(rebuilt),
-        rebuilt.as_secs_f64()
+        rebuilt.as_secs_f64(),
+        thousands(REBUILD_TARGET_PER_S)
     );
-    println!(
-        "  ECS rebuild / raw read: {:.1} %",
-        100.0 * raw.as_secs_f64() / rebuilt.as_secs_f64()
-    );
-    if let Ok(pool) = ecs.db.pool().await {
-        let size: Option<String> =
-            sqlx::query_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))")
-                .fetch_one(&pool)
-                .await
-                .ok();
-        println!(
-            "  projection database size after the rebuild: {}",
-            size.unwrap_or_default()
-        );
-        pool.close().await;
+    println!("  ECS rebuild / raw read: {share:.1} %");
+    let size = database_size(&ecs).await;
+    if let Some(size) = &size {
+        println!("  projection database size after the rebuild: {size}");
     }
+    let raw_floor = format!(
+        "raw ordered read {} events/s ({:.2} s)",
+        thousands(per_s(raw)),
+        raw.as_secs_f64()
+    );
+    args.markdown(&[
+        Row::new(
+            format!("rebuild, {} events", thousands(last as f64)),
+            format!(
+                "{} events/s ({:.2} s){}",
+                thousands(per_s(rebuilt)),
+                rebuilt.as_secs_f64(),
+                size.map(|s| format!("; projection database {s} after"))
+                    .unwrap_or_default()
+            ),
+        )
+        .floor(format!(
+            "{raw_floor}; read + decode + open seals {} events/s ({:.2} s)",
+            thousands(per_s(decoded)),
+            decoded.as_secs_f64()
+        ))
+        .ratio(format!("{share:.1} % of the raw read"))
+        .target(
+            format!("≥ {} events/s", thousands(REBUILD_TARGET_PER_S)),
+            per_s(rebuilt) >= REBUILD_TARGET_PER_S,
+        ),
+        Row::new(
+            "feed publisher replay on a fresh start (approx., projector running too)",
+            format!(
+                "{} events/s ({:.2} s)",
+                thousands(per_s(feed)),
+                feed.as_secs_f64()
+            ),
+        )
+        .floor(raw_floor)
+        .ratio(format!(
+            "{:.1} % of the raw read",
+            100.0 * raw.as_secs_f64() / feed.as_secs_f64()
+        )),
+    ])?;
 
     if args.runs("pit") {
         point_in_time(args, &ecs, last).await?;
     }
     ecs.stop().await;
     Ok(())
+}
+
+/// The projection database's size, as PostgreSQL prints it (`1651 MB`).
+async fn database_size(ecs: &Ecs) -> Option<String> {
+    let pool = ecs.db.pool().await.ok()?;
+    let size = sqlx::query_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))")
+        .fetch_one(&pool)
+        .await
+        .ok();
+    pool.close().await;
+    size
 }
 
 // ---------------------------------------------------------------------------
@@ -1085,10 +1298,28 @@ async fn point_in_time(args: &Args, ecs: &Ecs, last: u64) -> anyhow::Result<()> 
             args.concurrency
         ))
     );
+    let p99 = single.pct(0.99);
     println!(
-        "  p99 {} at 1 client (target < 10 ms)",
-        ms(single.pct(0.99))
+        "  p99 {} at 1 client (target < {PIT_TARGET_P99_MS} ms)",
+        ms(p99)
     );
+    args.markdown(&[
+        Row::new(
+            format!(
+                "point-in-time resolved, {} events, 1 client",
+                thousands(last as f64)
+            ),
+            single.cell("req/s"),
+        )
+        .target(
+            format!("p99 < {PIT_TARGET_P99_MS} ms"),
+            single.ok > 0 && p99.as_secs_f64() * 1000.0 < PIT_TARGET_P99_MS,
+        ),
+        Row::new(
+            format!("point-in-time resolved, {} clients", args.concurrency),
+            loaded.cell("req/s"),
+        ),
+    ])?;
     Ok(())
 }
 
@@ -1171,25 +1402,26 @@ async fn scale(args: &Args) -> anyhow::Result<()> {
     let (_client, js) = jetstream_of(&ecs.nats).await?;
     let last = stream_last(&js, "ECS_EVENTS").await?;
     let feed = wait_feed_settled(&js, args.timeout()).await?;
-    println!(
-        "  loaded {} tenants, {} namespaces, {layers} layers ({last} events) over HTTP in {:.1} s ({:.0} writes/s at concurrency {})",
+    let loaded = format!(
+        "{} tenants, {} namespaces, {layers} layers ({last} events) over HTTP in {:.1} s ({:.0} writes/s at concurrency {})",
         args.tenants,
         args.namespaces,
         loading.as_secs_f64(),
         last as f64 / loading.as_secs_f64(),
         args.concurrency
     );
-    println!(
-        "  RSS (harness + in-process ECS): {:.1} MiB before loading, {:.1} MiB after (+{:.1} MiB)",
+    println!("  loaded {loaded}");
+    let rss = format!(
+        "{:.1} MiB before loading, {:.1} MiB after (+{:.1} MiB)",
         mib(rss_before),
         mib(rss_after),
         mib(rss_after.saturating_sub(rss_before))
     );
-    if let Some(pid) = nats_pid(&ecs.nats) {
-        println!(
-            "  nats-server RSS: {:.1} MiB",
-            mib(rss_kib(&pid).unwrap_or(0))
-        );
+    println!("  RSS (harness + in-process ECS): {rss}");
+    let nats_rss =
+        nats_pid(&ecs.nats).map(|pid| format!("{:.1} MiB", mib(rss_kib(&pid).unwrap_or(0))));
+    if let Some(nats_rss) = &nats_rss {
+        println!("  nats-server RSS: {nats_rss}");
     }
 
     // SDK bootstrap, three times: connect returns once the followed namespaces
@@ -1216,15 +1448,36 @@ async fn scale(args: &Args) -> anyhow::Result<()> {
         client.close();
     }
     times.sort();
-    println!(
-        "  SDK Client::connect (bootstrap {} namespaces, {} tenants): median {}, min {}, max {}; first client +{:.1} MiB RSS",
-        args.namespaces,
-        args.tenants,
+    let bootstrap = format!(
+        "median {}, min {}, max {}; first client +{:.1} MiB RSS",
         ms(times[1]),
         ms(times[0]),
         ms(times[2]),
         mib(sdk_rss)
     );
+    println!(
+        "  SDK Client::connect (bootstrap {} namespaces, {} tenants): {bootstrap}",
+        args.namespaces, args.tenants,
+    );
+    args.markdown(&[
+        Row::new("scale: loading", loaded),
+        Row::new(
+            "scale: memory",
+            format!(
+                "bench process (harness + in-process ECS) RSS {rss}{}",
+                nats_rss
+                    .map(|r| format!("; nats-server RSS {r}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Row::new(
+            format!(
+                "scale: SDK bootstrap, {} namespaces, {} tenants",
+                args.namespaces, args.tenants
+            ),
+            format!("`Client::connect` (3 runs) {bootstrap}"),
+        ),
+    ])?;
     match Arc::try_unwrap(ecs) {
         Ok(ecs) => ecs.stop().await,
         Err(_) => bail!("the ECS handle is still shared"),

@@ -5,13 +5,20 @@
 //! `ECS_TEST_PG_URL` is set) and the ECS server in-process, all on 127.0.0.1,
 //! and stops them all when it ends. See `docs/benchmarks.md`.
 //!
+//! Prints the figures (per subscriber count, then a summary in Markdown) and
+//! writes the chart (`--chart`, SVG); with `--markdown <file>` it also appends
+//! the summary tables to `<file>`, as `bench/run.sh` does for
+//! `docs/benchmarks.md`.
+//!
 //! ```sh
 //! cargo run --release -p ecs-bench --bin propagation -- --subscribers 1,100,1000
+//! cargo run --release -p ecs-bench --bin propagation -- --chart /tmp/p.svg --markdown /tmp/p.md
 //! ```
 
 // Printing the results is this binary's purpose.
 #![allow(clippy::print_stdout)]
 
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -41,6 +48,8 @@ const FLOOR_KEY: &str = "value";
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many clients (connections) connect at once while setting up.
 const CONNECT_CONCURRENCY: usize = 32;
+/// The target: ECS p99 at most this many times the floor's p99.
+const TARGET_RATIO: f64 = 3.0;
 
 /// Change propagation: ECS (HTTP write → SDK watchers) against a raw NATS KV floor.
 #[derive(Parser, Debug)]
@@ -61,6 +70,10 @@ struct Args {
     /// Where to write the chart of latency by subscriber count (SVG).
     #[arg(long, default_value = "docs/propagation.svg")]
     chart: std::path::PathBuf,
+    /// Also append the summary (the per-W table and the ECS breakdown) to this
+    /// Markdown file.
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -284,11 +297,39 @@ async fn run(
         drop((clients, receivers, watchers, floor_conns, probe));
     }
 
-    println!("\n{machine}");
-    print_summary(&outcomes);
+    println!("\n{machine}\n");
+    let summary = summary(&outcomes);
+    print!("{summary}");
+    if let Some(path) = &args.markdown {
+        append(path, &summary).with_context(|| format!("append to {}", path.display()))?;
+        println!("\nsummary appended to {}", path.display());
+    }
     std::fs::write(&args.chart, chart(&outcomes))
         .with_context(|| format!("write {}", args.chart.display()))?;
     println!("\nchart written to {}", args.chart.display());
+    Ok(())
+}
+
+/// Appends `text` to the file at `path` (created if missing), after a blank
+/// line if the file does not end with one.
+fn append(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(existing) => existing,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let separator = if existing.trim().is_empty() || existing.ends_with("\n\n") {
+        ""
+    } else if existing.ends_with('\n') {
+        "\n"
+    } else {
+        "\n\n"
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(format!("{separator}{text}").as_bytes())?;
     Ok(())
 }
 
@@ -594,18 +635,30 @@ fn print_outcome(o: &Outcome) {
     row("floor: all KV watchers have it", &o.floor);
 }
 
-fn print_summary(outcomes: &[Outcome]) {
-    println!(
-        "| W | clients/conns | rounds | ECS p50 | ECS p90 | ECS p99 | floor p50 | floor p90 | \
-         floor p99 | ECS/floor p99 | target (≤ 3×) |"
+/// The summary in Markdown, printed and appended to `--markdown`: the
+/// latency of every subscriber count against the floor, with the target's
+/// verdict, then the ECS path's breakdown.
+fn summary(outcomes: &[Outcome]) -> String {
+    let mut md = String::from(
+        "Latency from the write until every subscriber has it, ms (nearest-rank percentiles \
+         over the measured rounds):\n\n\
+         | W | clients/conns | rounds | ECS p50 | ECS p90 | ECS p99 | floor p50 | floor p90 | \
+         floor p99 | ECS/floor p99 | target | verdict |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for o in outcomes {
         let ecs99 = percentile(&o.ecs, 99.0);
         let floor99 = percentile(&o.floor, 99.0);
         let ratio = ecs99 / floor99;
-        println!(
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}× | {} |",
+        let verdict = if !ratio.is_finite() {
+            "—"
+        } else if ratio <= TARGET_RATIO {
+            "PASS"
+        } else {
+            "MISS"
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2}× | ≤ {TARGET_RATIO}× | {verdict} |\n",
             o.subscribers,
             o.connections,
             o.rounds,
@@ -616,25 +669,32 @@ fn print_summary(outcomes: &[Outcome]) {
             percentile(&o.floor, 90.0),
             floor99,
             ratio,
-            if ratio <= 3.0 { "PASS" } else { "MISS" },
-        );
+        ));
     }
-    println!(
-        "\nECS breakdown, ms from the write (p50 / p99): event published | feed message \
-         in ecs-feed | HTTP answered"
+    md.push_str(
+        "\nECS breakdown, ms from just before the write (p50 / p99):\n\n\
+         | W | event published on `ecs.events.>` | feed message seen in `ecs-feed` | \
+         all SDK watchers | HTTP answered |\n\
+         |---|---|---|---|---|\n",
     );
+    let both = |samples: &[Duration]| {
+        format!(
+            "{:.2} / {:.2}",
+            percentile(samples, 50.0),
+            percentile(samples, 99.0)
+        )
+    };
     for o in outcomes {
-        println!(
-            "  W={:<5} {:>7.2} / {:>7.2} | {:>7.2} / {:>7.2} | {:>7.2} / {:>7.2}",
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
             o.subscribers,
-            percentile(&o.event_published, 50.0),
-            percentile(&o.event_published, 99.0),
-            percentile(&o.feed_visible, 50.0),
-            percentile(&o.feed_visible, 99.0),
-            percentile(&o.http_ack, 50.0),
-            percentile(&o.http_ack, 99.0),
-        );
+            both(&o.event_published),
+            both(&o.feed_visible),
+            both(&o.ecs),
+            both(&o.http_ack),
+        ));
     }
+    md
 }
 
 /// The machine and the versions, as one printable block.
