@@ -7,14 +7,17 @@
 //! JWTs from configured issuers (HS256 with a shared secret for development,
 //! RS256/ES256 with a JWKS in production) whose `ecs_role` claim holds the role.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ecs_domain::{Decision, Role};
-use ecs_projections::ReadModel;
+use ecs_projections::queries::TokenRow;
+use ecs_projections::{ProjectionHandle, ReadModel};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -115,16 +118,74 @@ pub fn hash_secret(secret: &str) -> String {
 pub struct Authenticator {
     admin_token_hash: [u8; 32],
     read: ReadModel,
+    projections: ProjectionHandle,
     jwt: JwtSettings,
+    tokens: Mutex<TokenCache>,
 }
 
+/// Issued tokens as last read from PostgreSQL, so an API key costs no query
+/// per request. Emptied whenever the projection applies anything (an issue or
+/// a revocation takes effect as soon as it is projected, as without the
+/// cache); an entry is also re-read after [`TOKEN_CACHE_TTL`].
+#[derive(Default)]
+struct TokenCache {
+    position: u64,
+    entries: HashMap<String, (Option<TokenRow>, Instant)>,
+}
+
+/// The most an entry of the token cache is trusted without re-reading it.
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// The most tokens remembered; beyond it the cache starts over.
+const TOKEN_CACHE_MAX: usize = 10_000;
+
 impl Authenticator {
-    pub fn new(admin_token: &str, read: ReadModel, jwt: JwtSettings) -> Self {
+    pub fn new(
+        admin_token: &str,
+        read: ReadModel,
+        projections: ProjectionHandle,
+        jwt: JwtSettings,
+    ) -> Self {
         Authenticator {
             admin_token_hash: Sha256::digest(admin_token.as_bytes()).into(),
             read,
+            projections,
             jwt,
+            tokens: Mutex::default(),
         }
+    }
+
+    /// The issued token `id`, from the cache when it is fresh.
+    async fn token(&self, id: &str) -> sqlx::Result<Option<TokenRow>> {
+        let position = self.projections.status().applied;
+        {
+            let mut cache = self.lock_tokens();
+            if cache.position != position {
+                *cache = TokenCache {
+                    position,
+                    ..TokenCache::default()
+                };
+            }
+            if let Some((token, read_at)) = cache.entries.get(id)
+                && read_at.elapsed() < TOKEN_CACHE_TTL
+            {
+                return Ok(token.clone());
+            }
+        }
+        let token = self.read.token(id).await?;
+        let mut cache = self.lock_tokens();
+        if cache.position == position {
+            if cache.entries.len() >= TOKEN_CACHE_MAX {
+                cache.entries.clear();
+            }
+            cache
+                .entries
+                .insert(id.to_owned(), (token.clone(), Instant::now()));
+        }
+        Ok(token)
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, TokenCache> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthFailure> {
@@ -151,7 +212,6 @@ impl Authenticator {
             return Err(AuthFailure::Malformed);
         }
         let token = self
-            .read
             .token(id)
             .await
             .map_err(|_| AuthFailure::Unavailable)?

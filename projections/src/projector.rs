@@ -230,15 +230,10 @@ impl Projector {
             let Some(message) = message else {
                 anyhow::bail!("the consumer's message stream ended");
             };
-            // While a backlog is waiting (catching up, rebuilding), apply
-            // what has already arrived in one transaction.
+            // Apply everything that has already arrived (a backlog while
+            // catching up or rebuilding, concurrent writes) in one transaction.
             let mut batch = vec![message?];
-            while batch.len() < MAX_BATCH
-                && batch
-                    .last()
-                    .and_then(|m| m.info().ok())
-                    .is_some_and(|i| i.pending > 0)
-            {
+            while batch.len() < MAX_BATCH {
                 match messages.next().now_or_never() {
                     Some(Some(next)) => batch.push(next?),
                     _ => break,

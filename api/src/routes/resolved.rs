@@ -157,8 +157,9 @@ pub async fn mask_sensitive(
     if principal.role.reads_sensitive() || matches!(principal.role, Role::Service { .. }) {
         return Ok(());
     }
-    if let Some(namespace) = app.read.namespace(ns).await? {
-        mask_for(&principal.role, namespace.state.schema.as_ref(), values);
+    // The current schema, from memory.
+    if let Some(snapshot) = app.cache.current(ns, None).await?.snapshot {
+        mask_for(&principal.role, snapshot.namespace.schema.as_ref(), values);
     }
     Ok(())
 }
