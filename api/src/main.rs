@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 use ecs_api::{Application, Settings, settings::SETTINGS_HELP};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the server allocates small, short-lived buffers on every request
+/// (headers, JSON values, responses), where it is markedly faster than the
+/// system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ecs",

@@ -63,6 +63,11 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The allocator of the `ecs` binary, so the in-process server runs as it does
+/// in production (the floors and the load generator share it).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ALL: [&str; 5] = ["reads", "writes", "rebuild", "pit", "scale"];
 
 /// Targets: ECS resolved reads reach this share of the static handler's

@@ -36,6 +36,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The allocator of the `ecs` binary, so the in-process server runs as it does
+/// in production (the floors and the load generator share it).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NAMESPACE: &str = "bench";
 const TENANT: &str = "t1";
 /// The feed key of the layer every round writes (`docs/feed.md`).
