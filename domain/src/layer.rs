@@ -191,13 +191,20 @@ impl Aggregate for Layer {
             ));
         }
         let reader = &services.reader;
-        let ns = reader
-            .namespace(&namespace)
-            .await?
-            .ok_or_else(|| DomainError::NamespaceNotFound(namespace.to_string()))?;
-        if let Some(tenant) = &scope.tenant
-            && reader.tenant(tenant).await?.is_none()
-        {
+        // The three reads are independent: one round trip's wait, not three.
+        let tenant_known = async {
+            match &scope.tenant {
+                Some(tenant) => Ok(reader.tenant(tenant).await?.is_some()),
+                None => Ok(true),
+            }
+        };
+        let (ns, tenant_known, layers) = futures::try_join!(
+            reader.namespace(&namespace),
+            tenant_known,
+            reader.layers(&namespace)
+        )?;
+        let ns = ns.ok_or_else(|| DomainError::NamespaceNotFound(namespace.to_string()))?;
+        if let (Some(tenant), false) = (&scope.tenant, tenant_known) {
             return Err(DomainError::TenantNotFound(tenant.to_string()));
         }
         let current_values = self.state.as_ref().map(|s| &s.values);
@@ -249,12 +256,7 @@ impl Aggregate for Layer {
         };
 
         crate::secrets::check_secret_refs(&values)?;
-        let others: Vec<_> = reader
-            .layers(&namespace)
-            .await?
-            .into_iter()
-            .filter(|l| l.scope != scope)
-            .collect();
+        let others: Vec<_> = layers.into_iter().filter(|l| l.scope != scope).collect();
         let mut refs: Vec<LayerRef<'_>> = others.iter().map(LayerState::as_ref).collect();
         let violations = lock_violations(&scope, &values, &refs, &services.precedence);
         if !violations.is_empty() {
