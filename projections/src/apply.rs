@@ -405,8 +405,8 @@ impl<'a> LayerRun<'a> {
             })
             .collect();
 
-        // The values each layer had before the run, then before each event.
-        let mut current: HashMap<(&str, String), Option<Value>> = HashMap::new();
+        // Each layer's values as stored before the run, then as each event
+        // leaves them: an event's "before" is what it replaces.
         let (namespaces, scope_keys): (Vec<&str>, Vec<&str>) = rows
             .iter()
             .map(|r| (r.key.0, r.key.1.as_str()))
@@ -422,20 +422,19 @@ impl<'a> LayerRun<'a> {
         .bind(&scope_keys)
         .fetch_all(&mut **tx)
         .await?;
-        let mut before_run: HashMap<(String, String), Value> = HashMap::new();
+        let mut values: HashMap<(String, String), Value> = HashMap::new();
         for row in stored {
-            before_run.insert(
+            values.insert(
                 (row.try_get("namespace")?, row.try_get("scope_key")?),
                 row.try_get::<Json<Value>, _>("values")?.0,
             );
         }
         let mut audit = Vec::with_capacity(rows.len());
         for row in &rows {
-            let before = match current.get(&row.key) {
-                Some(values) => values.clone(),
-                None => before_run.remove(&(row.key.0.to_owned(), row.key.1.clone())),
-            };
-            current.insert(row.key.clone(), Some(row.values.clone()));
+            let before = values.insert(
+                (row.key.0.to_owned(), row.key.1.clone()),
+                row.values.clone(),
+            );
             audit.push(crate::audit::Entry {
                 tenant: row.scope.tenant.as_ref().map(ToString::to_string),
                 namespace: Some(row.key.0.to_owned()),

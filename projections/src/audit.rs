@@ -86,31 +86,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
 }
 
 async fn insert(tx: &mut Transaction<'_, Postgres>, entry: Entry<'_>) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO audit (key, at, outcome, action, actor, role, request_id, correlation_id, tenant,
-            namespace, scope, reason, before, after, message, position)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(&entry.key)
-    .bind(entry.at)
-    .bind(outcome_name(entry.outcome))
-    .bind(&entry.action)
-    .bind(entry.actor)
-    .bind(entry.role)
-    .bind(entry.request_id)
-    .bind(entry.correlation_id)
-    .bind(entry.tenant)
-    .bind(entry.namespace)
-    .bind(entry.scope.map(Json))
-    .bind(entry.reason)
-    .bind(entry.before.map(Json))
-    .bind(entry.after.map(Json))
-    .bind(entry.message)
-    .bind(entry.position.map(|p| p as i64))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    insert_all(tx, std::slice::from_ref(&entry)).await
 }
 
 /// Writes many entries in one statement (skipping keys already there).
@@ -121,10 +97,9 @@ pub(crate) async fn insert_all(
     if entries.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&Entry<'_>) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
-    let json = |f: fn(&Entry<'_>) -> Option<Value>| {
-        entries.iter().map(|e| f(e).map(Json)).collect::<Vec<_>>()
-    };
+    fn column<'e, T>(entries: &'e [Entry<'_>], f: impl Fn(&'e Entry<'_>) -> T) -> Vec<T> {
+        entries.iter().map(f).collect()
+    }
     sqlx::query(
         "INSERT INTO audit (key, at, outcome, action, actor, role, request_id, correlation_id, tenant,
             namespace, scope, reason, before, after, message, position)
@@ -133,36 +108,22 @@ pub(crate) async fn insert_all(
             $13::jsonb[], $14::jsonb[], $15::text[], $16::bigint[])
          ON CONFLICT (key) DO NOTHING",
     )
-    .bind(entries.iter().map(|e| e.key.as_str()).collect::<Vec<_>>())
-    .bind(entries.iter().map(|e| e.at).collect::<Vec<_>>())
-    .bind(
-        entries
-            .iter()
-            .map(|e| outcome_name(e.outcome))
-            .collect::<Vec<_>>(),
-    )
-    .bind(entries.iter().map(|e| e.action.as_str()).collect::<Vec<_>>())
-    .bind(column(|e| e.actor.map(str::to_owned)))
-    .bind(column(|e| e.role.map(str::to_owned)))
-    .bind(column(|e| e.request_id.map(str::to_owned)))
-    .bind(column(|e| e.correlation_id.map(str::to_owned)))
-    .bind(column(|e| e.tenant.clone()))
-    .bind(column(|e| e.namespace.clone()))
-    .bind(json(|e| {
-        e.scope
-            .as_ref()
-            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
-    }))
-    .bind(column(|e| e.reason.clone()))
-    .bind(json(|e| e.before.clone()))
-    .bind(json(|e| e.after.clone()))
-    .bind(column(|e| e.message.clone()))
-    .bind(
-        entries
-            .iter()
-            .map(|e| e.position.map(|p| p as i64))
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(entries, |e| e.key.as_str()))
+    .bind(column(entries, |e| e.at))
+    .bind(column(entries, |e| outcome_name(e.outcome)))
+    .bind(column(entries, |e| e.action.as_str()))
+    .bind(column(entries, |e| e.actor))
+    .bind(column(entries, |e| e.role))
+    .bind(column(entries, |e| e.request_id))
+    .bind(column(entries, |e| e.correlation_id))
+    .bind(column(entries, |e| e.tenant.as_deref()))
+    .bind(column(entries, |e| e.namespace.as_deref()))
+    .bind(column(entries, |e| e.scope.as_ref().map(Json)))
+    .bind(column(entries, |e| e.reason.as_deref()))
+    .bind(column(entries, |e| e.before.as_ref().map(Json)))
+    .bind(column(entries, |e| e.after.as_ref().map(Json)))
+    .bind(column(entries, |e| e.message.as_deref()))
+    .bind(column(entries, |e| e.position.map(|p| p as i64)))
     .execute(&mut **tx)
     .await?;
     Ok(())

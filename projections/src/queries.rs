@@ -133,13 +133,13 @@ const LAYER_HISTORY_COLUMNS: &str =
     "namespace, scope, values, lock, revision, position, at, actor, message, change";
 
 /// Which layers a snapshot holds.
-#[derive(Debug, Clone, Copy)]
-pub enum Layers<'a> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layers {
     /// Every layer of the namespace.
     All,
-    /// Only those that can apply to a context of this tenant (or of no tenant):
-    /// untenanted layers and the tenant's own.
-    For(Option<&'a TenantId>),
+    /// Only those that can apply to a context of the snapshot's tenant (or of
+    /// no tenant): untenanted layers and the tenant's own.
+    Applicable,
 }
 
 impl ReadModel {
@@ -323,14 +323,14 @@ impl ReadModel {
         Ok(positions.into_iter().map(|p| p as u64).collect())
     }
 
-    /// The namespace, its layers (`layers` says which) and the tenant's
+    /// The namespace, its layers (`which` of them) and the tenant's
     /// edition as they stood at `position` (`None`: now), read in one
     /// consistent snapshot. `None` when the namespace did not exist then.
     pub async fn snapshot(
         &self,
         namespace: &NamespaceName,
         tenant: Option<&TenantId>,
-        layers: Layers<'_>,
+        which: Layers,
         position: Option<u64>,
     ) -> sqlx::Result<Option<(NamespaceSnapshot, Option<EditionName>)>> {
         let mut tx = self.pool.begin().await?;
@@ -358,10 +358,6 @@ impl ReadModel {
         // Current state: the `layers` table, read in the same snapshot as the
         // offset, is the history at `applied`. The past: one index probe per
         // layer for its newest revision at or before `at`.
-        let tenant_filter = match layers {
-            Layers::All => None,
-            Layers::For(tenant) => Some(tenant.map(TenantId::as_str)),
-        };
         let query = if at == applied {
             sqlx::query(
                 "SELECT namespace, scope, values, lock, revision FROM layers
@@ -381,8 +377,8 @@ impl ReadModel {
         let mut layers = query
             .bind(namespace.as_str())
             .bind(at)
-            .bind(tenant_filter.is_none())
-            .bind(tenant_filter.flatten())
+            .bind(which == Layers::All)
+            .bind(tenant.map(TenantId::as_str))
             .fetch_all(&mut *tx)
             .await?
             .iter()

@@ -90,7 +90,7 @@ pub async fn resolve_context(
             .snapshot(
                 ns,
                 context.tenant.as_ref(),
-                ecs_projections::Layers::For(context.tenant.as_ref()),
+                ecs_projections::Layers::Applicable,
                 position,
             )
             .await?
