@@ -24,6 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, JwtSettings, require_bearer};
+use crate::body_limit::BodyLimit;
 use crate::problem::ApiError;
 use crate::routes::{
     change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
@@ -164,6 +165,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn(track_requests))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -215,6 +217,17 @@ impl Application {
             .connect(&settings.nats_url)
             .await
             .with_context(|| format!("cannot connect to NATS at {}", settings.nats_url))?;
+        // Every accepted body must fit in one message of the events stream.
+        let max_payload = nats.server_info().max_payload;
+        let body_limit = BodyLimit::new(settings.max_body_bytes, max_payload);
+        if body_limit.0 < settings.max_body_bytes {
+            tracing::info!(
+                configured = settings.max_body_bytes,
+                max_payload,
+                limit = body_limit.0,
+                "the body limit is bounded by the NATS server's max_payload"
+            );
+        }
         let js = async_nats::jetstream::new(nats.clone());
         ensure_stream(
             &js,
@@ -272,7 +285,9 @@ impl Application {
                 read.clone(),
                 projections.clone(),
             )),
-            bus: CommandBus::new(js, settings.stream_name.clone()).with_keyring(keyring.clone()),
+            bus: CommandBus::new(js, settings.stream_name.clone())
+                .with_keyring(keyring.clone())
+                .with_max_message(max_payload),
             keyring,
             services: Services {
                 reader: Arc::new(read.clone()),
@@ -297,7 +312,7 @@ impl Application {
         let address = listener.local_addr()?;
         Ok(Application {
             listener,
-            router: router(state, settings.max_body_bytes),
+            router: router(state, body_limit.0),
             projector,
             feed,
             audit,

@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ecs_domain::{Decision, Role};
+use ecs_domain::{Actor, Decision, Identity, Role};
 use ecs_projections::queries::TokenRow;
 use ecs_projections::{ProjectionHandle, ReadModel};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
@@ -40,9 +40,21 @@ pub struct Principal {
     pub name: String,
     pub role: Role,
     pub via: Via,
+    /// Who holds the credential: the root of its issuing chain. The approval
+    /// rules compare identities, never credential names.
+    pub identity: Identity,
 }
 
 impl Principal {
+    /// The principal as the sender of a command.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            name: self.name.clone(),
+            role: self.role.clone(),
+            identity: self.identity.clone(),
+        }
+    }
+
     /// Requires an action the caller knows exists: anything but `Allow` is 403.
     pub fn allow(&self, decision: Decision) -> Result<(), ApiError> {
         self.check(decision, || ApiError::Forbidden(String::new()))
@@ -201,6 +213,7 @@ impl Authenticator {
                 name: "admin".to_owned(),
                 role: Role::Admin,
                 via: Via::Bootstrap,
+                identity: Identity::new("admin"),
             });
         }
         Err(AuthFailure::Unknown)
@@ -233,6 +246,7 @@ impl Authenticator {
             name: format!("token:{id}"),
             role: token.role,
             via: Via::ApiKey,
+            identity: token.identity,
         })
     }
 
@@ -293,8 +307,10 @@ impl Authenticator {
             }
         })?;
         let role = Role::from_claim(&data.claims.ecs_role).map_err(AuthFailure::InvalidJwt)?;
+        let name = format!("jwt:{}", data.claims.sub);
         Ok(Principal {
-            name: format!("jwt:{}", data.claims.sub),
+            identity: Identity::new(name.clone()),
+            name,
             role,
             via: Via::Jwt,
         })

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Principal;
+use crate::body_limit::BodyLimit;
 use crate::problem::ApiError;
 
 /// A JSON body. Malformed JSON, a wrong type or an unknown field answers 400
@@ -35,9 +36,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let limit = req.extensions().get::<BodyLimit>().copied();
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge(rejection.body_text())
+                ApiError::TooLarge(limit.map_or_else(|| rejection.body_text(), BodyLimit::exceeded))
             } else {
                 ApiError::bad("unreadable-body", "body", rejection.body_text())
             }

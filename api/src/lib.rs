@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod body_limit;
 pub mod cache;
 pub mod extract;
 pub mod openapi;

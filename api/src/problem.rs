@@ -70,6 +70,10 @@ pub enum ApiError {
     },
     /// 503: a dependency is unavailable; retry later.
     Unavailable(String),
+    /// 503: a write that takes access away was stored at `position` but the
+    /// projections did not apply it within `ECS_WRITE_WAIT_MS`, so it is not
+    /// in effect yet (it will be once they do; repeating it confirms).
+    NotInEffect { position: u64 },
     /// 500: a bug; the detail is logged, never sent.
     Internal(anyhow::Error),
     /// An authorization denial answered as the inner error (a 404 for a
@@ -189,6 +193,17 @@ impl ApiError {
                     .to_owned(),
                 json!({}),
             ),
+            ApiError::NotInEffect { position } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-in-effect",
+                "Service unavailable",
+                format!(
+                    "the change was stored (position {position}) but is not in effect yet: \
+                     the projections did not apply it in time; it takes effect when they do, \
+                     and repeating the request answers success once it has"
+                ),
+                json!({ "position": position }),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -276,7 +291,7 @@ impl From<DomainError> for ApiError {
                 ApiError::not_found("change-request-not-found", detail)
             }
             DomainError::ChangeRequestClosed(_) => ApiError::Conflict(detail),
-            DomainError::SelfApproval => ApiError::Forbidden(detail),
+            DomainError::SelfApproval | DomainError::NotAuthor => ApiError::Forbidden(detail),
             DomainError::TokenNotFound => ApiError::not_found("token-not-found", detail),
             DomainError::NamespaceNotFound(_) => ApiError::not_found("namespace-not-found", detail),
             DomainError::TenantErased(_) => ApiError::Gone(detail),
@@ -321,6 +336,10 @@ impl From<CommandError<DomainError>> for ApiError {
             CommandError::Rejected(e) => e.into(),
             CommandError::Contended => ApiError::Conflict(error.to_string()),
             CommandError::Unavailable(detail) => ApiError::Unavailable(detail),
+            CommandError::TooLarge(too_large) => ApiError::TooLarge(format!(
+                "{too_large}: the NATS server's max_payload bounds every change (tenant data \
+                 also grows by a third when sealed)"
+            )),
         }
     }
 }

@@ -25,7 +25,8 @@ pub struct Settings {
     pub stream_name: String,
     /// `ECS_PRECEDENCE`: the precedence chain, weakest first.
     pub precedence: String,
-    /// `ECS_MAX_BODY_BYTES`: the largest request body accepted.
+    /// `ECS_MAX_BODY_BYTES`: the largest request body accepted, bounded at
+    /// start by what one NATS message holds (`body_limit::BodyLimit`).
     pub max_body_bytes: usize,
     /// `ECS_WRITE_WAIT_MS`: how long a write waits for the projections to
     /// apply it before answering (read-your-writes).
@@ -82,8 +83,9 @@ then environment variables:
   ECS_STREAM_REPLICAS     replicas of the events stream       [default: 1; use 3 in production]
   ECS_STREAM_NAME         name of the events stream           [default: ECS_EVENTS]
   ECS_PRECEDENCE          precedence chain, weakest first     [default: env,service,tenant,edition]
-  ECS_MAX_BODY_BYTES      largest request body (413 above)    [default: 1048576]
-  ECS_WRITE_WAIT_MS       wait for projections before a write answers [default: 10000]
+  ECS_MAX_BODY_BYTES      largest request body (413 above)    [default: 1048576; bounded by NATS max_payload]
+  ECS_WRITE_WAIT_MS       wait for projections before a write answers [default: 10000;
+                          a revocation or erasure not applied by then answers 503]
   ECS_DEDUPE_WINDOW_SECS  how long command ids are remembered [default: 86400]
   ECS_JWT_HS256_SECRET    accept HS256 JWTs with this secret  (development only)
   ECS_JWT_JWKS_FILE       accept RS256/ES256 JWTs from this JWKS file

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ecs_commands::{Addressed, CommandBus, CommandMeta, Committed};
+use ecs_commands::{Addressed, CommandBus, CommandError, CommandMeta, Committed};
 use ecs_domain::{DomainError, Services};
 use ecs_projections::{ProjectionHandle, ReadModel};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -46,6 +46,17 @@ pub struct AppInner {
     pub settings: Arc<crate::settings::Settings>,
 }
 
+/// How a write answers when the projections do not apply it within
+/// `ECS_WRITE_WAIT_MS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Answer anyway: the write is stored, reads catch up shortly.
+    ReadYourWrites,
+    /// The write takes access away (a revocation, an erasure): it answers
+    /// success only once it is in effect, else 503 saying it is not yet.
+    Immediate,
+}
+
 impl AppState {
     /// Runs a command and waits until the projections have applied it, so a
     /// read made after the response sees the write.
@@ -63,6 +74,51 @@ impl AppState {
         A: Addressed<Error = DomainError>,
         A::Command: Clone,
     {
+        self.try_write::<A>(
+            context,
+            aggregate_id,
+            command,
+            services,
+            Effect::ReadYourWrites,
+        )
+        .await?
+        .map_err(ApiError::from)
+    }
+
+    /// Like [`write`](Self::write) for a write that takes access away: it
+    /// answers only once the projections applied it (the credential cache and
+    /// every read then see it), or 503 saying it is not in effect yet.
+    pub async fn write_in_effect<A>(
+        &self,
+        context: &WriteContext,
+        aggregate_id: &str,
+        command: A::Command,
+        services: &A::Services,
+    ) -> Result<Committed, ApiError>
+    where
+        A: Addressed<Error = DomainError>,
+        A::Command: Clone,
+    {
+        self.try_write::<A>(context, aggregate_id, command, services, Effect::Immediate)
+            .await?
+            .map_err(ApiError::from)
+    }
+
+    /// Runs a command: the outer error is the service failing (unavailable,
+    /// contended, not in effect in time), the inner one the aggregate refusing
+    /// the command, for callers that decide on the refusal.
+    pub async fn try_write<A>(
+        &self,
+        context: &WriteContext,
+        aggregate_id: &str,
+        command: A::Command,
+        services: &A::Services,
+        effect: Effect,
+    ) -> Result<Result<Committed, DomainError>, ApiError>
+    where
+        A: Addressed<Error = DomainError>,
+        A::Command: Clone,
+    {
         let kind = A::aggregate_type();
         if let Some(id) = &context.idempotency_id
             && let Some(done) = self.read.command(id).await?
@@ -71,12 +127,13 @@ impl AppState {
         {
             metrics::counter!("ecs_commands_total", "aggregate" => kind, "outcome" => "duplicate")
                 .increment(1);
-            return Ok(Committed {
+            // Found in the projections: applied, so in effect.
+            return Ok(Ok(Committed {
                 position: done.position,
                 revision: done.revision,
                 duplicate: true,
                 unchanged: false,
-            });
+            }));
         }
         let meta = CommandMeta {
             command_id: context
@@ -101,23 +158,41 @@ impl AppState {
             Ok(c) if c.duplicate => "duplicate",
             Ok(c) if c.unchanged => "unchanged",
             Ok(_) => "accepted",
-            Err(ecs_commands::CommandError::Rejected(_)) => "rejected",
-            Err(ecs_commands::CommandError::Contended) => "conflict",
-            Err(ecs_commands::CommandError::Unavailable(_)) => "unavailable",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Contended) => "conflict",
+            Err(CommandError::Unavailable(_)) => "unavailable",
+            Err(CommandError::TooLarge(_)) => "too-large",
         };
         metrics::counter!("ecs_commands_total", "aggregate" => kind, "outcome" => outcome)
             .increment(1);
-        let committed = result?;
+        let committed = match result {
+            Ok(committed) => committed,
+            Err(CommandError::Rejected(refusal)) => return Ok(Err(refusal)),
+            Err(other) => return Err(other.into()),
+        };
         if !self
             .projections
             .wait_for(committed.position, self.write_wait)
             .await
         {
-            tracing::warn!(
-                position = committed.position,
-                "the projections did not apply the write in time; reads may lag behind it"
-            );
+            match effect {
+                Effect::ReadYourWrites => tracing::warn!(
+                    position = committed.position,
+                    "the projections did not apply the write in time; reads may lag behind it"
+                ),
+                Effect::Immediate => {
+                    tracing::warn!(
+                        position = committed.position,
+                        "the projections did not apply a write that takes access away in time"
+                    );
+                    metrics::counter!("ecs_writes_not_in_effect_total", "aggregate" => A::aggregate_type())
+                        .increment(1);
+                    return Err(ApiError::NotInEffect {
+                        position: committed.position,
+                    });
+                }
+            }
         }
-        Ok(committed)
+        Ok(Ok(committed))
     }
 }

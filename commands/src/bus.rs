@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use cqrs_es::{AggregateContext, AggregateError, EventStore};
 use tracing::Instrument;
 
-use crate::store::{Addressed, JetStreamStore, meta};
+use crate::store::{Addressed, JetStreamStore, MessageTooLarge, meta};
 
 /// How many times a command is re-run when another writer appended to the
 /// same aggregate between load and commit.
@@ -47,6 +47,10 @@ pub enum CommandError<E: std::error::Error> {
     /// may or may not have been stored (retry with the same command id).
     #[error("the event store is unavailable: {0}")]
     Unavailable(String),
+    /// The command's message would be larger than the store takes; nothing
+    /// was stored.
+    #[error(transparent)]
+    TooLarge(MessageTooLarge),
 }
 
 /// Runs commands against the JetStream event store.
@@ -55,6 +59,7 @@ pub struct CommandBus {
     js: async_nats::jetstream::Context,
     stream: String,
     keyring: Option<std::sync::Arc<crate::keyring::Keyring>>,
+    max_message: Option<usize>,
 }
 
 impl CommandBus {
@@ -63,7 +68,15 @@ impl CommandBus {
             js,
             stream: stream.into(),
             keyring: None,
+            max_message: None,
         }
+    }
+
+    /// Refuses commands whose message would exceed `limit` bytes (the NATS
+    /// server's `max_payload`) with [`CommandError::TooLarge`].
+    pub fn with_max_message(mut self, limit: usize) -> Self {
+        self.max_message = Some(limit);
+        self
     }
 
     /// Seals tenant data with per-tenant keys (see `keyring`).
@@ -74,6 +87,21 @@ impl CommandBus {
 
     pub fn store<A: Addressed>(&self) -> JetStreamStore<A> {
         JetStreamStore::new(self.js.clone(), self.stream.clone(), self.keyring.clone())
+            .with_max_message(self.max_message)
+    }
+
+    /// The stream position of the aggregate's last message (0 when it has
+    /// none).
+    pub async fn position_of<A: Addressed>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<u64, CommandError<A::Error>> {
+        let context = self
+            .store::<A>()
+            .load_aggregate(aggregate_id)
+            .await
+            .map_err(into_command_error)?;
+        Ok(context.last_subject_sequence)
     }
 
     /// Loads the aggregate, handles the command and appends its events as one
@@ -166,6 +194,12 @@ fn into_command_error<E: std::error::Error>(error: AggregateError<E>) -> Command
     match error {
         AggregateError::UserError(e) => CommandError::Rejected(e),
         AggregateError::AggregateConflict => CommandError::Contended,
+        AggregateError::UnexpectedError(e) if e.is::<MessageTooLarge>() => {
+            match e.downcast::<MessageTooLarge>() {
+                Ok(too_large) => CommandError::TooLarge(*too_large),
+                Err(e) => CommandError::Unavailable(e.to_string()),
+            }
+        }
         other => CommandError::Unavailable(other.to_string()),
     }
 }

@@ -283,6 +283,25 @@ fn body_mut<'a>(event: &'a mut Value, variant: &str) -> Option<&'a mut Value> {
     event.get_mut(variant)
 }
 
+/// The change request events that carry the request's complete state, the
+/// proposed change included (every one but the older id-only closing forms).
+const CHANGE_REQUEST_STATES: [&str; 6] = [
+    "ChangeRequestOpened",
+    "ChangeRequestApproving",
+    "ChangeRequestApproved",
+    "ChangeRequestFailed",
+    "ChangeRequestRejected",
+    "ChangeRequestWithdrawn",
+];
+
+/// The body of a change request event that carries the complete state.
+fn change_request_body(event: &mut Value) -> Option<&mut Value> {
+    let variant = CHANGE_REQUEST_STATES
+        .into_iter()
+        .find(|v| event.get(*v).is_some())?;
+    body_mut(event, variant)
+}
+
 impl Keyring {
     /// Seals the tenant data of one event (as JSON) of `aggregate_type`:
     /// the values of tenant-scoped layers and change requests, and tenant names.
@@ -311,7 +330,7 @@ impl Keyring {
                 }
             }
             "change-request" => {
-                if let Some(body) = body_mut(&mut event, "ChangeRequestOpened")
+                if let Some(body) = change_request_body(&mut event)
                     && let Some(tenant) = scope_tenant(body)
                     && let Some(change) = body.get_mut("change")
                 {
@@ -356,8 +375,7 @@ impl Keyring {
                 }
             }
             "change-request" => {
-                if let Some(change) =
-                    body_mut(&mut event, "ChangeRequestOpened").and_then(|b| b.get_mut("change"))
+                if let Some(change) = change_request_body(&mut event).and_then(|b| b.get_mut("change"))
                 {
                     for field in ["values", "patch"] {
                         if let Some(values) = change.get_mut(field) {

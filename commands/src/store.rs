@@ -9,8 +9,8 @@ use async_nats::jetstream::{
 };
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
-use ecs_domain::change_request::ChangeRequest;
-use ecs_domain::{Layer, Namespace, Tenant, Token};
+use ecs_domain::change_request::{ChangeRequest, ChangeRequestEvent};
+use ecs_domain::{Layer, Namespace, Tenant, Token, TokenEvent};
 use futures::StreamExt;
 use time::OffsetDateTime;
 
@@ -36,6 +36,13 @@ pub mod meta {
 pub trait Addressed: Aggregate<Error: Send + Sync + 'static> {
     /// The tenant the aggregate belongs to, or `_` for platform-level ones.
     fn tenant_token(aggregate_id: &str) -> &str;
+
+    /// Whether the event carries the aggregate's complete state. Every event
+    /// this version writes does; some written by older versions do not, and
+    /// an aggregate whose last message holds one is loaded by a full replay.
+    fn restores_alone(_event: &Self::Event) -> bool {
+        true
+    }
 }
 
 impl Addressed for Namespace {
@@ -55,12 +62,20 @@ impl Addressed for Token {
     fn tenant_token(_: &str) -> &str {
         "_"
     }
+
+    fn restores_alone(event: &TokenEvent) -> bool {
+        event.state().is_some()
+    }
 }
 
 impl Addressed for ChangeRequest {
     /// Change request ids are `<tenant or _>.<id>`.
     fn tenant_token(aggregate_id: &str) -> &str {
         aggregate_id.split('.').next().unwrap_or("_")
+    }
+
+    fn restores_alone(event: &ChangeRequestEvent) -> bool {
+        event.state().is_some()
     }
 }
 
@@ -101,6 +116,8 @@ pub struct JetStreamStore<A> {
     stream: String,
     /// Seals tenant data on append and opens it on load.
     keyring: Option<Arc<Keyring>>,
+    /// The largest message the NATS server takes (its `max_payload`).
+    max_message: Option<usize>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -110,9 +127,19 @@ impl<A> Clone for JetStreamStore<A> {
             js: self.js.clone(),
             stream: self.stream.clone(),
             keyring: self.keyring.clone(),
+            max_message: self.max_message,
             _aggregate: PhantomData,
         }
     }
+}
+
+/// A command whose message would exceed the largest message the NATS server
+/// takes: refused before it is sent, as the client's input is to blame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the change makes a message of {size} bytes; the store takes at most {limit}")]
+pub struct MessageTooLarge {
+    pub size: usize,
+    pub limit: usize,
 }
 
 fn unavailable<E: std::error::Error>(error: impl std::fmt::Display) -> AggregateError<E> {
@@ -133,8 +160,16 @@ impl<A: Addressed> JetStreamStore<A> {
             js,
             stream: stream.into(),
             keyring,
+            max_message: None,
             _aggregate: PhantomData,
         }
+    }
+
+    /// Refuses messages larger than `limit` bytes (the server's
+    /// `max_payload`) with [`MessageTooLarge`] instead of sending them.
+    pub fn with_max_message(mut self, limit: Option<usize>) -> Self {
+        self.max_message = limit;
+        self
     }
 
     /// Decodes a stored message, opening its tenant data.
@@ -235,8 +270,7 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
         while let Some(message) = messages.next().await {
             let message = message.map_err(unavailable)?;
             let position = message.info().map_err(unavailable)?.stream_sequence;
-            let decoded: EventMessage<A::Event> =
-                serde_json::from_slice(&message.payload).map_err(undecodable)?;
+            let decoded = self.decode(&message.payload).await?;
             let first = decoded.revision as usize + 1 - decoded.events.len();
             for (i, event) in decoded.events.into_iter().enumerate() {
                 envelopes.push(EventEnvelope {
@@ -258,6 +292,8 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
 
     /// Every event carries its aggregate's complete state, so the last message
     /// alone restores the aggregate: one direct get, however long its history.
+    /// A last message written by an older version without the complete state
+    /// falls back to replaying the aggregate's messages.
     async fn load_aggregate(
         &self,
         aggregate_id: &str,
@@ -269,8 +305,14 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
             last_subject_sequence: 0,
         };
         if let Some((sequence, message)) = self.last_message(aggregate_id).await? {
-            for event in message.events {
-                context.aggregate.apply(event);
+            if message.events.iter().all(A::restores_alone) {
+                for event in message.events {
+                    context.aggregate.apply(event);
+                }
+            } else {
+                for envelope in self.load_events(aggregate_id).await? {
+                    context.aggregate.apply(envelope.payload);
+                }
             }
             context.revision = message.revision;
             context.last_subject_sequence = sequence;
@@ -326,6 +368,14 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
             metadata,
         };
         let payload = serde_json::to_vec(&stored).map_err(undecodable)?;
+        if let Some(limit) = self.max_message
+            && payload.len() > limit
+        {
+            return Err(AggregateError::UnexpectedError(Box::new(MessageTooLarge {
+                size: payload.len(),
+                limit,
+            })));
+        }
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", command_id.as_str());
         headers.insert(

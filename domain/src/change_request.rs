@@ -2,20 +2,27 @@
 //!
 //! A namespace (or a scope within it) can require approval. A write there
 //! opens a change request instead of changing the layer; it applies only when
-//! a different principal allowed to write the layer approves it, and fails
-//! cleanly when the layer changed since the request was opened.
+//! a principal of another identity allowed to write the layer approves it,
+//! and fails cleanly when the layer changed since the request was opened.
+//!
+//! Approving takes two steps, because the layer is another aggregate: the
+//! request first records the decision (`applying`), so a concurrent reject or
+//! withdraw is refused from then on, then the layer write's outcome concludes
+//! it (`approved` or `failed`). A request left `applying` (a crash between the
+//! steps) is concluded by approving it again.
 
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
+use crate::identity::{Actor, Identity};
 use crate::ids::NamespaceName;
 use crate::layer::LayerAction;
 use crate::scope::Scope;
 
-/// Where a namespace requires approval: writes to a layer whose scope lies
-/// within (or equals) one of `scopes`; an empty list means every layer.
+/// Where a namespace requires approval: writes to a layer that can change a
+/// resolved document inside one of `scopes`; an empty list means every layer.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalPolicy {
@@ -24,9 +31,15 @@ pub struct ApprovalPolicy {
 }
 
 impl ApprovalPolicy {
-    /// Whether a write to a layer at `scope` needs approval.
+    /// Whether a write to a layer at `scope` needs approval: whether the
+    /// layer applies to some context inside a policy scope. That is every
+    /// layer within the policy scope (`{env: prod, tenant: acme}` under
+    /// `{env: prod}`), every stronger layer that overrides it there
+    /// (`{tenant: acme}` applies to prod for acme) and every weaker one whose
+    /// values show through it (`global`); only a layer fixing a dimension to
+    /// another value (`{env: dev}`) never reaches inside.
     pub fn covers(&self, scope: &Scope) -> bool {
-        self.scopes.is_empty() || self.scopes.iter().any(|p| p.is_within(scope))
+        self.scopes.is_empty() || self.scopes.iter().any(|p| p.overlaps(scope))
     }
 }
 
@@ -35,12 +48,38 @@ impl ApprovalPolicy {
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Open,
+    /// Approved; the change is being applied to the layer. Nothing but
+    /// concluding (approving again resumes it) is accepted any more.
+    Applying,
     Approved,
     Rejected,
     Withdrawn,
     /// Approved, but the layer had changed since it was opened (or the change
     /// no longer passes the schema or a lock): nothing was applied.
     Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Applying => "applying",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Withdrawn => "withdrawn",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// Every status, as the API names them.
+    pub const ALL: [Status; 6] = [
+        Status::Open,
+        Status::Applying,
+        Status::Approved,
+        Status::Rejected,
+        Status::Withdrawn,
+        Status::Failed,
+    ];
 }
 
 /// A stored layer action, serializable for the request's record.
@@ -93,6 +132,10 @@ pub struct ChangeRequestState {
     /// change only if the layer is still there.
     pub base_revision: u64,
     pub author: String,
+    /// Who stands behind the author's credential; absent in requests opened
+    /// before identities were recorded, where the author's name stands in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_identity: Option<Identity>,
     pub status: Status,
     #[serde(default)]
     pub decided_by: Option<String>,
@@ -100,10 +143,55 @@ pub struct ChangeRequestState {
     pub reason: Option<String>,
 }
 
+impl ChangeRequestState {
+    /// The identity behind the author.
+    pub fn author_identity(&self) -> Identity {
+        self.author_identity
+            .clone()
+            .unwrap_or_else(|| Identity::new(self.author.clone()))
+    }
+
+    fn decided(&self, status: Status, by: &Actor, reason: Option<String>) -> Self {
+        ChangeRequestState {
+            status,
+            decided_by: Some(by.name.clone()),
+            reason,
+            ..self.clone()
+        }
+    }
+}
+
+/// What applying an approved change to its layer came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayerOutcome {
+    /// The layer took the change.
+    Applied,
+    /// The layer aggregate refused it.
+    Refused(DomainError),
+}
+
+/// Why a change the layer refused cannot apply, as recorded on the request;
+/// `None` when the refusal is transient (nothing is recorded, the request
+/// stays `applying` and approving it again retries).
+pub fn failure_reason(refusal: &DomainError) -> Option<String> {
+    match refusal {
+        DomainError::Unavailable(_) => None,
+        DomainError::StaleRevision { .. } => {
+            Some("the layer changed since the request was opened".to_owned())
+        }
+        DomainError::SchemaViolations(_) | DomainError::LockViolations(_) => {
+            Some("the change no longer passes the schema or a lock".to_owned())
+        }
+        other => Some(other.to_string()),
+    }
+}
+
 // Commands and events are short-lived values; boxing would only add noise.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ChangeRequestCommand {
+    /// Opens the request. Opening the same request again (a retried write)
+    /// changes nothing.
     Open {
         id: String,
         namespace: NamespaceName,
@@ -111,50 +199,117 @@ pub enum ChangeRequestCommand {
         change: ProposedChange,
         message: String,
         base_revision: u64,
-        author: String,
+        author: Actor,
     },
-    /// Records the approval; the caller has applied the change.
-    Approve {
-        by: String,
-    },
-    /// Records an approval whose change could not be applied.
-    Fail {
-        by: String,
-        reason: String,
-    },
-    Reject {
-        by: String,
-        reason: String,
-    },
-    Withdraw {
-        by: String,
-    },
+    /// Decides to apply the change (`applying`); on a request left
+    /// `applying`, changes nothing so the caller resumes applying it.
+    Approve { by: Actor },
+    /// Records what applying the change came to.
+    Conclude { by: Actor, outcome: LayerOutcome },
+    Reject { by: Actor, reason: String },
+    Withdraw { by: Actor },
 }
 
+/// What a closing event holds: the request's complete state after it, or, in
+/// messages written before every event carried the complete state, only who
+/// decided and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Decided {
+    Complete(ChangeRequestState),
+    ByOnly(DecidedBy),
+}
+
+/// The older form of a closing event. It takes no other field, so a complete
+/// state that fails to decode is an error, not this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecidedBy {
+    pub by: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Every event carries the request's complete state, so the request loads
+/// from its last event alone.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ChangeRequestEvent {
     ChangeRequestOpened(ChangeRequestState),
-    ChangeRequestApproved { by: String },
-    ChangeRequestFailed { by: String, reason: String },
-    ChangeRequestRejected { by: String, reason: String },
-    ChangeRequestWithdrawn { by: String },
+    ChangeRequestApproving(ChangeRequestState),
+    ChangeRequestApproved(Decided),
+    ChangeRequestFailed(Decided),
+    ChangeRequestRejected(Decided),
+    ChangeRequestWithdrawn(Decided),
+}
+
+impl ChangeRequestEvent {
+    /// The status the event moves the request to.
+    pub fn status(&self) -> Status {
+        use ChangeRequestEvent as E;
+        match self {
+            E::ChangeRequestOpened(_) => Status::Open,
+            E::ChangeRequestApproving(_) => Status::Applying,
+            E::ChangeRequestApproved(_) => Status::Approved,
+            E::ChangeRequestFailed(_) => Status::Failed,
+            E::ChangeRequestRejected(_) => Status::Rejected,
+            E::ChangeRequestWithdrawn(_) => Status::Withdrawn,
+        }
+    }
+
+    /// The request's complete state after this event, when the event holds
+    /// it (every event written by this version does).
+    pub fn state(&self) -> Option<&ChangeRequestState> {
+        use ChangeRequestEvent as E;
+        match self {
+            E::ChangeRequestOpened(state)
+            | E::ChangeRequestApproving(state)
+            | E::ChangeRequestApproved(Decided::Complete(state))
+            | E::ChangeRequestFailed(Decided::Complete(state))
+            | E::ChangeRequestRejected(Decided::Complete(state))
+            | E::ChangeRequestWithdrawn(Decided::Complete(state)) => Some(state),
+            _ => None,
+        }
+    }
+
+    /// Who decided and why, for a closing event.
+    pub fn decision(&self) -> Option<(&str, Option<&str>)> {
+        use ChangeRequestEvent as E;
+        match self {
+            E::ChangeRequestOpened(_) => None,
+            E::ChangeRequestApproving(state)
+            | E::ChangeRequestApproved(Decided::Complete(state))
+            | E::ChangeRequestFailed(Decided::Complete(state))
+            | E::ChangeRequestRejected(Decided::Complete(state))
+            | E::ChangeRequestWithdrawn(Decided::Complete(state)) => Some((
+                state.decided_by.as_deref().unwrap_or_default(),
+                state.reason.as_deref(),
+            )),
+            E::ChangeRequestApproved(Decided::ByOnly(d))
+            | E::ChangeRequestFailed(Decided::ByOnly(d))
+            | E::ChangeRequestRejected(Decided::ByOnly(d))
+            | E::ChangeRequestWithdrawn(Decided::ByOnly(d)) => {
+                Some((d.by.as_str(), d.reason.as_deref()))
+            }
+        }
+    }
 }
 
 impl DomainEvent for ChangeRequestEvent {
     fn event_type(&self) -> String {
         match self {
             ChangeRequestEvent::ChangeRequestOpened(_) => "ChangeRequestOpened",
-            ChangeRequestEvent::ChangeRequestApproved { .. } => "ChangeRequestApproved",
-            ChangeRequestEvent::ChangeRequestFailed { .. } => "ChangeRequestFailed",
-            ChangeRequestEvent::ChangeRequestRejected { .. } => "ChangeRequestRejected",
-            ChangeRequestEvent::ChangeRequestWithdrawn { .. } => "ChangeRequestWithdrawn",
+            ChangeRequestEvent::ChangeRequestApproving(_) => "ChangeRequestApproving",
+            ChangeRequestEvent::ChangeRequestApproved(_) => "ChangeRequestApproved",
+            ChangeRequestEvent::ChangeRequestFailed(_) => "ChangeRequestFailed",
+            ChangeRequestEvent::ChangeRequestRejected(_) => "ChangeRequestRejected",
+            ChangeRequestEvent::ChangeRequestWithdrawn(_) => "ChangeRequestWithdrawn",
         }
         .to_owned()
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        "2".to_owned()
     }
 }
 
@@ -164,18 +319,25 @@ pub struct ChangeRequest {
     pub state: Option<ChangeRequestState>,
 }
 
+/// The refusal of a command on a request that is no longer open.
+fn closed(status: Status) -> DomainError {
+    DomainError::ChangeRequestClosed(match status {
+        Status::Applying => "being applied".to_owned(),
+        other => other.as_str().to_owned(),
+    })
+}
+
 impl ChangeRequest {
+    fn existing(&self) -> Result<&ChangeRequestState, DomainError> {
+        self.state.as_ref().ok_or(DomainError::ChangeRequestNotFound)
+    }
+
     fn open_state(&self) -> Result<&ChangeRequestState, DomainError> {
-        let state = self
-            .state
-            .as_ref()
-            .ok_or(DomainError::ChangeRequestNotFound)?;
+        let state = self.existing()?;
         if state.status == Status::Open {
             Ok(state)
         } else {
-            Err(DomainError::ChangeRequestClosed(
-                format!("{:?}", state.status).to_lowercase(),
-            ))
+            Err(closed(state.status))
         }
     }
 }
@@ -207,75 +369,96 @@ impl Aggregate for ChangeRequest {
                 base_revision,
                 author,
             } => {
-                if self.state.is_some() {
-                    return Err(DomainError::invalid(
-                        "id",
-                        "a change request with this id exists",
-                    ));
-                }
-                Ok(vec![E::ChangeRequestOpened(ChangeRequestState {
+                let opened = ChangeRequestState {
                     id,
                     namespace,
                     scope,
                     change,
                     message,
                     base_revision,
-                    author,
+                    author: author.name,
+                    author_identity: Some(author.identity),
                     status: Status::Open,
                     decided_by: None,
                     reason: None,
-                })])
-            }
-            ChangeRequestCommand::Approve { by } | ChangeRequestCommand::Fail { by, .. }
-                if self.open_state()?.author == by =>
-            {
-                Err(DomainError::SelfApproval)
+                };
+                match &self.state {
+                    None => Ok(vec![E::ChangeRequestOpened(opened)]),
+                    // A retried write opens the request it opened before.
+                    Some(state)
+                        if state.id == opened.id
+                            && state.author_identity() == opened.author_identity()
+                            && state.namespace == opened.namespace
+                            && state.scope == opened.scope
+                            && state.change == opened.change =>
+                    {
+                        Ok(vec![])
+                    }
+                    Some(_) => Err(DomainError::invalid(
+                        "id",
+                        "a change request with this id exists",
+                    )),
+                }
             }
             ChangeRequestCommand::Approve { by } => {
-                self.open_state()?;
-                Ok(vec![E::ChangeRequestApproved { by }])
+                let state = self.existing()?;
+                if state.author_identity() == by.identity {
+                    return Err(DomainError::SelfApproval);
+                }
+                match state.status {
+                    Status::Open => Ok(vec![E::ChangeRequestApproving(state.decided(
+                        Status::Applying,
+                        &by,
+                        None,
+                    ))]),
+                    Status::Applying => Ok(vec![]),
+                    other => Err(closed(other)),
+                }
             }
-            ChangeRequestCommand::Fail { by, reason } => {
-                self.open_state()?;
-                Ok(vec![E::ChangeRequestFailed { by, reason }])
+            ChangeRequestCommand::Conclude { by, outcome } => {
+                let state = self.existing()?;
+                if state.status != Status::Applying {
+                    return Err(closed(state.status));
+                }
+                match outcome {
+                    LayerOutcome::Applied => Ok(vec![E::ChangeRequestApproved(Decided::Complete(
+                        state.decided(Status::Approved, &by, None),
+                    ))]),
+                    LayerOutcome::Refused(refusal) => match failure_reason(&refusal) {
+                        None => Err(refusal),
+                        Some(reason) => Ok(vec![E::ChangeRequestFailed(Decided::Complete(
+                            state.decided(Status::Failed, &by, Some(reason)),
+                        ))]),
+                    },
+                }
             }
             ChangeRequestCommand::Reject { by, reason } => {
-                self.open_state()?;
-                Ok(vec![E::ChangeRequestRejected { by, reason }])
+                let state = self.open_state()?;
+                Ok(vec![E::ChangeRequestRejected(Decided::Complete(
+                    state.decided(Status::Rejected, &by, Some(reason)),
+                ))])
             }
             ChangeRequestCommand::Withdraw { by } => {
-                let state = self.open_state()?;
-                if state.author != by {
-                    return Err(DomainError::invalid(
-                        "author",
-                        "only the author may withdraw a change request",
-                    ));
+                if self.existing()?.author_identity() != by.identity {
+                    return Err(DomainError::NotAuthor);
                 }
-                Ok(vec![E::ChangeRequestWithdrawn { by }])
+                let state = self.open_state()?;
+                Ok(vec![E::ChangeRequestWithdrawn(Decided::Complete(
+                    state.decided(Status::Withdrawn, &by, None),
+                ))])
             }
         }
     }
 
     fn apply(&mut self, event: ChangeRequestEvent) {
-        use ChangeRequestEvent as E;
-        let close =
-            |state: &mut Option<ChangeRequestState>, status, by: String, reason: Option<String>| {
-                if let Some(state) = state {
-                    state.status = status;
-                    state.decided_by = Some(by);
-                    state.reason = reason;
-                }
-            };
-        match event {
-            E::ChangeRequestOpened(state) => self.state = Some(state),
-            E::ChangeRequestApproved { by } => close(&mut self.state, Status::Approved, by, None),
-            E::ChangeRequestFailed { by, reason } => {
-                close(&mut self.state, Status::Failed, by, Some(reason))
-            }
-            E::ChangeRequestRejected { by, reason } => {
-                close(&mut self.state, Status::Rejected, by, Some(reason))
-            }
-            E::ChangeRequestWithdrawn { by } => close(&mut self.state, Status::Withdrawn, by, None),
+        let status = event.status();
+        if let Some(state) = event.state() {
+            self.state = Some(state.clone());
+        } else if let (Some(state), Some((by, reason))) = (&mut self.state, event.decision()) {
+            // An older closing event: it names only who decided and why.
+            state.status = status;
+            state.decided_by = Some(by.to_owned());
+            state.reason = reason.map(str::to_owned);
         }
     }
 }

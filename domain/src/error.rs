@@ -33,8 +33,10 @@ pub enum DomainError {
     ChangeRequestNotFound,
     #[error("the change request is already {0}")]
     ChangeRequestClosed(String),
-    #[error("the author of a change request may not approve it")]
+    #[error("the author of a change request may not approve it (nor another credential of the same identity)")]
     SelfApproval,
+    #[error("only the author may withdraw a change request")]
+    NotAuthor,
     #[error("the token does not exist")]
     TokenNotFound,
     #[error("namespace {0} does not exist")]

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod change_request;
 pub mod error;
 pub mod feed;
+pub mod identity;
 pub mod ids;
 pub mod json;
 pub mod layer;
@@ -22,6 +23,7 @@ pub mod tenant;
 pub mod token;
 
 pub use error::{DomainError, LockViolation, SchemaViolation};
+pub use identity::{Actor, Identity};
 pub use ids::{EditionName, EnvName, IdError, NamespaceName, ServiceName, TenantId};
 pub use layer::{Layer, LayerAction, LayerChange, LayerCommand, LayerEvent, LayerState};
 pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent, NamespaceState};

@@ -6,6 +6,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
+use crate::identity::{Actor, Identity};
 use crate::role::Role;
 
 /// The longest token name accepted, in characters.
@@ -22,10 +23,23 @@ pub struct TokenState {
     /// Unix seconds; `None` never expires.
     pub expires_at: Option<i64>,
     pub issued_by: String,
+    /// Who holds the key (see [`Identity`]); absent in tokens issued before
+    /// identities were recorded, which then stand for themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
     pub revoked: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+impl TokenState {
+    /// The identity behind the key.
+    pub fn identity(&self) -> Identity {
+        self.identity
+            .clone()
+            .unwrap_or_else(|| Identity::new(format!("token:{}", self.id)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum TokenCommand {
     IssueToken {
         id: String,
@@ -33,17 +47,59 @@ pub enum TokenCommand {
         role: Role,
         secret_hash: String,
         expires_at: Option<i64>,
-        issued_by: String,
+        issued_by: Actor,
         /// Unix seconds now, for the expiry check.
         now: i64,
     },
+    /// Revokes the token; revoking a revoked token changes nothing.
     RevokeToken,
+}
+
+/// What a revocation event holds: the token's complete state after it, or,
+/// in messages written before every event carried the complete state, only
+/// the token's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Revocation {
+    Complete(TokenState),
+    IdOnly(RevokedId),
+}
+
+/// The id-only form of a revocation (older messages). It takes no other
+/// field, so a complete state that fails to decode is an error, not this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedId {
+    pub id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TokenEvent {
     TokenIssued(TokenState),
-    TokenRevoked { id: String },
+    /// Carries the complete state (`revoked: true`), so the token loads from
+    /// this event alone.
+    TokenRevoked(Revocation),
+}
+
+impl TokenEvent {
+    /// The token's complete state after this event, when the event holds it
+    /// (every event written by this version does).
+    pub fn state(&self) -> Option<&TokenState> {
+        match self {
+            TokenEvent::TokenIssued(state)
+            | TokenEvent::TokenRevoked(Revocation::Complete(state)) => Some(state),
+            TokenEvent::TokenRevoked(Revocation::IdOnly(_)) => None,
+        }
+    }
+
+    /// The id of the token the event is about.
+    pub fn token_id(&self) -> &str {
+        match self {
+            TokenEvent::TokenIssued(state)
+            | TokenEvent::TokenRevoked(Revocation::Complete(state)) => &state.id,
+            TokenEvent::TokenRevoked(Revocation::IdOnly(RevokedId { id })) => id,
+        }
+    }
 }
 
 impl DomainEvent for TokenEvent {
@@ -55,11 +111,11 @@ impl DomainEvent for TokenEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        "2".to_owned()
     }
 }
 
-/// The token aggregate.
+/// The token aggregate. Every event carries the complete state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Token {
     pub state: Option<TokenState>,
@@ -96,30 +152,36 @@ impl Aggregate for Token {
                 if expires_at.is_some_and(|e| e <= now) {
                     return Err(DomainError::invalid("expires_at", "must be in the future"));
                 }
+                let identity = Identity::of_issued_key(&id, &issued_by);
                 Ok(vec![TokenEvent::TokenIssued(TokenState {
                     id,
                     name,
                     role,
                     secret_hash,
                     expires_at,
-                    issued_by,
+                    issued_by: issued_by.name,
+                    identity: Some(identity),
                     revoked: false,
                 })])
             }
             TokenCommand::RevokeToken => match &self.state {
                 None => Err(DomainError::TokenNotFound),
                 Some(state) if state.revoked => Ok(vec![]),
-                Some(state) => Ok(vec![TokenEvent::TokenRevoked {
-                    id: state.id.clone(),
-                }]),
+                Some(state) => Ok(vec![TokenEvent::TokenRevoked(Revocation::Complete(
+                    TokenState {
+                        revoked: true,
+                        ..state.clone()
+                    },
+                ))]),
             },
         }
     }
 
     fn apply(&mut self, event: TokenEvent) {
         match event {
-            TokenEvent::TokenIssued(state) => self.state = Some(state),
-            TokenEvent::TokenRevoked { .. } => {
+            TokenEvent::TokenIssued(state)
+            | TokenEvent::TokenRevoked(Revocation::Complete(state)) => self.state = Some(state),
+            TokenEvent::TokenRevoked(Revocation::IdOnly(_)) => {
                 if let Some(state) = &mut self.state {
                     state.revoked = true;
                 }

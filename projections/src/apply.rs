@@ -214,8 +214,8 @@ async fn apply_message(
                 match event {
                     TokenEvent::TokenIssued(token) => {
                         sqlx::query(
-                            "INSERT INTO tokens (id, name, role, tenant, secret_hash, expires_at, issued_by, issued_at, position)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                            "INSERT INTO tokens (id, name, role, tenant, secret_hash, expires_at, issued_by, issued_at, position, identity)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                         )
                         .bind(&token.id)
                         .bind(&token.name)
@@ -226,14 +226,15 @@ async fn apply_message(
                         .bind(&token.issued_by)
                         .bind(message.at)
                         .bind(pos)
+                        .bind(token.identity().as_str())
                         .execute(&mut **tx)
                         .await?;
                     }
-                    TokenEvent::TokenRevoked { id } => {
+                    TokenEvent::TokenRevoked(_) => {
                         sqlx::query(
                             "UPDATE tokens SET revoked_at = $2, position = $3 WHERE id = $1",
                         )
-                        .bind(id)
+                        .bind(event.token_id())
                         .bind(message.at)
                         .bind(pos)
                         .execute(&mut **tx)
@@ -282,10 +283,10 @@ async fn apply_change_request(
             .await?;
             return Ok(());
         }
-        ChangeRequestEvent::ChangeRequestApproved { by } => ("approved", by, None),
-        ChangeRequestEvent::ChangeRequestFailed { by, reason } => ("failed", by, Some(reason)),
-        ChangeRequestEvent::ChangeRequestRejected { by, reason } => ("rejected", by, Some(reason)),
-        ChangeRequestEvent::ChangeRequestWithdrawn { by } => ("withdrawn", by, None),
+        other => {
+            let (by, reason) = other.decision().unwrap_or_default();
+            (other.status().as_str(), by, reason)
+        }
     };
     let id = message
         .aggregate_id

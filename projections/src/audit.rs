@@ -270,7 +270,8 @@ pub async fn record_accepted(
                         ),
                         ..base(i, "token.issued".to_owned())
                     },
-                    TokenEvent::TokenRevoked { id } => {
+                    TokenEvent::TokenRevoked(_) => {
+                        let id = event.token_id();
                         let row =
                             sqlx::query("SELECT name, role, tenant FROM tokens WHERE id = $1")
                                 .bind(id)
@@ -318,20 +319,12 @@ pub async fn record_accepted(
                         message: Some(cr.message.clone()),
                         ..base(i, "change-request.opened".to_owned())
                     },
-                    ChangeRequestEvent::ChangeRequestApproved { .. }
-                    | ChangeRequestEvent::ChangeRequestFailed { .. }
-                    | ChangeRequestEvent::ChangeRequestRejected { .. }
-                    | ChangeRequestEvent::ChangeRequestWithdrawn { .. } => {
-                        let (status, reason) = match event {
-                            ChangeRequestEvent::ChangeRequestApproved { .. } => ("approved", None),
-                            ChangeRequestEvent::ChangeRequestFailed { reason, .. } => {
-                                ("failed", Some(reason.clone()))
-                            }
-                            ChangeRequestEvent::ChangeRequestRejected { reason, .. } => {
-                                ("rejected", Some(reason.clone()))
-                            }
-                            _ => ("withdrawn", None),
-                        };
+                    other => {
+                        let status = other.status().as_str();
+                        let reason = other
+                            .decision()
+                            .and_then(|(_, reason)| reason)
+                            .map(str::to_owned);
                         let id = message
                             .aggregate_id
                             .split_once('.')

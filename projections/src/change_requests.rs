@@ -21,7 +21,7 @@ pub struct ChangeRequestRow {
     pub message: String,
     pub base_revision: u64,
     pub author: String,
-    /// `open`, `approved`, `rejected`, `withdrawn` or `failed`.
+    /// `open`, `applying`, `approved`, `rejected`, `withdrawn` or `failed`.
     pub status: String,
     pub decided_by: Option<String>,
     pub reason: Option<String>,

@@ -483,6 +483,9 @@ pub struct TokenRow {
     pub issued_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+    /// Who holds the key: the root of its issuing chain (see
+    /// `ecs_domain::Identity`).
+    pub identity: ecs_domain::Identity,
 }
 
 fn token_row(row: &PgRow) -> sqlx::Result<TokenRow> {
@@ -495,6 +498,10 @@ fn token_row(row: &PgRow) -> sqlx::Result<TokenRow> {
         issued_by: row.try_get("issued_by")?,
         issued_at: row.try_get("issued_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        identity: match row.try_get::<Option<String>, _>("identity")? {
+            Some(identity) => ecs_domain::Identity::new(identity),
+            None => ecs_domain::Identity::new(format!("token:{}", row.try_get::<String, _>("id")?)),
+        },
     })
 }
 

@@ -60,8 +60,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with settings adjusted first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(NatsServer::start(), adjust).await
+}
+
+/// Like [`spawn_app_with`], over a NATS server started by the caller (for
+/// instance with a configuration of its own).
+pub async fn spawn_app_on(nats: NatsServer, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
-    let nats = NatsServer::start();
     let db = TestDatabase::create().await;
     let mut settings = settings_for(&nats, &db);
     adjust(&mut settings);

@@ -37,6 +37,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// A configuration file passed with `-c` (kept for restarts).
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
@@ -45,6 +47,19 @@ impl NatsServer {
     /// # Panics
     /// If the server cannot be started or does not come up in time.
     pub fn start() -> NatsServer {
+        Self::start_configured(None)
+    }
+
+    /// Like [`start`](Self::start), with extra lines of server configuration
+    /// (such as `max_payload: 65536`), kept across restarts.
+    ///
+    /// # Panics
+    /// If the server cannot be started or does not come up in time.
+    pub fn start_with_config(config: &str) -> NatsServer {
+        Self::start_configured(Some(config))
+    }
+
+    fn start_configured(config: Option<&str>) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("ecs-nats-")
             .tempdir()
@@ -52,10 +67,16 @@ impl NatsServer {
         for sub in ["store", "ports"] {
             fs::create_dir_all(dir.path().join(sub)).expect("create nats-server dirs");
         }
+        let config = config.map(|text| {
+            let path = dir.path().join("nats-server.conf");
+            fs::write(&path, text).expect("write nats-server config");
+            path
+        });
         let mut server = NatsServer {
             child: None,
             port: 0,
             dir,
+            config,
         };
         let child = server.spawn(None);
         server.child = Some(child);
@@ -145,7 +166,11 @@ impl NatsServer {
             .expect("open nats-server log");
         let log2 = log.try_clone().expect("clone nats-server log handle");
         let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
-        Command::new(nats_server_bin())
+        let mut command = Command::new(nats_server_bin());
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        command
             .arg("-js")
             .args(["-a", "127.0.0.1", "-p", &port_arg])
             .arg("-sd")

@@ -6,21 +6,24 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::change_request::{ChangeRequest, ChangeRequestCommand, ProposedChange};
+use ecs_domain::change_request::{
+    ChangeRequest, ChangeRequestCommand, LayerOutcome, ProposedChange, Status,
+};
 use ecs_domain::json::{leaves, merge_patch};
 use ecs_domain::layer::layer_id;
-use ecs_domain::{Layer, LayerCommand, LayerState, NamespaceName, Scope, resolve};
+use ecs_domain::{DomainError, Layer, LayerCommand, LayerState, NamespaceName, Scope, resolve};
 use ecs_projections::change_requests::ChangeRequestRow;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::extract::{AppJson, Params, WriteContext};
 use crate::problem::ApiError;
 use crate::routes::Problem;
-use crate::state::AppState;
+use crate::state::{AppState, Effect};
 
 /// The aggregate id of a change request: `<tenant or _>.<id>`.
 fn aggregate_id(id: &str, scope: &Scope) -> String {
@@ -56,9 +59,7 @@ pub async fn open(
             actual: base_revision,
         });
     }
-    let mut bytes = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let id = hex::encode(bytes);
+    let id = new_id(write);
     let command = ChangeRequestCommand::Open {
         id: id.clone(),
         namespace,
@@ -66,21 +67,47 @@ pub async fn open(
         change,
         message,
         base_revision,
-        author: write.principal.name.clone(),
+        author: write.principal.actor(),
     };
     let committed = app
         .write::<ChangeRequest>(write, &aggregate_id(&id, &scope), command, &())
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "change_request": id,
-            "status": "open",
-            "position": committed.position,
-            "detail": "this layer requires approval: the change applies when another principal approves it",
-        })),
-    )
-        .into_response())
+    // A retried write answers the request it opened, as it stands now.
+    let status = if committed.duplicate || committed.unchanged {
+        app.read
+            .change_request(&id)
+            .await?
+            .map_or_else(|| Status::Open.as_str().to_owned(), |r| r.status)
+    } else {
+        Status::Open.as_str().to_owned()
+    };
+    let mut body = json!({
+        "change_request": id,
+        "status": status,
+        "position": committed.position,
+        "detail": "this layer requires approval: the change applies when a principal of another identity approves it",
+    });
+    if committed.duplicate || committed.unchanged {
+        body["duplicate"] = json!(true);
+    }
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The id of a new change request: derived from the write's idempotency id
+/// when it has one, so a retried write opens (and answers) the same request,
+/// else random.
+fn new_id(write: &WriteContext) -> String {
+    match &write.idempotency_id {
+        Some(key) => {
+            let digest = Sha256::digest(format!("change-request\0{key}").as_bytes());
+            hex::encode(&digest[..8])
+        }
+        None => {
+            let mut bytes = [0u8; 8];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        }
+    }
 }
 
 /// A change request and what it would change.
@@ -201,7 +228,7 @@ async fn diff(
 
 /// List change requests the caller may see.
 #[utoipa::path(get, path = "/v1/change-requests", tag = "change-requests",
-    params(("status" = Option<String>, Query, description = "open, approved, rejected, withdrawn or failed"),
+    params(("status" = Option<String>, Query, description = "open, applying, approved, rejected, withdrawn or failed"),
         ("namespace" = Option<String>, Query, description = "namespace")),
     responses((status = 200, body = ChangeRequestList)))]
 pub async fn list(
@@ -212,12 +239,12 @@ pub async fn list(
     params.allow(&["status", "namespace"])?;
     let status = params.get("status");
     if let Some(s) = status
-        && !["open", "approved", "rejected", "withdrawn", "failed"].contains(&s)
+        && !Status::ALL.iter().any(|known| known.as_str() == s)
     {
         return Err(ApiError::bad(
             "invalid-parameter",
             "status",
-            "status must be open, approved, rejected, withdrawn or failed",
+            "status must be open, applying, approved, rejected, withdrawn or failed",
         ));
     }
     let namespace = params
@@ -279,7 +306,8 @@ pub async fn show(
     Ok(Json(ChangeRequestBody { request, diff }))
 }
 
-/// Records a decision on the request.
+/// Records a decision on the request; the request aggregate decides whether
+/// it may be taken.
 async fn decide(
     app: &AppState,
     write: &WriteContext,
@@ -304,9 +332,73 @@ async fn decide(
     Ok(committed.position)
 }
 
-/// Approve: applies the change if the layer has not changed since the
-/// request was opened; a different principal allowed to write the layer must
-/// approve.
+/// The command id of the layer write that applies a request: one per
+/// request, so resuming an approval never applies the change twice.
+fn apply_command_id(request: &ChangeRequestRow) -> String {
+    format!("change-request-{}", request.id)
+}
+
+/// Applies an approved request's change to its layer. A refusal as stale is
+/// checked against the layer's history first: the layer may have moved on
+/// because this very request was applied already (by a concurrent or an
+/// interrupted approval), which is then its outcome.
+async fn apply(
+    app: &AppState,
+    write: &WriteContext,
+    request: &ChangeRequestRow,
+) -> Result<Result<ecs_commands::Committed, DomainError>, ApiError> {
+    let context = WriteContext {
+        principal: write.principal.clone(),
+        expected_revision: Some(request.base_revision),
+        idempotency_id: Some(apply_command_id(request)),
+        request_id: write.request_id.clone(),
+        correlation_id: write.correlation_id.clone(),
+    };
+    let command = LayerCommand {
+        namespace: request.namespace.clone(),
+        scope: request.scope.clone(),
+        action: request.change.clone().into(),
+        message: format!(
+            "{} (change request {} by {})",
+            request.message, request.id, request.author
+        ),
+        expected_revision: Some(request.base_revision),
+    };
+    let id_of_layer = layer_id(&request.namespace, &request.scope);
+    let outcome = app
+        .try_write::<Layer>(
+            &context,
+            &id_of_layer,
+            command,
+            &app.services,
+            Effect::ReadYourWrites,
+        )
+        .await?;
+    let Err(DomainError::StaleRevision { .. }) = &outcome else {
+        return Ok(outcome);
+    };
+    let last = app.bus.position_of::<Layer>(&id_of_layer).await?;
+    if !app.projections.wait_for(last, app.write_wait).await {
+        return Err(ApiError::Unavailable(
+            "the projections did not catch up with the layer in time".into(),
+        ));
+    }
+    match app.read.command(&apply_command_id(request)).await? {
+        Some(done) if done.aggregate_id == id_of_layer => Ok(Ok(ecs_commands::Committed {
+            position: done.position,
+            revision: done.revision,
+            duplicate: true,
+            unchanged: false,
+        })),
+        _ => Ok(outcome),
+    }
+}
+
+/// Approve: a principal of another identity than the author's, allowed to
+/// write the layer, decides to apply the change; it applies if the layer has
+/// not changed since the request was opened. The request records the
+/// decision before the layer changes, so a concurrent reject or withdraw is
+/// refused from then on (409) and exactly one of them wins.
 #[utoipa::path(post, path = "/v1/change-requests/{id}/approve", tag = "change-requests",
     params(("id" = String, Path, description = "change request id")),
     responses(
@@ -330,82 +422,42 @@ pub async fn approve(
             .role
             .write_layer(&request.namespace, &request.scope),
     )?;
-    if request.status != "open" {
-        return Err(ApiError::Conflict(format!(
-            "the change request is already {}",
-            request.status
-        )));
-    }
-    if request.author == principal.name {
-        return Err(ApiError::Forbidden(
-            "the author of a change request may not approve it".into(),
-        ));
-    }
-    let apply = WriteContext {
-        principal: principal.clone(),
-        expected_revision: Some(request.base_revision),
-        idempotency_id: Some(format!("change-request-{}", request.id)),
-        request_id: write.request_id.clone(),
-        correlation_id: write.correlation_id.clone(),
+    decide(
+        &app,
+        &write,
+        &request,
+        ChangeRequestCommand::Approve {
+            by: principal.actor(),
+        },
+    )
+    .await?;
+    let applied = apply(&app, &write, &request).await?;
+    let outcome = match &applied {
+        Ok(_) => LayerOutcome::Applied,
+        Err(refusal) => LayerOutcome::Refused(refusal.clone()),
     };
-    let command = LayerCommand {
-        namespace: request.namespace.clone(),
-        scope: request.scope.clone(),
-        action: request.change.clone().into(),
-        message: format!(
-            "{} (change request {} by {})",
-            request.message, request.id, request.author
-        ),
-        expected_revision: Some(request.base_revision),
-    };
-    let id_of_layer = layer_id(&request.namespace, &request.scope);
-    match app
-        .write::<Layer>(&apply, &id_of_layer, command, &app.services)
-        .await
-    {
-        Ok(committed) => {
-            decide(
-                &app,
-                &write,
-                &request,
-                ChangeRequestCommand::Approve {
-                    by: principal.name.clone(),
-                },
-            )
-            .await?;
-            Ok(Json(json!({"status": "approved", "revision": committed.revision, "position": committed.position})).into_response())
-        }
-        Err(ApiError::Stale { .. }) => {
-            let reason = "the layer changed since the request was opened".to_owned();
-            decide(
-                &app,
-                &write,
-                &request,
-                ChangeRequestCommand::Fail {
-                    by: principal.name.clone(),
-                    reason: reason.clone(),
-                },
-            )
-            .await?;
-            Err(ApiError::Conflict(format!(
-                "{reason}; the change request is marked failed"
-            )))
-        }
-        Err(error @ ApiError::Unprocessable { .. }) => {
-            let reason = "the change no longer passes the schema or a lock".to_owned();
-            decide(
-                &app,
-                &write,
-                &request,
-                ChangeRequestCommand::Fail {
-                    by: principal.name.clone(),
-                    reason,
-                },
-            )
-            .await?;
-            Err(error)
-        }
-        Err(error) => Err(error),
+    decide(
+        &app,
+        &write,
+        &request,
+        ChangeRequestCommand::Conclude {
+            by: principal.actor(),
+            outcome,
+        },
+    )
+    .await?;
+    match applied {
+        Ok(committed) => Ok(Json(json!({
+            "status": Status::Approved.as_str(),
+            "revision": committed.revision,
+            "position": committed.position,
+        }))
+        .into_response()),
+        Err(DomainError::StaleRevision { .. }) => Err(ApiError::Conflict(
+            "the layer changed since the request was opened; the change request is marked failed"
+                .into(),
+        )),
+        Err(refusal) => Err(refusal.into()),
     }
 }
 
@@ -433,15 +485,16 @@ pub async fn reject(
         &write,
         &request,
         ChangeRequestCommand::Reject {
-            by: principal.name.clone(),
+            by: principal.actor(),
             reason: body.reason,
         },
     )
     .await?;
-    Ok(Json(json!({"status": "rejected", "position": position})).into_response())
+    Ok(Json(json!({"status": Status::Rejected.as_str(), "position": position})).into_response())
 }
 
-/// Withdraw: the author closes its own request.
+/// Withdraw: the author (any credential of the author's identity) closes its
+/// own request.
 #[utoipa::path(post, path = "/v1/change-requests/{id}/withdraw", tag = "change-requests",
     params(("id" = String, Path, description = "change request id")),
     responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -454,19 +507,14 @@ pub async fn withdraw(
     params.allow(&[])?;
     let principal = write.principal.clone();
     let request = visible(&app, &principal, &id).await?;
-    if request.author != principal.name {
-        return Err(ApiError::Forbidden(
-            "only the author may withdraw a change request".into(),
-        ));
-    }
     let position = decide(
         &app,
         &write,
         &request,
         ChangeRequestCommand::Withdraw {
-            by: principal.name.clone(),
+            by: principal.actor(),
         },
     )
     .await?;
-    Ok(Json(json!({"status": "withdrawn", "position": position})).into_response())
+    Ok(Json(json!({"status": Status::Withdrawn.as_str(), "position": position})).into_response())
 }

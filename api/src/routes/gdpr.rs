@@ -85,7 +85,7 @@ pub async fn erase(
         return Err(not_found(&tenant));
     }
     let committed = app
-        .write::<Tenant>(&write, tenant.as_str(), TenantCommand::EraseTenant, &())
+        .write_in_effect::<Tenant>(&write, tenant.as_str(), TenantCommand::EraseTenant, &())
         .await?;
     // The feed publisher also destroys the key when it sees the erasure, so a
     // crash here loses nothing; doing it now makes the erasure immediate.

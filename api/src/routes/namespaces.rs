@@ -99,6 +99,7 @@ pub async fn put_namespace(
             "must be at most 1000 characters",
         ));
     }
+    let requires_approval = body.approval.is_some();
     let command = NamespaceCommand::DefineNamespace {
         name: name.clone(),
         description: body.description,
@@ -106,9 +107,15 @@ pub async fn put_namespace(
         approval: body.approval,
         expected_revision: write.expected_revision,
     };
-    let committed = app
-        .write::<Namespace>(&write, name.as_str(), command, &app.services)
-        .await?;
+    // An approval policy takes direct writes away: until it is in effect,
+    // writes it covers would still change layers at once.
+    let committed = if requires_approval {
+        app.write_in_effect::<Namespace>(&write, name.as_str(), command, &app.services)
+            .await?
+    } else {
+        app.write::<Namespace>(&write, name.as_str(), command, &app.services)
+            .await?
+    };
     Ok(WriteResult::respond(committed))
 }
 

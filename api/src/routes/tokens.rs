@@ -220,7 +220,7 @@ pub async fn issue_token(
         role,
         secret_hash: hash_secret(&secret),
         expires_at,
-        issued_by: principal.name.clone(),
+        issued_by: principal.actor(),
         now: now.unix_timestamp(),
     };
     let committed = app.write::<Token>(&write, &id, command, &()).await?;
@@ -251,10 +251,13 @@ pub async fn list_tokens(
     Ok(Json(TokenList { tokens }))
 }
 
-/// Revoke a token: it stops working at once.
+/// Revoke a token: it stops working at once. The answer comes only once the
+/// revocation is in effect (503 `not-in-effect` otherwise); revoking a revoked
+/// token again answers 200 with the same revision.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
     params(("id" = String, Path, description = "token id")),
-    responses((status = 200, body = WriteResult), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = WriteResult), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 503, description = "stored but not in effect yet; repeat to confirm", body = Problem)))]
 pub async fn revoke_token(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -276,7 +279,7 @@ pub async fn revoke_token(
     let token = app.read.token(&id).await?.ok_or_else(not_found)?;
     principal.check(principal.role.revoke_token(token.role.tenant()), not_found)?;
     let committed = app
-        .write::<Token>(&write, &id, TokenCommand::RevokeToken, &())
+        .write_in_effect::<Token>(&write, &id, TokenCommand::RevokeToken, &())
         .await?;
     Ok(WriteResult::respond(committed))
 }
