@@ -98,6 +98,47 @@ async fn revoking_a_revoked_token_again_answers_200_with_the_same_revision() {
     );
 }
 
+#[tokio::test]
+async fn a_token_whose_last_message_is_an_older_id_only_revocation_still_loads() {
+    // Streams written before every event carried the complete state hold
+    // `{"TokenRevoked": {"id": …}}`: such an aggregate is replayed, not lost.
+    let app = spawn_app().await;
+    let key = token(&app, json!({"name": "ci", "role": "auditor"})).await;
+    let id = token_id(&key).to_owned();
+    let client = async_nats::connect(app.nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let legacy = json!({
+        "v": 1,
+        "command_id": "legacy-revocation",
+        "aggregate_type": "token",
+        "aggregate_id": id,
+        "revision": 2,
+        "at": "2026-01-01T00:00:00Z",
+        "actor": "admin",
+        "events": [{"TokenRevoked": {"id": id}}],
+    });
+    js.publish(
+        format!("ecs.events._.token.{id}"),
+        serde_json::to_vec(&legacy).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let mut status = StatusCode::OK;
+    for _ in 0..100 {
+        status = as_(&app, &key, Method::GET, "/v1/audit", None).await.status;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the older revocation applies");
+    let again = app.delete(&format!("/v1/tokens/{id}")).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    assert_eq!(again.revision(), 2);
+}
+
 // Item 8: approvals compare identities and cover every layer reaching
 // inside their scope.
 

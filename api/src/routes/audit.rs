@@ -83,7 +83,7 @@ pub struct AuditEntry {
     pub outcome: String,
     /// `layer.replaced`, `layer.patched`, `layer.cleared`, `layer.rolled-back`,
     /// `namespace.defined`, `tenant.defined`, `token.issued`, `token.revoked`,
-    /// `change-request.<opened|approved|rejected|withdrawn|failed>`; for a
+    /// `change-request.<opened|applying|approved|rejected|withdrawn|failed>`; for a
     /// refusal the request, such as `http:PUT /v1/namespaces/{ns}/layer`.
     pub action: String,
     pub actor: Option<String>,
