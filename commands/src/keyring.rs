@@ -375,7 +375,8 @@ impl Keyring {
                 }
             }
             "change-request" => {
-                if let Some(change) = change_request_body(&mut event).and_then(|b| b.get_mut("change"))
+                if let Some(change) =
+                    change_request_body(&mut event).and_then(|b| b.get_mut("change"))
                 {
                     for field in ["values", "patch"] {
                         if let Some(values) = change.get_mut(field) {

@@ -203,16 +203,28 @@ pub enum ChangeRequestCommand {
     },
     /// Decides to apply the change (`applying`); on a request left
     /// `applying`, changes nothing so the caller resumes applying it.
-    Approve { by: Actor },
+    Approve {
+        by: Actor,
+    },
     /// Records what applying the change came to.
-    Conclude { by: Actor, outcome: LayerOutcome },
-    Reject { by: Actor, reason: String },
-    Withdraw { by: Actor },
+    Conclude {
+        by: Actor,
+        outcome: LayerOutcome,
+    },
+    Reject {
+        by: Actor,
+        reason: String,
+    },
+    Withdraw {
+        by: Actor,
+    },
 }
 
 /// What a closing event holds: the request's complete state after it, or, in
 /// messages written before every event carried the complete state, only who
 /// decided and why.
+// An event is a short-lived value; boxing the state would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Decided {
@@ -329,7 +341,9 @@ fn closed(status: Status) -> DomainError {
 
 impl ChangeRequest {
     fn existing(&self) -> Result<&ChangeRequestState, DomainError> {
-        self.state.as_ref().ok_or(DomainError::ChangeRequestNotFound)
+        self.state
+            .as_ref()
+            .ok_or(DomainError::ChangeRequestNotFound)
     }
 
     fn open_state(&self) -> Result<&ChangeRequestState, DomainError> {

@@ -33,7 +33,9 @@ pub enum DomainError {
     ChangeRequestNotFound,
     #[error("the change request is already {0}")]
     ChangeRequestClosed(String),
-    #[error("the author of a change request may not approve it (nor another credential of the same identity)")]
+    #[error(
+        "the author of a change request may not approve it (nor another credential of the same identity)"
+    )]
     SelfApproval,
     #[error("only the author may withdraw a change request")]
     NotAuthor,

@@ -39,6 +39,8 @@ impl TokenState {
     }
 }
 
+// Commands are short-lived values; boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TokenCommand {
     IssueToken {

@@ -86,7 +86,9 @@ async fn revoking_twice_changes_nothing() {
     revoked.revoked = true;
     // Only the last message is given, as the store loads it.
     TestFramework::<Token>::with(())
-        .given(vec![TokenEvent::TokenRevoked(Revocation::Complete(revoked))])
+        .given(vec![TokenEvent::TokenRevoked(Revocation::Complete(
+            revoked,
+        ))])
         .when_async(TokenCommand::RevokeToken)
         .await
         .then_expect_events(vec![]);

@@ -37,7 +37,10 @@ where
             .handle(command, &services(&replayed))
             .await
             .unwrap();
-        assert!(!events.is_empty(), "every command in the table changes something");
+        assert!(
+            !events.is_empty(),
+            "every command in the table changes something"
+        );
         let mut alone = A::default();
         for event in events {
             seen.insert(event.event_type());
@@ -45,7 +48,10 @@ where
             alone.apply(serde_json::from_value(stored).unwrap());
             replayed.apply(event);
         }
-        assert_eq!(alone, replayed, "the last message alone restores the aggregate");
+        assert_eq!(
+            alone, replayed,
+            "the last message alone restores the aggregate"
+        );
     }
     seen
 }

@@ -133,7 +133,11 @@ async fn a_token_whose_last_message_is_an_older_id_only_revocation_still_loads()
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "the older revocation applies");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the older revocation applies"
+    );
     let again = app.delete(&format!("/v1/tokens/{id}")).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
     assert_eq!(again.revision(), 2);
@@ -145,7 +149,10 @@ async fn a_token_whose_last_message_is_an_older_id_only_revocation_still_loads()
 #[tokio::test]
 async fn a_tenant_admin_cannot_approve_its_own_request_with_a_key_it_issued() {
     let app = spawn_app().await;
-    assert_eq!(app.put_tenant("acme", "pro").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_tenant("acme", "pro").await.status,
+        StatusCode::CREATED
+    );
     guarded(&app, json!([{"tenant": "acme"}])).await;
     let tenant_admin = token(
         &app,
@@ -220,7 +227,10 @@ async fn a_tenant_admin_cannot_approve_its_own_request_with_a_key_it_issued() {
 #[tokio::test]
 async fn a_policy_on_prod_covers_every_layer_that_reaches_prod() {
     let app = spawn_app().await;
-    assert_eq!(app.put_tenant("acme", "pro").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_tenant("acme", "pro").await.status,
+        StatusCode::CREATED
+    );
     guarded(&app, json!([{"env": "prod"}])).await;
     let alice = token(&app, editor("alice", None)).await;
     let write = |query: &'static str| {
@@ -261,7 +271,10 @@ async fn a_policy_on_prod_covers_every_layer_that_reaches_prod() {
     }
     // A layer that never applies to prod changes at once.
     assert_eq!(write("env=dev").await.status, StatusCode::CREATED);
-    assert_eq!(write("env=dev&tenant=acme").await.status, StatusCode::CREATED);
+    assert_eq!(
+        write("env=dev&tenant=acme").await.status,
+        StatusCode::CREATED
+    );
 }
 
 // Item 9: an idempotent retry of a write held for approval.
@@ -323,7 +336,9 @@ async fn a_revocation_answers_only_once_in_effect() {
     let app = spawn_app_with(|s| s.write_wait_ms = 300).await;
     let key = token(&app, json!({"name": "ci", "role": "auditor"})).await;
     assert_eq!(
-        as_(&app, &key, Method::GET, "/v1/tokens", None).await.status,
+        as_(&app, &key, Method::GET, "/v1/tokens", None)
+            .await
+            .status,
         StatusCode::FORBIDDEN
     );
     let path = format!("/v1/tokens/{}", token_id(&key));
@@ -360,7 +375,9 @@ async fn a_revocation_answers_only_once_in_effect() {
     }
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert_eq!(
-        as_(&app, &key, Method::GET, "/v1/tokens", None).await.status,
+        as_(&app, &key, Method::GET, "/v1/tokens", None)
+            .await
+            .status,
         StatusCode::UNAUTHORIZED
     );
 }
@@ -368,7 +385,10 @@ async fn a_revocation_answers_only_once_in_effect() {
 #[tokio::test]
 async fn an_erasure_answers_only_once_in_effect() {
     let app = spawn_app_with(|s| s.write_wait_ms = 300).await;
-    assert_eq!(app.put_tenant("acme", "pro").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_tenant("acme", "pro").await.status,
+        StatusCode::CREATED
+    );
     let stall = stall_projector(&app).await;
     let erased = app.post("/v1/tenants/acme/erase", &json!({})).await;
     assert_eq!(
@@ -423,7 +443,10 @@ async fn a_body_under_the_configured_limit_but_over_a_nats_message_answers_413()
     // NATS's default max_payload is 1 MiB; a body just under a 1 MiB limit
     // cannot fit with its envelope (and sealing adds a third).
     let app = spawn_app_with(|s| s.max_body_bytes = 1024 * 1024).await;
-    assert_eq!(app.put_tenant("acme", "pro").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_tenant("acme", "pro").await.status,
+        StatusCode::CREATED
+    );
     assert_eq!(
         app.put_namespace("checkout", &json!({})).await.status,
         StatusCode::CREATED
@@ -455,7 +478,10 @@ async fn a_body_under_the_configured_limit_but_over_a_nats_message_answers_413()
 async fn a_small_nats_max_payload_bounds_the_body_limit() {
     let nats = NatsServer::start_with_config("max_payload: 65536\n");
     let app = spawn_app_on(nats, |s| s.max_body_bytes = 1024 * 1024).await;
-    assert_eq!(app.put_tenant("acme", "pro").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_tenant("acme", "pro").await.status,
+        StatusCode::CREATED
+    );
     assert_eq!(
         app.put_namespace("checkout", &json!({})).await.status,
         StatusCode::CREATED
@@ -482,10 +508,7 @@ async fn a_small_nats_max_payload_bounds_the_body_limit() {
     for i in 0..4 {
         let patch = json!({"values": {format!("more{i}"): "y".repeat(limit / 2)}});
         let answer = app
-            .patch(
-                "/v1/namespaces/checkout/layer?tenant=acme",
-                &patch,
-            )
+            .patch("/v1/namespaces/checkout/layer?tenant=acme", &patch)
             .await;
         if answer.status != StatusCode::OK {
             grown = Some(answer);
@@ -493,7 +516,12 @@ async fn a_small_nats_max_payload_bounds_the_body_limit() {
         }
     }
     let grown = grown.expect("the layer outgrows a message");
-    assert_eq!(grown.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", grown.body);
+    assert_eq!(
+        grown.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        grown.body
+    );
     assert!(
         grown.body["detail"].as_str().unwrap().contains("65536"),
         "{}",
