@@ -326,6 +326,7 @@ impl From<DomainError> for ApiError {
                 ApiError::bad("invalid-field", field, detail)
             }
             DomainError::Unavailable(detail) => ApiError::Unavailable(detail),
+            DomainError::TooLarge(_) => ApiError::TooLarge(detail),
         }
     }
 }
@@ -336,10 +337,7 @@ impl From<CommandError<DomainError>> for ApiError {
             CommandError::Rejected(e) => e.into(),
             CommandError::Contended => ApiError::Conflict(error.to_string()),
             CommandError::Unavailable(detail) => ApiError::Unavailable(detail),
-            CommandError::TooLarge(too_large) => ApiError::TooLarge(format!(
-                "{too_large}: the NATS server's max_payload bounds every change (tenant data \
-                 also grows by a third when sealed)"
-            )),
+            CommandError::TooLarge(too_large) => DomainError::from(too_large).into(),
         }
     }
 }

@@ -168,6 +168,8 @@ impl AppState {
         let committed = match result {
             Ok(committed) => committed,
             Err(CommandError::Rejected(refusal)) => return Ok(Err(refusal)),
+            // Deterministic, like a refusal: the same change never fits.
+            Err(CommandError::TooLarge(too_large)) => return Ok(Err(too_large.into())),
             Err(other) => return Err(other.into()),
         };
         if !self

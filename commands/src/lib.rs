@@ -14,5 +14,5 @@ pub mod stream;
 
 pub use bus::{CommandBus, CommandError, CommandMeta, Committed};
 pub use message::{AnyEvents, EventMessage};
-pub use store::{Addressed, JetStreamStore};
+pub use store::{Addressed, JetStreamStore, MessageTooLarge};
 pub use stream::{EVENTS_SUBJECTS, StreamSettings, ensure_stream};

@@ -142,6 +142,14 @@ pub struct MessageTooLarge {
     pub limit: usize,
 }
 
+impl From<MessageTooLarge> for ecs_domain::DomainError {
+    fn from(too_large: MessageTooLarge) -> Self {
+        ecs_domain::DomainError::TooLarge(format!(
+            "{too_large} (the NATS server's max_payload; tenant data grows by a third when sealed)"
+        ))
+    }
+}
+
 fn unavailable<E: std::error::Error>(error: impl std::fmt::Display) -> AggregateError<E> {
     AggregateError::DatabaseConnectionError(error.to_string().into())
 }

@@ -63,6 +63,9 @@ pub enum DomainError {
     InvalidInput { field: String, reason: String },
     #[error("the configuration store is unavailable: {0}")]
     Unavailable(String),
+    /// The change's message would exceed what the store takes in one message.
+    #[error("the change is too large to store: {0}")]
+    TooLarge(String),
 }
 
 impl DomainError {

@@ -393,3 +393,23 @@ fn a_policy_on_a_tenant_covers_what_reaches_that_tenant() {
     assert!(!policy.covers(&scope(json!({"tenant": "globex"}))));
     assert!(!policy.covers(&scope(json!({"env": "dev", "tenant": "acme"}))));
 }
+
+#[tokio::test]
+async fn a_change_too_large_to_store_concludes_failed() {
+    // Deterministic like a refusal: approving again would never fit either.
+    let refusal = DomainError::TooLarge("70000 bytes; at most 65536".into());
+    TestFramework::<ChangeRequest>::with(())
+        .given(vec![opened(), approving()])
+        .when_async(ChangeRequestCommand::Conclude {
+            by: bob(),
+            outcome: LayerOutcome::Refused(refusal.clone()),
+        })
+        .await
+        .then_expect_events(vec![ChangeRequestEvent::ChangeRequestFailed(
+            Decided::Complete(state(
+                Status::Failed,
+                Some("token:bob"),
+                Some(&refusal.to_string()),
+            )),
+        )]);
+}

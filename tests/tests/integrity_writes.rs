@@ -528,8 +528,50 @@ async fn a_small_nats_max_payload_bounds_the_body_limit() {
         grown.body
     );
     // Nothing half-written: the layer is as the last accepted write left it.
-    let history = app.history("checkout", "tenant=acme").await;
-    assert_eq!(history.status, StatusCode::OK, "{}", history.body);
+    let layer = app.get_layer("checkout", "tenant=acme").await;
+    let revision = layer.revision();
+    assert_eq!(
+        app.history("checkout", "tenant=acme").await.body["revisions"]
+            .as_array()
+            .unwrap()
+            .len() as u64,
+        revision
+    );
+
+    // A change held for approval that outgrows a message once applied: the
+    // approval concludes the request failed with the reason (413), it does
+    // not stay half-approved.
+    let policy = app
+        .put_namespace("checkout", &json!({"approval": {"scopes": []}}))
+        .await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.body);
+    let opened = app
+        .patch(
+            "/v1/namespaces/checkout/layer?tenant=acme",
+            &json!({"values": {"more": "z".repeat(limit / 2)}}),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::ACCEPTED, "{}", opened.body);
+    let id = opened.body["change_request"].as_str().unwrap().to_owned();
+    let bob = token(&app, editor("bob", None)).await;
+    let approved = decide(&app, &bob, &id, "approve").await;
+    assert_eq!(
+        approved.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        approved.body
+    );
+    let shown = app.get(&format!("/v1/change-requests/{id}")).await;
+    assert_eq!(shown.body["status"], "failed", "{}", shown.body);
+    assert!(
+        shown.body["reason"].as_str().unwrap().contains("too large"),
+        "{}",
+        shown.body
+    );
+    assert_eq!(
+        app.get_layer("checkout", "tenant=acme").await.revision(),
+        revision
+    );
 }
 
 // From item 15: approve racing reject.
