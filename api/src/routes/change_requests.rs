@@ -406,6 +406,7 @@ async fn apply(
         (status = 403, description = "not allowed, or self-approval", body = Problem),
         (status = 404, body = Problem),
         (status = 409, description = "closed already, or the layer changed meanwhile (the request is marked failed)", body = Problem),
+        (status = 413, description = "the layer with the change would not fit in one message of the store (marked failed)", body = Problem),
         (status = 422, description = "the change no longer passes the schema or a lock (marked failed)", body = Problem),
     ))]
 pub async fn approve(

@@ -72,7 +72,8 @@ pub async fn export(
 /// them and the feed drops them. What was erased, when and by whom stays.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/erase", tag = "tenants",
     params(("tenant" = String, Path, description = "tenant id")),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 503, description = "stored but not in effect yet; repeat to confirm", body = Problem)))]
 pub async fn erase(
     State(app): State<AppState>,
     PathId(tenant): PathId<TenantId>,

@@ -30,7 +30,9 @@ pub struct NamespacePut {
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
     /// Require approval for writes: `{"scopes": [{"env": "prod"}]}` covers
-    /// layers within those scopes; `{"scopes": []}` every layer.
+    /// every layer that applies to some context inside those scopes (within
+    /// them, overriding them, showing through them); `{"scopes": []}` every
+    /// layer.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub approval: Option<ApprovalPolicy>,
@@ -82,6 +84,7 @@ pub struct NamespaceList {
         (status = 400, description = "malformed", body = Problem),
         (status = 412, description = "stale If-Match", body = Problem),
         (status = 422, description = "invalid schema, or an existing layer fails it", body = Problem),
+        (status = 503, description = "an approval policy stored but not in effect yet; repeat to confirm", body = Problem),
     ))]
 pub async fn put_namespace(
     State(app): State<AppState>,
