@@ -52,8 +52,9 @@ pub struct AppInner {
 pub enum Effect {
     /// Answer anyway: the write is stored, reads catch up shortly.
     ReadYourWrites,
-    /// The write takes access away (a revocation, an erasure): it answers
-    /// success only once it is in effect, else 503 saying it is not yet.
+    /// The write takes access away (a revocation, an erasure, an approval
+    /// policy): it answers success only once it is in effect, else 503
+    /// saying it is not yet.
     Immediate,
 }
 
