@@ -630,3 +630,132 @@ async fn approve_racing_reject_ends_consistent_with_one_winner() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_request_left_applying_is_concluded_by_approving_it_again() {
+    // The server stopped between recording the approval and applying it:
+    // the request's last message says `applying`. Nothing can reject it any
+    // more; approving it again applies the change once and concludes it.
+    left_applying(false).await;
+}
+
+#[tokio::test]
+async fn a_request_left_applying_after_its_change_applied_is_not_applied_twice() {
+    // The server stopped after applying the change, before concluding.
+    left_applying(true).await;
+}
+
+/// Publishes `message` to the events stream as the server would, with its
+/// command id as `Nats-Msg-Id`.
+async fn publish_raw(app: &TestApp, subject: String, message: &Value) {
+    let client = async_nats::connect(app.nats.url()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message["command_id"].as_str().unwrap());
+    async_nats::jetstream::new(client)
+        .publish_with_headers(
+            subject,
+            headers,
+            serde_json::to_vec(message).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+async fn left_applying(layer_already_applied: bool) {
+    let app = spawn_app().await;
+    guarded(&app, json!([{"env": "prod"}])).await;
+    let alice = token(&app, editor("alice", None)).await;
+    let bob = token(&app, editor("bob", None)).await;
+    let opened = as_(
+        &app,
+        &alice,
+        Method::PUT,
+        "/v1/namespaces/checkout/layer?env=prod",
+        Some(json!({"values": {"limit": 3}})),
+    )
+    .await;
+    assert_eq!(opened.status, StatusCode::ACCEPTED, "{}", opened.body);
+    let id = opened.body["change_request"].as_str().unwrap().to_owned();
+    let alice_name = format!("token:{}", token_id(&alice));
+    let bob_name = format!("token:{}", token_id(&bob));
+    let applying = json!({
+        "v": 1,
+        "command_id": "interrupted-approval",
+        "aggregate_type": "change-request",
+        "aggregate_id": format!("_.{id}"),
+        "revision": 2,
+        "at": "2026-01-01T00:00:00Z",
+        "actor": bob_name,
+        "events": [{"ChangeRequestApproving": {
+            "id": id,
+            "namespace": "checkout",
+            "scope": {"env": "prod"},
+            "change": {"kind": "replace", "values": {"limit": 3}, "lock": null},
+            "message": "",
+            "base_revision": 0,
+            "author": alice_name,
+            "author_identity": alice_name,
+            "status": "applying",
+            "decided_by": bob_name,
+            "reason": null,
+        }}],
+    });
+    publish_raw(
+        &app,
+        format!("ecs.events._.change-request._.{id}"),
+        &applying,
+    )
+    .await;
+    if layer_already_applied {
+        let layer = json!({
+            "v": 1,
+            "command_id": format!("change-request-{id}"),
+            "aggregate_type": "layer",
+            "aggregate_id": "checkout.prod._._._",
+            "revision": 1,
+            "at": "2026-01-01T00:00:00Z",
+            "actor": bob_name,
+            "events": [{"LayerChanged": {
+                "namespace": "checkout",
+                "scope": {"env": "prod"},
+                "revision": 1,
+                "values": {"limit": 3},
+                "lock": [],
+                "message": format!(" (change request {id} by {alice_name})"),
+                "change": {"kind": "replaced"},
+            }}],
+        });
+        publish_raw(
+            &app,
+            "ecs.events._.layer.checkout.prod._._._".into(),
+            &layer,
+        )
+        .await;
+    }
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = app.get(&format!("/v1/change-requests/{id}")).await.body["status"].clone();
+        if status == "applying" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "applying");
+    let carol = token(&app, editor("carol", None)).await;
+    let rejected = decide(&app, &carol, &id, "reject").await;
+    assert_eq!(rejected.status, StatusCode::CONFLICT, "{}", rejected.body);
+    let own = decide(&app, &alice, &id, "approve").await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
+
+    let resumed = decide(&app, &carol, &id, "approve").await;
+    assert_eq!(resumed.status, StatusCode::OK, "{}", resumed.body);
+    let again = decide(&app, &bob, &id, "approve").await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let shown = app.get(&format!("/v1/change-requests/{id}")).await;
+    assert_eq!(shown.body["status"], "approved", "{}", shown.body);
+    let layer = app.get_layer("checkout", "env=prod").await;
+    assert_eq!(layer.body["values"], json!({"limit": 3}));
+    assert_eq!(layer.revision(), 1, "applied once");
+}
