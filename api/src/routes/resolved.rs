@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::{LayerState, NamespaceName, Reading, Role, Scope, Source, mask_for, resolve};
+use ecs_domain::{LayerState, NamespaceName, Reading, Scope, Source, mask_for, resolve};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
