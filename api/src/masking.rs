@@ -52,7 +52,11 @@ impl Masker {
     async fn sensitivity(&mut self, namespace: &str) -> sqlx::Result<&Sensitivity> {
         if !self.schemas.contains_key(namespace) {
             let schema = match NamespaceName::parse(namespace.to_owned()) {
-                Ok(name) => self.read.namespace(&name).await?.and_then(|n| n.state.schema),
+                Ok(name) => self
+                    .read
+                    .namespace(&name)
+                    .await?
+                    .and_then(|n| n.state.schema),
                 Err(_) => None,
             };
             self.schemas

@@ -110,7 +110,9 @@ impl Role {
             // resolves any tenant's context it is asked for, but has no
             // business listing who the customers are.
             Role::Service { .. } => VisibleTenants::None,
-            _ => self.tenant().map_or(VisibleTenants::All, VisibleTenants::One),
+            _ => self
+                .tenant()
+                .map_or(VisibleTenants::All, VisibleTenants::One),
         }
     }
 

@@ -101,7 +101,8 @@ impl Sensitivity {
             let mut texts = Vec::new();
             collect_patterns(&schema, &mut texts);
             for text in texts {
-                let compiled = jsonschema::validator_for(&serde_json::json!({"pattern": text})).ok();
+                let compiled =
+                    jsonschema::validator_for(&serde_json::json!({"pattern": text})).ok();
                 patterns.entry(text).or_insert(compiled);
             }
         }
@@ -151,7 +152,9 @@ impl Sensitivity {
                     Ok(index) => (self.item_schemas(&schemas, index), items.get(index)),
                     Err(_) => return false,
                 },
-                Some(Value::Object(map)) => (self.property_schemas(&schemas, &token), map.get(&token)),
+                Some(Value::Object(map)) => {
+                    (self.property_schemas(&schemas, &token), map.get(&token))
+                }
                 // Below a scalar, or below a missing value: read the token as
                 // a key (an index also names an object key of that text).
                 _ => (self.property_schemas(&schemas, &token), None),
@@ -227,8 +230,15 @@ impl Sensitivity {
                     sub => self.collect_data(&at, sub, out),
                 },
                 // Keywords holding one schema.
-                "additionalProperties" | "additionalItems" | "unevaluatedProperties"
-                | "unevaluatedItems" | "contains" | "propertyNames" | "not" | "if" | "then"
+                "additionalProperties"
+                | "additionalItems"
+                | "unevaluatedProperties"
+                | "unevaluatedItems"
+                | "contains"
+                | "propertyNames"
+                | "not"
+                | "if"
+                | "then"
                 | "else" => self.collect_data(&at, child, out),
                 _ => {}
             }
@@ -560,7 +570,10 @@ mod tests {
     fn a_self_referencing_applicator_terminates() {
         let schema = json!({"$defs": {"loop": {"allOf": [{"$ref": "#/$defs/loop"}], "writeOnly": true}},
             "allOf": [{"$ref": "#"}], "properties": {"x": {"$ref": "#/$defs/loop"}}});
-        assert_eq!(masked(&schema, json!({"x": 1, "y": 2})), json!({"x": "***", "y": 2}));
+        assert_eq!(
+            masked(&schema, json!({"x": 1, "y": 2})),
+            json!({"x": "***", "y": 2})
+        );
     }
 
     #[test]
@@ -591,7 +604,9 @@ mod tests {
 
     #[test]
     fn only_schemas_mark_values_data_does_not() {
-        assert!(Sensitivity::of(Some(&json!({"properties": {"a": {"type": "string"}}}))).is_empty());
+        assert!(
+            Sensitivity::of(Some(&json!({"properties": {"a": {"type": "string"}}}))).is_empty()
+        );
         assert!(Sensitivity::of(None).is_empty());
         // A `default` that looks like a marked schema is data: it marks nothing.
         let schema = json!({"properties": {"a": {"default": {"writeOnly": true}}}});
@@ -600,7 +615,10 @@ mod tests {
         assert_eq!(doc, json!({"a": {"writeOnly": true}}));
         // A property may be named like a keyword.
         let schema = json!({"properties": {"default": {"writeOnly": true}}});
-        assert_eq!(masked(&schema, json!({"default": 1})), json!({"default": "***"}));
+        assert_eq!(
+            masked(&schema, json!({"default": 1})),
+            json!({"default": "***"})
+        );
     }
 
     #[test]
@@ -625,15 +643,33 @@ mod tests {
         let masked = Sensitivity::new(schema.clone()).masked_schema();
         let text = masked.to_string();
         assert!(!text.contains("secret\""), "{text}");
-        for leaked in ["d-secret", "p-secret", "e-secret", "c-secret", "root-secret"] {
+        for leaked in [
+            "d-secret",
+            "p-secret",
+            "e-secret",
+            "c-secret",
+            "root-secret",
+        ] {
             assert!(!text.contains(leaked), "{leaked}: {text}");
         }
-        assert_eq!(masked["properties"]["db"]["default"], json!({"password": "***", "user": "app"}));
-        assert_eq!(masked["properties"]["db"]["properties"]["password"]["enum"], json!(["***", "***"]));
+        assert_eq!(
+            masked["properties"]["db"]["default"],
+            json!({"password": "***", "user": "app"})
+        );
+        assert_eq!(
+            masked["properties"]["db"]["properties"]["password"]["enum"],
+            json!(["***", "***"])
+        );
         assert_eq!(masked["properties"]["level"], schema["properties"]["level"]);
-        assert_eq!(masked["default"], json!({"db": {"password": "***"}, "level": "info"}));
+        assert_eq!(
+            masked["default"],
+            json!({"db": {"password": "***"}, "level": "info"})
+        );
         // Nothing but data changes.
-        assert_eq!(masked["properties"]["db"]["properties"]["password"]["writeOnly"], json!(true));
+        assert_eq!(
+            masked["properties"]["db"]["properties"]["password"]["writeOnly"],
+            json!(true)
+        );
 
         let mut read = schema.clone();
         mask_schema_for(&Role::Admin, Reading::Record, &mut read);

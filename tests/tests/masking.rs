@@ -336,7 +336,10 @@ async fn every_read_that_returns_values_masks_sensitive_ones_for_every_role_that
     )
     .await;
     assert_eq!(resolved.status, StatusCode::OK, "{}", resolved.body);
-    assert_eq!(resolved.body["values"]["db"]["password"], json!(secret("acme")));
+    assert_eq!(
+        resolved.body["values"]["db"]["password"],
+        json!(secret("acme"))
+    );
     let (status, feed) = read_events(
         &app,
         &service,
@@ -474,7 +477,12 @@ async fn http_feed_readers_that_join_while_writes_land_end_with_every_change() {
         writer.await.unwrap();
     }
     let expected: HashMap<String, Value> = (0..LAYERS)
-        .map(|i| (json!({"service": format!("s{i}")}).to_string(), json!({"n": i})))
+        .map(|i| {
+            (
+                json!({"service": format!("s{i}")}).to_string(),
+                json!({"n": i}),
+            )
+        })
         .collect();
     // Each reader is pushed every change; give the last ones time to arrive.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -500,7 +508,12 @@ async fn http_feed_readers_that_join_while_writes_land_end_with_every_change() {
 #[tokio::test]
 async fn a_service_key_sees_no_tenant_and_tenant_bound_keys_see_their_own() {
     let app = spawn_app().await;
-    assert!(app.put_namespace("app", &json!({})).await.status.is_success());
+    assert!(
+        app.put_namespace("app", &json!({}))
+            .await
+            .status
+            .is_success()
+    );
     for (id, name) in [("acme", "Acme Corp"), ("globex", "Globex Inc")] {
         let answer = app
             .put(
@@ -571,7 +584,12 @@ async fn a_service_key_sees_no_tenant_and_tenant_bound_keys_see_their_own() {
 #[tokio::test]
 async fn layer_history_comes_a_page_at_a_time_with_a_cursor() {
     let app = spawn_app().await;
-    assert!(app.put_namespace("app", &json!({})).await.status.is_success());
+    assert!(
+        app.put_namespace("app", &json!({}))
+            .await
+            .status
+            .is_success()
+    );
     for n in 1..=7 {
         let answer = app
             .put_layer("app", "env=prod", &json!({"values": {"n": n}}))
@@ -613,18 +631,26 @@ async fn layer_history_comes_a_page_at_a_time_with_a_cursor() {
         ("env=prod&cursor=", "cursor"),
     ] {
         let answer = app.history("app", query).await;
-        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {}",
+            answer.body
+        );
         assert_eq!(answer.body["field"], field, "{query}: {}", answer.body);
     }
 
     // The OpenAPI document describes the paging.
     let openapi = app.get("/v1/openapi.json").await.body;
-    let params: Vec<&str> = openapi["paths"]["/v1/namespaces/{ns}/layer/history"]["get"]
-        ["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
-    assert!(params.contains(&"limit") && params.contains(&"cursor"), "{params:?}");
+    let params: Vec<&str> =
+        openapi["paths"]["/v1/namespaces/{ns}/layer/history"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+    assert!(
+        params.contains(&"limit") && params.contains(&"cursor"),
+        "{params:?}"
+    );
 }

@@ -201,7 +201,12 @@ async fn diff(
         }
     }
     masker
-        .diff(request.namespace.as_str(), &before_doc, &after_doc, &mut out)
+        .diff(
+            request.namespace.as_str(),
+            &before_doc,
+            &after_doc,
+            &mut out,
+        )
         .await?;
     Ok(out)
 }

@@ -242,7 +242,12 @@ pub async fn get_layer(
         })?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", layer.state.revision)).ok();
     let mut body = LayerBody::from(layer);
-    mask_for(&principal.role, Reading::Record, schema.as_ref(), &mut body.values);
+    mask_for(
+        &principal.role,
+        Reading::Record,
+        schema.as_ref(),
+        &mut body.values,
+    );
     let mut response = Json(body).into_response();
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
@@ -407,7 +412,14 @@ mod tests {
                 Some(revision)
             );
         }
-        for bad in ["", "zz", "7a31", &hex::encode("r"), &hex::encode("r-1"), &hex::encode("12")] {
+        for bad in [
+            "",
+            "zz",
+            "7a31",
+            &hex::encode("r"),
+            &hex::encode("r-1"),
+            &hex::encode("12"),
+        ] {
             assert!(decode_history_cursor(bad).is_err(), "{bad}");
         }
     }
