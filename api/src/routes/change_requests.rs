@@ -173,7 +173,7 @@ async fn diff(
         )
         .values
     };
-    let before = resolve_with(&layers);
+    let before_doc = resolve_with(&layers);
     layers.retain(|l| l.scope != request.scope);
     layers.push(LayerState {
         namespace: request.namespace.clone(),
@@ -182,8 +182,7 @@ async fn diff(
         lock: vec![],
         revision: 0,
     });
-    let after = resolve_with(&layers);
-    let (before_doc, after_doc) = (before, after);
+    let after_doc = resolve_with(&layers);
     let before: BTreeMap<String, &Value> = leaves(&before_doc).into_iter().collect();
     let after: BTreeMap<String, &Value> = leaves(&after_doc).into_iter().collect();
     let mut out = BTreeMap::new();
@@ -211,7 +210,9 @@ async fn diff(
     Ok(out)
 }
 
-/// List change requests the caller may see.
+/// List change requests the caller may see (newest first, at most 1000).
+/// Proposed values the schema marks sensitive are masked for roles that may
+/// not read them.
 #[utoipa::path(get, path = "/v1/change-requests", tag = "change-requests",
     params(("status" = Option<String>, Query, description = "open, approved, rejected, withdrawn or failed"),
         ("namespace" = Option<String>, Query, description = "namespace")),

@@ -127,7 +127,9 @@ fn events(state: FeedState) -> impl Stream<Item = Result<Event, Infallible>> {
 
 /// Follow the change feed (format: `docs/feed.md`) as server-sent events:
 /// first every current item changed after `Last-Event-ID` (all of them without
-/// it), then a `synced` event, then each change as it is projected.
+/// it), then a `synced` event, then each change as it is projected. Values
+/// the schema marks sensitive are masked for an auditor; a service reads them
+/// (and tenants' editions, not their names).
 #[utoipa::path(get, path = "/v1/feed", tag = "feed",
     params(FeedParams, ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
     responses(

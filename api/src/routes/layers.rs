@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ecs_domain::layer::layer_id;
 use ecs_domain::{
-    Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Reading, Scope, mask_for,
+    Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Reading, Scope, Sensitivity,
+    mask_for,
 };
 use ecs_projections::queries::LayerRevision;
 use serde::{Deserialize, Serialize};
@@ -357,17 +358,17 @@ pub async fn layer_history(
         .read
         .layer_history_page(&ns, &scope, after, limit)
         .await?;
+    // What the schema marks, read once for the whole page.
+    let sensitivity =
+        (!Reading::Record.reveals_to(&principal.role)).then(|| Sensitivity::of(schema.as_ref()));
     let revisions = page
         .revisions
         .into_iter()
         .map(|revision| {
             let mut body = LayerBody::from(revision);
-            mask_for(
-                &principal.role,
-                Reading::Record,
-                schema.as_ref(),
-                &mut body.values,
-            );
+            if let Some(sensitivity) = &sensitivity {
+                sensitivity.mask(&mut body.values);
+            }
             body
         })
         .collect();
