@@ -6,6 +6,7 @@ pub mod auth;
 pub mod body_limit;
 pub mod cache;
 pub mod extract;
+pub mod masking;
 pub mod openapi;
 pub mod problem;
 pub mod routes;

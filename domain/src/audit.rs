@@ -54,3 +54,34 @@ pub struct AuditRecord {
     #[serde(default)]
     pub position: Option<u64>,
 }
+
+/// Where an audit entry's `before` and `after` hold configuration values,
+/// by its action: what masking sensitive values must look into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditValues {
+    /// `layer.*`: before and after are the layer's values.
+    Layer,
+    /// `change-request.opened`: `after.change` is the proposed change, whose
+    /// `values` (a replacement) or `patch` are values.
+    ChangeRequest,
+    /// `namespace.defined`: before and after hold the namespace's `schema`,
+    /// whose `default`s and examples are values.
+    Namespace,
+    /// Everything else (tenants, tokens, decisions on change requests,
+    /// refusals): no values.
+    None,
+}
+
+impl AuditValues {
+    pub fn of(action: &str) -> AuditValues {
+        if action.starts_with("layer.") {
+            AuditValues::Layer
+        } else if action == "change-request.opened" {
+            AuditValues::ChangeRequest
+        } else if action == "namespace.defined" {
+            AuditValues::Namespace
+        } else {
+            AuditValues::None
+        }
+    }
+}

@@ -19,6 +19,7 @@ pub mod role;
 pub mod schema;
 pub mod scope;
 pub mod secrets;
+pub mod sensitive;
 pub mod tenant;
 pub mod token;
 
@@ -32,6 +33,7 @@ pub use precedence::{Dimension, Precedence};
 pub use resolve::{Context, LayerRef, Resolved, Source, resolve};
 pub use role::{Decision, Role};
 pub use scope::Scope;
-pub use secrets::{SecretRef, mask_for};
+pub use secrets::SecretRef;
+pub use sensitive::{Reading, Sensitivity, mask_for, mask_schema_for};
 pub use tenant::{Tenant, TenantCommand, TenantEvent, TenantState};
 pub use token::{Token, TokenCommand, TokenEvent, TokenState};

@@ -50,6 +50,15 @@ pub enum Decision {
     Hidden,
 }
 
+/// Which tenants a role may know exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisibleTenants<'a> {
+    All,
+    /// Only the tenant the role is bound to.
+    One(&'a TenantId),
+    None,
+}
+
 impl Decision {
     fn from(allowed: bool, otherwise: Decision) -> Decision {
         if allowed { Decision::Allow } else { otherwise }
@@ -93,11 +102,26 @@ impl Role {
         }
     }
 
+    /// Which tenants the caller may know exist (list, read, see named).
+    pub fn tenants(&self) -> VisibleTenants<'_> {
+        match self {
+            Role::Admin | Role::Auditor => VisibleTenants::All,
+            // A service is bound to an env and a service, not to tenants: it
+            // resolves any tenant's context it is asked for, but has no
+            // business listing who the customers are.
+            Role::Service { .. } => VisibleTenants::None,
+            _ => self
+                .tenant()
+                .map_or(VisibleTenants::All, VisibleTenants::One),
+        }
+    }
+
     /// Whether the caller may know the tenant exists.
     pub fn sees_tenant(&self, tenant: &TenantId) -> bool {
-        match self {
-            Role::Admin | Role::Auditor | Role::Service { .. } => true,
-            _ => self.tenant().is_none_or(|t| t == tenant),
+        match self.tenants() {
+            VisibleTenants::All => true,
+            VisibleTenants::One(own) => own == tenant,
+            VisibleTenants::None => false,
         }
     }
 

@@ -6,18 +6,15 @@
 //! the projections, the feed and every API answer carry. A service's SDK turns
 //! references into values through a resolver for the scheme (`docs/secrets.md`).
 //!
-//! A schema property marked `"writeOnly": true` or `"x-sensitive": true` is
-//! **sensitive**: reads of layers, history and audit replace its values with
-//! [`MASK`] for roles that may not read sensitive values
-//! ([`Role::reads_sensitive`]).
+//! What a read masks for roles that may not read sensitive values is in
+//! [`crate::sensitive`]; [`MASK`] is what a masked value reads as.
 //!
 //! Everything here is pure.
 
 use serde_json::{Map, Value};
 
 use crate::error::{DomainError, SchemaViolation};
-use crate::json::{child_pointer, escape_token, is_at_or_below};
-use crate::role::Role;
+use crate::json::{child_pointer, is_at_or_below};
 use crate::schema::CompiledSchema;
 
 /// The one key of a secret reference object.
@@ -290,61 +287,6 @@ pub fn schema_violations(
     violations
 }
 
-fn is_sensitive(property: &Value) -> bool {
-    property.get("writeOnly") == Some(&Value::Bool(true))
-        || property.get("x-sensitive") == Some(&Value::Bool(true))
-}
-
-/// The JSON pointers of the schema's sensitive properties (`"writeOnly": true`
-/// or `"x-sensitive": true`), found through `properties` recursively. Nothing
-/// below a sensitive property is listed: masking it covers them.
-pub fn sensitive_pointers(schema: &Value) -> Vec<String> {
-    fn walk(pointer: &str, schema: &Value, out: &mut Vec<String>) {
-        if let Some(Value::Object(properties)) = schema.get("properties") {
-            for (key, property) in properties {
-                let child = format!("{pointer}/{}", escape_token(key));
-                if is_sensitive(property) {
-                    out.push(child);
-                } else {
-                    walk(&child, property, out);
-                }
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk("", schema, &mut out);
-    out
-}
-
-/// Replaces the value at each pointer (everything at or below it) with
-/// [`MASK`]. Absent values stay absent and `null` (a removal in a layer) stays
-/// `null`.
-pub fn mask(doc: &mut Value, pointers: &[String]) {
-    for pointer in pointers {
-        if let Some(slot) = doc.pointer_mut(pointer)
-            && !slot.is_null()
-        {
-            *slot = Value::String(MASK.to_owned());
-        }
-    }
-}
-
-/// Masks the sensitive values of `values` (a layer's values, a revision's, an
-/// audit entry's before/after, a resolved document) when `role` may not read
-/// them, per `schema` (the namespace's current schema; `None`: nothing is
-/// sensitive).
-pub fn mask_for(role: &Role, schema: Option<&Value>, values: &mut Value) {
-    if role.reads_sensitive() {
-        return;
-    }
-    if let Some(schema) = schema {
-        let pointers = sensitive_pointers(schema);
-        if !pointers.is_empty() {
-            mask(values, &pointers);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -465,76 +407,5 @@ mod tests {
         let found = schema_violations(&compiled, &schema, &wrong);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].pointer, "/db/port");
-    }
-
-    #[test]
-    fn sensitive_pointers_are_found_recursively() {
-        let schema = json!({
-            "type": "object",
-            "properties": {
-                "db": {"type": "object", "properties": {
-                    "password": {"type": "string", "writeOnly": true},
-                    "user": {"type": "string"}
-                }},
-                "api/key": {"type": "string", "x-sensitive": true},
-                "tls": {"type": "object", "x-sensitive": true, "properties": {"key": {"writeOnly": true}}},
-                "plain": {"type": "string", "writeOnly": false}
-            }
-        });
-        let mut pointers = sensitive_pointers(&schema);
-        pointers.sort();
-        assert_eq!(pointers, ["/api~1key", "/db/password", "/tls"]);
-    }
-
-    #[test]
-    fn mask_replaces_present_values_at_or_below_the_pointers() {
-        let pointers = vec![
-            "/db/password".to_owned(),
-            "/tls".to_owned(),
-            "/absent/x".to_owned(),
-            "/gone".to_owned(),
-        ];
-        let mut doc = json!({
-            "db": {"password": {"$secret": "env://A"}, "user": "app"},
-            "tls": {"key": "k", "cert": "c"},
-            "gone": null
-        });
-        mask(&mut doc, &pointers);
-        assert_eq!(
-            doc,
-            json!({"db": {"password": "***", "user": "app"}, "tls": "***", "gone": null})
-        );
-    }
-
-    #[test]
-    fn mask_for_depends_on_the_role() {
-        let schema = json!({"properties": {"p": {"type": "string", "writeOnly": true}}});
-        let values = json!({"p": "hunter2", "q": 1});
-        for (role, masked) in [
-            (Role::Admin, false),
-            (Role::Auditor, true),
-            (
-                Role::Viewer {
-                    namespaces: Default::default(),
-                    tenant: None,
-                },
-                true,
-            ),
-            (
-                Role::Editor {
-                    namespaces: Default::default(),
-                    tenant: None,
-                },
-                false,
-            ),
-        ] {
-            let mut v = values.clone();
-            mask_for(&role, Some(&schema), &mut v);
-            assert_eq!(v["p"] == json!(MASK), masked, "{}", role.name());
-            assert_eq!(v["q"], json!(1));
-        }
-        let mut v = values.clone();
-        mask_for(&Role::Auditor, None, &mut v);
-        assert_eq!(v, values);
     }
 }

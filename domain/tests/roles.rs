@@ -228,12 +228,14 @@ fn sees_namespace_only_the_granted_namespaces_for_editors_and_viewers() {
 }
 
 #[test]
-fn sees_tenant_only_its_own_when_confined() {
+fn sees_tenant_only_its_own_when_confined_and_none_as_a_service() {
     let mut m = Mismatches::default();
     for r in ALL {
         for t in ["acme", "globex"] {
             let expected = match r {
                 R::TenantAdmin | R::EditorAcme | R::ViewerAcme => t == "acme",
+                // A service is bound to an env and a service, not to tenants.
+                R::Service => false,
                 _ => true,
             };
             let role = r.role();

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod audit;
 pub mod change_requests;
 pub mod feed;
+pub mod feed_reads;
 pub mod gdpr;
 pub mod projector;
 pub mod queries;

@@ -14,6 +14,15 @@ use time::OffsetDateTime;
 
 use crate::apply::PROJECTION;
 
+/// A page of a layer's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// Oldest first.
+    pub revisions: Vec<LayerRevision>,
+    /// The revision the next page starts after; `None` on the last page.
+    pub next: Option<u64>,
+}
+
 /// Read access to the projections.
 #[derive(Clone)]
 pub struct ReadModel {
@@ -288,6 +297,40 @@ impl ReadModel {
         .iter()
         .map(layer_revision)
         .collect()
+    }
+
+    /// Up to `limit` revisions of a layer after revision `after` (from the
+    /// first without it), oldest first, and the last one's revision when
+    /// more follow: the keyset the next page starts after.
+    pub async fn layer_history_page(
+        &self,
+        namespace: &NamespaceName,
+        scope: &Scope,
+        after: Option<u64>,
+        limit: u32,
+    ) -> sqlx::Result<HistoryPage> {
+        let mut revisions = sqlx::query(&format!(
+            "SELECT {LAYER_HISTORY_COLUMNS} FROM layer_history
+             WHERE namespace = $1 AND scope_key = $2 AND revision > $3
+             ORDER BY revision LIMIT $4"
+        ))
+        .bind(namespace.as_str())
+        .bind(scope.key())
+        .bind(after.unwrap_or(0).min(i64::MAX as u64) as i64)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(layer_revision)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+        let more = revisions.len() > limit as usize;
+        revisions.truncate(limit as usize);
+        let next = if more {
+            revisions.last().map(|r| r.state.revision)
+        } else {
+            None
+        };
+        Ok(HistoryPage { revisions, next })
     }
 
     /// The positions in `(after, upto]` at which the resolved document of

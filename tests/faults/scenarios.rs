@@ -482,8 +482,17 @@ async fn d_concurrent_if_match_writers_lose_no_update() {
     }
     let elapsed = begin.elapsed();
     let layer = ecs.get_json(path).await;
-    let history = ecs.get_json(&format!("{path}/history")).await;
-    let revisions = history["revisions"].as_array().unwrap();
+    // The history comes a page at a time; follow `next_cursor` to its end.
+    let mut revisions = Vec::new();
+    let mut page = format!("{path}/history?limit=1000");
+    loop {
+        let history = ecs.get_json(&page).await;
+        revisions.extend(history["revisions"].as_array().unwrap().iter().cloned());
+        match history["next_cursor"].as_str() {
+            Some(next) => page = format!("{path}/history?limit=1000&cursor={next}"),
+            None => break,
+        }
+    }
     let counter = layer["values"]["n"].as_u64().unwrap();
     // Revision r (r >= 2) holds n = r - 1: each accepted write incremented
     // exactly the value of the revision before it.

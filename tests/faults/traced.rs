@@ -240,19 +240,31 @@ pub async fn check(target: &Target, nats_url: &str, writes: &[Write]) -> Finding
     paths.dedup();
     for path in paths {
         let (layer, query) = path.split_once('?').unwrap_or((path, ""));
-        let url = format!("{layer}/history?{query}");
-        let response = target
-            .request(Method::GET, &url)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            continue; // the layer was never written
+        // The history comes a page at a time; follow `next_cursor` to its end.
+        let mut revisions = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = cursor
+                .as_ref()
+                .map_or_else(String::new, |c| format!("&cursor={c}"));
+            let url = format!("{layer}/history?{query}&limit=1000{page}");
+            let response = target
+                .request(Method::GET, &url)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            let status = response.status();
+            if status == StatusCode::NOT_FOUND {
+                break; // the layer was never written
+            }
+            let body: Value = response.json().await.expect("history JSON");
+            assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
+            revisions.extend(body["revisions"].as_array().cloned().unwrap_or_default());
+            match body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
         }
-        let body: Value = response.json().await.expect("history JSON");
-        assert_eq!(status, StatusCode::OK, "GET {url}: {body}");
-        let revisions = body["revisions"].as_array().cloned().unwrap_or_default();
         let (mut last_revision, mut last_position) = (0, 0);
         for r in &revisions {
             let revision = r["revision"].as_u64().unwrap_or(0);

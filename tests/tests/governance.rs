@@ -421,8 +421,9 @@ fn matrix() -> Vec<Row> {
                                                                 [200, 403, 403, 403, 403, 403, 403, 200, 200]),
         // Tenants.
         row(M::GET, "/v1/tenants", None,                        [200, 200, 200, 200, 200, 200, 200, 200, 200]),
-        row(M::GET, "/v1/tenants/acme", None,                   [200, 200, 404, 200, 200, 200, 200, 200, 200]),
-        row(M::GET, "/v1/tenants/globex", None,                 [200, 404, 200, 200, 404, 200, 404, 200, 200]),
+        // A service is bound to an env and a service, not to tenants: it sees none.
+        row(M::GET, "/v1/tenants/acme", None,                   [200, 200, 404, 200, 200, 200, 200, 404, 200]),
+        row(M::GET, "/v1/tenants/globex", None,                 [200, 404, 200, 200, 404, 200, 404, 404, 200]),
         row(M::GET, "/v1/tenants/nobody", None,                 [404, 404, 404, 404, 404, 404, 404, 404, 404]),
         row(M::PUT, "/v1/tenants/acme", Some(json!({"edition": "standard", "name": format!("Acme {ACME_MARKER}")})),
                                                                 [200, 403, 403, 403, 403, 403, 403, 403, 403]),
@@ -630,7 +631,7 @@ async fn check_lists(app: &TestApp, principals: &Principals) -> Vec<String> {
         (P::EdA, &["acme"], &["checkout"]),
         (P::Vw, &["acme", "globex"], &["billing", "checkout"]),
         (P::VwA, &["acme"], &["checkout"]),
-        (P::Svc, &["acme", "globex"], &["billing", "checkout"]),
+        (P::Svc, &[], &["billing", "checkout"]),
         (P::Aud, &["acme", "globex"], &["billing", "checkout"]),
     ] {
         let token = principals.token(p);

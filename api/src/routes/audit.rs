@@ -1,15 +1,13 @@
 //! `/v1/audit`: the audit log — every accepted change and every refused
 //! attempt — for admins and auditors, as pages or as a JSON Lines export.
 
-use std::collections::HashMap;
-
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ecs_domain::audit::{AuditRecord, Outcome};
-use ecs_domain::{NamespaceName, TenantId};
+use ecs_domain::{NamespaceName, Reading, TenantId};
 use ecs_projections::ReadModel;
 use ecs_projections::audit::{AuditCursor, AuditFilter};
 use serde::Serialize;
@@ -19,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::extract::Params;
+use crate::masking::Masker;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::AppState;
@@ -226,56 +225,25 @@ pub async fn list_audit(
     };
     let cursor = params.get("cursor").map(decode_cursor).transpose()?;
     let mut page = app.read.audit_page(&filter, cursor.as_ref(), limit).await?;
-    mask_entries(
-        &app.read,
-        &principal.role,
-        &mut page.entries,
-        &mut HashMap::new(),
-    )
-    .await?;
+    let mut masker = Masker::new(&app.read, &principal.role, Reading::Record);
+    mask_entries(&mut masker, &mut page.entries).await?;
     Ok(Json(AuditList {
         entries: page.entries,
         next_cursor: page.next.as_ref().map(encode_cursor),
     }))
 }
 
-/// Masks the values marked sensitive in each entry's namespace schema (as it
-/// is now) for roles that may not read them. `schemas` caches the schemas.
-async fn mask_entries(
-    read: &ReadModel,
-    role: &ecs_domain::Role,
-    entries: &mut [ecs_domain::audit::AuditRecord],
-    schemas: &mut HashMap<String, Option<serde_json::Value>>,
-) -> sqlx::Result<()> {
-    if role.reads_sensitive() {
-        return Ok(());
-    }
+/// Masks the sensitive values of each entry for roles that may not read them.
+async fn mask_entries(masker: &mut Masker, entries: &mut [AuditRecord]) -> sqlx::Result<()> {
     for entry in entries {
-        let Some(ns) = entry.namespace.clone() else {
-            continue;
-        };
-        if !schemas.contains_key(&ns) {
-            let schema = match ecs_domain::NamespaceName::parse(ns.clone()) {
-                Ok(name) => read.namespace(&name).await?.and_then(|n| n.state.schema),
-                Err(_) => None,
-            };
-            schemas.insert(ns.clone(), schema);
-        }
-        let schema = schemas.get(&ns).and_then(Option::as_ref);
-        for values in [entry.before.as_mut(), entry.after.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            ecs_domain::mask_for(role, schema, values);
-        }
+        masker.audit(entry).await?;
     }
     Ok(())
 }
 
 /// Where an export stands: the next chunk starts after `cursor`.
 struct Export {
-    role: ecs_domain::Role,
-    schemas: HashMap<String, Option<serde_json::Value>>,
+    masker: Masker,
     read: ReadModel,
     filter: AuditFilter,
     cursor: Option<AuditCursor>,
@@ -294,9 +262,7 @@ impl Export {
             .await
         {
             Ok(mut page) => {
-                if let Err(error) =
-                    mask_entries(&self.read, &self.role, &mut page.entries, &mut self.schemas).await
-                {
+                if let Err(error) = mask_entries(&mut self.masker, &mut page.entries).await {
                     tracing::error!(%error, "audit export ends: cannot read a schema");
                     self.done = true;
                     return Some((Err(std::io::Error::other(error)), self));
@@ -339,8 +305,7 @@ pub async fn export_audit(
     params.allow(&FILTERS)?;
     principal.allow(principal.role.read_audit())?;
     let export = Export {
-        role: principal.role.clone(),
-        schemas: HashMap::new(),
+        masker: Masker::new(&app.read, &principal.role, Reading::Record),
         read: app.read.clone(),
         filter: filter_of(&params)?,
         cursor: None,

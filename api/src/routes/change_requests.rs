@@ -11,7 +11,9 @@ use ecs_domain::change_request::{
 };
 use ecs_domain::json::{leaves, merge_patch};
 use ecs_domain::layer::layer_id;
-use ecs_domain::{DomainError, Layer, LayerCommand, LayerState, NamespaceName, Scope, resolve};
+use ecs_domain::{
+    DomainError, Layer, LayerCommand, LayerState, NamespaceName, Reading, Scope, resolve,
+};
 use ecs_projections::change_requests::ChangeRequestRow;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::extract::{AppJson, Params, WriteContext};
+use crate::masking::Masker;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::{AppState, Effect};
@@ -154,10 +157,12 @@ async fn visible(
     Ok(request)
 }
 
-/// The resolved document at the request's scope now and with the change.
+/// The resolved document at the request's scope now and with the change,
+/// masked for the reader.
 async fn diff(
     app: &AppState,
     request: &ChangeRequestRow,
+    masker: &mut Masker,
 ) -> Result<BTreeMap<String, Value>, ApiError> {
     let ns = app
         .read
@@ -197,7 +202,7 @@ async fn diff(
         )
         .values
     };
-    let before = resolve_with(&layers);
+    let before_doc = resolve_with(&layers);
     layers.retain(|l| l.scope != request.scope);
     layers.push(LayerState {
         namespace: request.namespace.clone(),
@@ -206,9 +211,9 @@ async fn diff(
         lock: vec![],
         revision: 0,
     });
-    let after = resolve_with(&layers);
-    let before: BTreeMap<String, &Value> = leaves(&before).into_iter().collect();
-    let after: BTreeMap<String, &Value> = leaves(&after).into_iter().collect();
+    let after_doc = resolve_with(&layers);
+    let before: BTreeMap<String, &Value> = leaves(&before_doc).into_iter().collect();
+    let after: BTreeMap<String, &Value> = leaves(&after_doc).into_iter().collect();
     let mut out = BTreeMap::new();
     for pointer in before.keys().chain(after.keys()) {
         let (b, a) = (before.get(pointer), after.get(pointer));
@@ -223,10 +228,20 @@ async fn diff(
             out.insert(pointer.clone(), Value::Object(entry));
         }
     }
+    masker
+        .diff(
+            request.namespace.as_str(),
+            &before_doc,
+            &after_doc,
+            &mut out,
+        )
+        .await?;
     Ok(out)
 }
 
-/// List change requests the caller may see.
+/// List change requests the caller may see (newest first, at most 1000).
+/// Proposed values the schema marks sensitive are masked for roles that may
+/// not read them.
 #[utoipa::path(get, path = "/v1/change-requests", tag = "change-requests",
     params(("status" = Option<String>, Query, description = "open, applying, approved, rejected, withdrawn or failed"),
         ("namespace" = Option<String>, Query, description = "namespace")),
@@ -251,7 +266,7 @@ pub async fn list(
         .get("namespace")
         .map(NamespaceName::parse)
         .transpose()?;
-    let change_requests = app
+    let mut change_requests: Vec<ChangeRequestRow> = app
         .read
         .change_requests(status, namespace.as_ref(), principal.role.tenant())
         .await?
@@ -260,6 +275,10 @@ pub async fn list(
             principal.role.read_layer(&r.namespace, &r.scope) == ecs_domain::Decision::Allow
         })
         .collect();
+    let mut masker = Masker::new(&app.read, &principal.role, Reading::Record);
+    for request in &mut change_requests {
+        masker.change_request(request).await?;
+    }
     Ok(Json(ChangeRequestList { change_requests }))
 }
 
@@ -275,34 +294,9 @@ pub async fn show(
 ) -> Result<Json<ChangeRequestBody>, ApiError> {
     params.allow(&[])?;
     let mut request = visible(&app, &principal, &id).await?;
-    let mut diff = diff(&app, &request).await?;
-    if !principal.role.reads_sensitive() {
-        let schema = app
-            .read
-            .namespace(&request.namespace)
-            .await?
-            .and_then(|n| n.state.schema);
-        let sensitive = schema
-            .as_ref()
-            .map(ecs_domain::secrets::sensitive_pointers)
-            .unwrap_or_default();
-        if let ProposedChange::Replace { values: v, .. } | ProposedChange::Patch { patch: v } =
-            &mut request.change
-        {
-            ecs_domain::mask_for(&principal.role, schema.as_ref(), v);
-        }
-        for (pointer, entry) in diff.iter_mut() {
-            if sensitive
-                .iter()
-                .any(|s| ecs_domain::json::is_at_or_below(pointer, s))
-                && let Value::Object(entry) = entry
-            {
-                for value in entry.values_mut() {
-                    *value = json!("***");
-                }
-            }
-        }
-    }
+    let mut masker = Masker::new(&app.read, &principal.role, Reading::Record);
+    let diff = diff(&app, &request, &mut masker).await?;
+    masker.change_request(&mut request).await?;
     Ok(Json(ChangeRequestBody { request, diff }))
 }
 

@@ -10,14 +10,15 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use ecs_domain::NamespaceName;
-use ecs_domain::feed::FeedMessage;
+use ecs_domain::feed::{FeedItem, FeedMessage};
+use ecs_domain::{NamespaceName, Reading, Role};
 use ecs_projections::ProjectionStatus;
 use futures::Stream;
 use tokio::sync::watch;
 
 use crate::auth::Principal;
 use crate::extract::Params;
+use crate::masking::Masker;
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -51,7 +52,10 @@ fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
 
 struct FeedState {
     app: AppState,
+    role: Role,
     namespaces: Vec<NamespaceName>,
+    /// Everything at or below this position has been sent (or was before the
+    /// reader's `Last-Event-ID`).
     sent: u64,
     queue: VecDeque<Event>,
     status: watch::Receiver<ProjectionStatus>,
@@ -65,20 +69,26 @@ fn feed_event(message: &FeedMessage) -> Event {
         .data(serde_json::to_string(message).unwrap_or_default())
 }
 
-/// The next batch: every item changed after the last position sent.
+/// The next batch: every item changed after the last position sent, read in
+/// one snapshot. `sent` advances to the position that snapshot is complete
+/// up to, never to a position read elsewhere: a change applied meanwhile is
+/// above it and comes with the next batch.
 async fn fill(state: &mut FeedState) -> Result<(), ApiError> {
-    let messages = state
+    let batch = state
         .app
         .read
         .feed_since(&state.namespaces, state.sent)
         .await?;
-    for message in &messages {
-        state.queue.push_back(feed_event(message));
-        state.sent = state.sent.max(message.position);
+    // Schemas are read afresh per batch, so a schema change masks from then on.
+    let mut masker = Masker::new(&state.app.read, &state.role, Reading::Configuration);
+    for mut message in batch.messages {
+        masker.feed(&mut message).await?;
+        hide_tenant_name(&state.role, &mut message);
+        state.queue.push_back(feed_event(&message));
     }
+    state.sent = state.sent.max(batch.position);
     if !state.synced {
         state.synced = true;
-        state.sent = state.sent.max(state.status.borrow().applied);
         state.queue.push_back(
             Event::default()
                 .event("synced")
@@ -87,6 +97,16 @@ async fn fill(state: &mut FeedState) -> Result<(), ApiError> {
         );
     }
     Ok(())
+}
+
+/// A tenant's name is for those who may know the tenant; a service follows
+/// every tenant's edition (it resolves their contexts) but not their names.
+fn hide_tenant_name(role: &Role, message: &mut FeedMessage) {
+    if let FeedItem::Tenant { tenant, name, .. } = &mut message.item
+        && !role.sees_tenant(tenant)
+    {
+        *name = None;
+    }
 }
 
 fn events(state: FeedState) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -107,7 +127,9 @@ fn events(state: FeedState) -> impl Stream<Item = Result<Event, Infallible>> {
 
 /// Follow the change feed (format: `docs/feed.md`) as server-sent events:
 /// first every current item changed after `Last-Event-ID` (all of them without
-/// it), then a `synced` event, then each change as it is projected.
+/// it), then a `synced` event, then each change as it is projected. Values
+/// the schema marks sensitive are masked for an auditor; a service reads them
+/// (and tenants' editions, not their names).
 #[utoipa::path(get, path = "/v1/feed", tag = "feed",
     params(FeedParams, ("Last-Event-ID" = Option<u64>, Header, description = "resume after this position")),
     responses(
@@ -145,6 +167,7 @@ pub async fn feed(
     let status = app.projections.subscribe();
     let mut state = FeedState {
         app,
+        role: principal.role.clone(),
         namespaces,
         sent: after,
         queue: VecDeque::new(),

@@ -5,13 +5,14 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::{Tenant, TenantCommand, TenantId};
+use ecs_domain::{Reading, Tenant, TenantCommand, TenantId};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Principal;
 use crate::extract::{Params, PathId, WriteContext};
+use crate::masking::Masker;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::AppState;
@@ -25,7 +26,8 @@ fn not_found(tenant: &TenantId) -> ApiError {
 
 /// Everything ECS holds about a tenant, as one JSON archive: the tenant, its
 /// layers and their full history, its change requests, its API keys (never
-/// their secrets) and its audit entries.
+/// their secrets) and its audit entries. Values the namespaces' schemas mark
+/// sensitive are masked for roles that may not read them (an auditor).
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/export", tag = "tenants",
     params(("tenant" = String, Path, description = "tenant id")),
     responses((status = 200, description = "the archive", body = Object), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -43,6 +45,9 @@ pub async fn export(
     let mut archive = app.read.tenant_export(&tenant).await?;
     let audit = app.read.audit_of_tenant(&tenant).await?;
     archive.insert("audit".to_owned(), Value::Array(audit));
+    Masker::new(&app.read, &principal.role, Reading::Record)
+        .export(&mut archive)
+        .await?;
     let mut body = serde_json::Map::new();
     body.insert("format".to_owned(), json!("ecs-tenant-export/1"));
     body.insert("tenant_id".to_owned(), json!(tenant.as_str()));

@@ -5,7 +5,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ecs_domain::layer::layer_id;
-use ecs_domain::{Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Scope, mask_for};
+use ecs_domain::{
+    Layer, LayerAction, LayerChange, LayerCommand, NamespaceName, Reading, Scope, Sensitivity,
+    mask_for,
+};
 use ecs_projections::queries::LayerRevision;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -85,11 +88,66 @@ impl From<LayerRevision> for LayerBody {
     }
 }
 
+/// A page of a layer's revisions, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LayerHistory {
     #[schema(value_type = Object)]
     pub scope: Scope,
     pub revisions: Vec<LayerBody>,
+    /// Pass as `cursor` for the next (newer) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Paging of a layer's history (documentation only).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryPageParams {
+    /// 1 to 1000; 100 when absent.
+    pub limit: Option<u32>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+/// The page size of a history read when `limit` is absent.
+const DEFAULT_HISTORY_LIMIT: u32 = 100;
+/// The largest page of a history read.
+const MAX_HISTORY_LIMIT: u32 = 1000;
+
+/// Cursors are opaque to clients: hex of `r<revision>`, the last revision of
+/// the page before.
+fn encode_history_cursor(revision: u64) -> String {
+    hex::encode(format!("r{revision}"))
+}
+
+fn decode_history_cursor(text: &str) -> Result<u64, ApiError> {
+    hex::decode(text)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix('r')?.parse::<u64>().ok())
+        .ok_or_else(|| {
+            ApiError::bad(
+                "invalid-parameter",
+                "cursor",
+                "cursor must be a next_cursor of an earlier page",
+            )
+        })
+}
+
+fn history_limit(params: &Params) -> Result<u32, ApiError> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_HISTORY_LIMIT),
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_HISTORY_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "invalid-parameter",
+                    "limit",
+                    format!("limit must be 1 to {MAX_HISTORY_LIMIT}"),
+                )
+            }),
+    }
 }
 
 /// The namespace's current schema, for masking sensitive values (404 when
@@ -185,7 +243,12 @@ pub async fn get_layer(
         })?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", layer.state.revision)).ok();
     let mut body = LayerBody::from(layer);
-    mask_for(&principal.role, schema.as_ref(), &mut body.values);
+    mask_for(
+        &principal.role,
+        Reading::Record,
+        schema.as_ref(),
+        &mut body.values,
+    );
     let mut response = Json(body).into_response();
     if let Some(etag) = etag {
         response.headers_mut().insert(header::ETAG, etag);
@@ -264,35 +327,56 @@ pub async fn delete_layer(
     .await
 }
 
-/// Every revision of a layer, oldest first. Sensitive values are masked as
-/// in a layer read.
+/// The revisions of a layer, oldest first, a page at a time (`limit`, and
+/// `cursor` from the page before). Sensitive values are masked as in a layer
+/// read.
 #[utoipa::path(get, path = "/v1/namespaces/{ns}/layer/history", tag = "layers",
-    params(("ns" = String, Path, description = "namespace name"), ScopeParams),
-    responses((status = 200, body = LayerHistory), (status = 404, body = Problem)))]
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams, HistoryPageParams),
+    responses(
+        (status = 200, description = "a page of revisions, oldest first", body = LayerHistory),
+        (status = 400, description = "a malformed parameter (the problem names it)", body = Problem),
+        (status = 404, body = Problem),
+    ))]
 pub async fn layer_history(
     State(app): State<AppState>,
     PathId(ns): PathId<NamespaceName>,
     Extension(principal): Extension<Principal>,
     params: Params,
 ) -> Result<Json<LayerHistory>, ApiError> {
-    params.allow(&SCOPE_PARAMS)?;
+    params.allow(&[SCOPE_PARAMS.as_slice(), &["limit", "cursor"]].concat())?;
     let scope = params.scope()?;
     principal.check(principal.role.read_layer(&ns, &scope), || {
         layer_not_found(&ns, &scope)
     })?;
+    let limit = history_limit(&params)?;
+    let after = params
+        .get("cursor")
+        .map(decode_history_cursor)
+        .transpose()?;
     let schema = require_namespace(&app, &ns).await?;
-    let revisions = app
+    let page = app
         .read
-        .layer_history(&ns, &scope)
-        .await?
+        .layer_history_page(&ns, &scope, after, limit)
+        .await?;
+    // What the schema marks, read once for the whole page.
+    let sensitivity =
+        (!Reading::Record.reveals_to(&principal.role)).then(|| Sensitivity::of(schema.as_ref()));
+    let revisions = page
+        .revisions
         .into_iter()
         .map(|revision| {
             let mut body = LayerBody::from(revision);
-            mask_for(&principal.role, schema.as_ref(), &mut body.values);
+            if let Some(sensitivity) = &sensitivity {
+                sensitivity.mask(&mut body.values);
+            }
             body
         })
         .collect();
-    Ok(Json(LayerHistory { scope, revisions }))
+    Ok(Json(LayerHistory {
+        scope,
+        revisions,
+        next_cursor: page.next.map(encode_history_cursor),
+    }))
 }
 
 /// A new revision whose values and locks equal an earlier one's.
@@ -315,4 +399,29 @@ pub async fn rollback_layer(
         revision: body.revision,
     };
     run(&app, ns, params.scope()?, write, action, body.message).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_cursors_round_trip_and_refuse_anything_else() {
+        for revision in [0, 1, 42, u64::MAX] {
+            assert_eq!(
+                decode_history_cursor(&encode_history_cursor(revision)).ok(),
+                Some(revision)
+            );
+        }
+        for bad in [
+            "",
+            "zz",
+            "7a31",
+            &hex::encode("r"),
+            &hex::encode("r-1"),
+            &hex::encode("12"),
+        ] {
+            assert!(decode_history_cursor(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::{Extension, Json};
 use ecs_domain::change_request::ApprovalPolicy;
-use ecs_domain::{Namespace, NamespaceCommand, NamespaceName};
+use ecs_domain::{Namespace, NamespaceCommand, NamespaceName, Reading, mask_schema_for};
 use ecs_projections::queries::NamespaceRow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -67,6 +67,16 @@ impl From<NamespaceRow> for NamespaceBody {
             updated_at: row.updated_at,
         }
     }
+}
+
+/// A namespace as the caller may read it: the data its schema holds
+/// (`default`s, examples) masked where the schema marks it sensitive.
+fn readable(principal: &Principal, row: NamespaceRow) -> NamespaceBody {
+    let mut body = NamespaceBody::from(row);
+    if let Some(schema) = body.schema.as_mut() {
+        mask_schema_for(&principal.role, Reading::Record, schema);
+    }
+    body
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,7 +147,7 @@ pub async fn list_namespaces(
         .await?
         .into_iter()
         .filter(|n| principal.role.sees_namespace(&n.state.name))
-        .map(Into::into)
+        .map(|row| readable(&principal, row))
         .collect();
     Ok(Json(NamespaceList { namespaces }))
 }
@@ -161,5 +171,5 @@ pub async fn get_namespace(
     };
     principal.check(principal.role.read_namespace(&name), not_found)?;
     let row = app.read.namespace(&name).await?.ok_or_else(not_found)?;
-    Ok(Json(row.into()))
+    Ok(Json(readable(&principal, row)))
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::{LayerState, NamespaceName, Role, Scope, Source, mask_for, resolve};
+use ecs_domain::{LayerState, NamespaceName, Reading, Scope, Source, mask_for, resolve};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -154,12 +154,17 @@ pub async fn mask_sensitive(
     ns: &NamespaceName,
     values: &mut Value,
 ) -> Result<(), ApiError> {
-    if principal.role.reads_sensitive() || matches!(principal.role, Role::Service { .. }) {
+    if Reading::Configuration.reveals_to(&principal.role) {
         return Ok(());
     }
     // The current schema, from memory.
     if let Some(snapshot) = app.cache.current(ns, None).await?.snapshot {
-        mask_for(&principal.role, snapshot.namespace.schema.as_ref(), values);
+        mask_for(
+            &principal.role,
+            Reading::Configuration,
+            snapshot.namespace.schema.as_ref(),
+            values,
+        );
     }
     Ok(())
 }

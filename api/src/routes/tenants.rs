@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::{Extension, Json};
+use ecs_domain::role::VisibleTenants;
 use ecs_domain::{EditionName, Tenant, TenantCommand, TenantId};
 use ecs_projections::queries::TenantRow;
 use serde::{Deserialize, Serialize};
@@ -84,7 +85,9 @@ pub async fn put_tenant(
     Ok(WriteResult::respond(committed))
 }
 
-/// List tenants.
+/// List the tenants the caller may know: every tenant for admins, auditors
+/// and unbound viewers and editors; its own for a tenant-bound role; none for
+/// a service.
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", responses((status = 200, body = TenantList)))]
 pub async fn list_tenants(
     State(app): State<AppState>,
@@ -92,10 +95,12 @@ pub async fn list_tenants(
     params: Params,
 ) -> Result<Json<TenantList>, ApiError> {
     params.allow(&[])?;
-    // A role confined to one tenant reads only that tenant's row.
-    let rows = match principal.role.tenant() {
-        Some(own) => app.read.tenant(own).await?.into_iter().collect(),
-        None => app.read.tenants().await?,
+    // A role sees only the tenants its binding allows: one tenant's row, or
+    // none at all (a service).
+    let rows = match principal.role.tenants() {
+        VisibleTenants::All => app.read.tenants().await?,
+        VisibleTenants::One(own) => app.read.tenant(own).await?.into_iter().collect(),
+        VisibleTenants::None => Vec::new(),
     };
     let tenants = rows.into_iter().map(Into::into).collect();
     Ok(Json(TenantList { tenants }))
