@@ -311,7 +311,7 @@ async fn server_sent_event_streams_are_capped_per_principal() {
     assert_eq!(feed.status, StatusCode::TOO_MANY_REQUESTS);
     // Another principal has its own.
     let issued = app
-        .post("/v1/tokens", &json!({"name": "watcher", "role": "viewer"}))
+        .post("/v1/tokens", &json!({"name": "watcher", "role": "viewer", "namespaces": ["edge"]}))
         .await;
     assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
     let other = open(issued.body["token"].as_str().unwrap().to_owned()).await;
