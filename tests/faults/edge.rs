@@ -46,7 +46,7 @@ fn spawn_writer(
             if last {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         writes
     })
@@ -79,7 +79,7 @@ fn spawn_stream(base: &str, path: &str) -> tokio::task::JoinHandle<Result<usize,
     })
 }
 
-/// Scenario E: SIGTERM while 4 writers write and two event streams are open.
+/// Scenario E: SIGTERM while 8 writers write and two event streams are open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e_sigterm_drains_writes_and_streams_and_exits_0() {
     let name = "E SIGTERM";
@@ -97,7 +97,7 @@ async fn e_sigterm_drains_writes_and_streams_and_exits_0() {
         spawn_stream(&ecs.base(), &format!("/v1/feed?namespaces={NS}")),
     ];
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..4).map(|w| spawn_writer(&target, w, &stop)).collect();
+    let writers: Vec<_> = (0..8).map(|w| spawn_writer(&target, w, &stop)).collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = Instant::now();
     let status = ecs.terminate(Duration::from_secs(30)).await;
