@@ -54,6 +54,9 @@ pub fn settings_for(nats: &NatsServer, db: &TestDatabase) -> Settings {
         // principal; the rate limits have their own tests (`tests/edge.rs`).
         source_rate: 0,
         principal_rate: 0,
+        // Failed authentications reach the audit log once per window: keep
+        // it short so tests see them soon.
+        auth_failure_window_secs: 1,
         ..Settings::default()
     }
 }
