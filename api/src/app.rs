@@ -23,14 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::audit::AuditLimits;
 use crate::auth::{Authenticator, JwtSettings, require_bearer};
+use crate::failed_auth::FailedAuthentications;
+use crate::limits::Limits;
 use crate::problem::ApiError;
 use crate::routes::{
     change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
 };
-use crate::audit::AuditLimits;
-use crate::failed_auth::FailedAuthentications;
-use crate::limits::Limits;
 use crate::server::ServeSettings;
 use crate::settings::Settings;
 use crate::shutdown::Drain;
@@ -285,13 +285,17 @@ impl Application {
         };
         let projector_pool = connect(settings.projector_db_connections)
             .await
-            .with_context(|| format!("cannot connect to PostgreSQL at {}", settings.database_url))?;
+            .with_context(|| {
+                format!("cannot connect to PostgreSQL at {}", settings.database_url)
+            })?;
         ecs_projections::migrate(&projector_pool)
             .await
             .context("database migrations")?;
         let reader_pool = connect(settings.reader_db_connections)
             .await
-            .with_context(|| format!("cannot connect to PostgreSQL at {}", settings.database_url))?;
+            .with_context(|| {
+                format!("cannot connect to PostgreSQL at {}", settings.database_url)
+            })?;
 
         let read = ReadModel::new(reader_pool);
         let (audit, _) = AuditProjector::new(

@@ -46,7 +46,11 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     /// `Err(wait)` when the key is over its rate: how long until it may
     /// send again.
     fn check(&self, key: &K) -> Result<(), Duration> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % Self::HOUSEKEEPING_EVERY == 0 {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(Self::HOUSEKEEPING_EVERY)
+        {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }

@@ -53,7 +53,9 @@ async fn main() -> std::process::ExitCode {
             init_tracing();
             let settings = match Settings::load(config.as_deref()) {
                 Ok(settings) => settings,
-                Err(error) => return fail(&anyhow::Error::new(error).context("invalid settings"), None),
+                Err(error) => {
+                    return fail(&anyhow::Error::new(error).context("invalid settings"), None);
+                }
             };
             // Every message printed from here on passes the redactor: errors
             // of the libraries we connect with may quote a URL or a secret.

@@ -82,7 +82,8 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(peer));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -94,7 +95,10 @@ pub async fn serve(
     drop(listener);
     let deadline = deadline.unwrap_or_else(|| Instant::now() + settings.grace);
     let open = graceful.count();
-    tracing::info!(open, "the listener is closed; closing connections as they go idle");
+    tracing::info!(
+        open,
+        "the listener is closed; closing connections as they go idle"
+    );
     if tokio::time::timeout_at(deadline.into(), graceful.shutdown())
         .await
         .is_err()
@@ -112,7 +116,11 @@ pub async fn serve(
 async fn accept(
     listener: &TcpListener,
     connections: &Arc<Semaphore>,
-) -> Option<(tokio::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
     let permit = connections.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
         Ok((stream, peer)) => {

@@ -280,15 +280,31 @@ impl Settings {
     /// Refuses limits that would stop the server from serving at all.
     pub fn validate(&self) -> Result<(), SettingsError> {
         let checks: [(bool, &'static str, &'static str); 7] = [
-            (self.max_connections == 0, "ECS_MAX_CONNECTIONS", "must be at least 1"),
+            (
+                self.max_connections == 0,
+                "ECS_MAX_CONNECTIONS",
+                "must be at least 1",
+            ),
             (
                 self.max_streams_per_principal == 0,
                 "ECS_MAX_STREAMS_PER_PRINCIPAL",
                 "must be at least 1",
             ),
-            (self.header_timeout_secs == 0, "ECS_HEADER_TIMEOUT_SECS", "must be at least 1"),
-            (self.request_timeout_secs == 0, "ECS_REQUEST_TIMEOUT_SECS", "must be at least 1"),
-            (self.reader_db_connections == 0, "ECS_READER_DB_CONNECTIONS", "must be at least 1"),
+            (
+                self.header_timeout_secs == 0,
+                "ECS_HEADER_TIMEOUT_SECS",
+                "must be at least 1",
+            ),
+            (
+                self.request_timeout_secs == 0,
+                "ECS_REQUEST_TIMEOUT_SECS",
+                "must be at least 1",
+            ),
+            (
+                self.reader_db_connections == 0,
+                "ECS_READER_DB_CONNECTIONS",
+                "must be at least 1",
+            ),
             (
                 self.projector_db_connections < 2,
                 "ECS_PROJECTOR_DB_CONNECTIONS",

@@ -120,7 +120,10 @@ async fn e_sigterm_drains_writes_and_streams_and_exits_0() {
     let status = status.expect("the server exits within the grace period");
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
     for stream in &ended {
-        assert!(stream.is_ok(), "[{name}] an event stream was cut: {stream:?}");
+        assert!(
+            stream.is_ok(),
+            "[{name}] an event stream was cut: {stream:?}"
+        );
     }
     // Every write was answered 2xx or refused as retryable (503 with
     // Retry-After), or never reached the server (connection refused): none
@@ -134,7 +137,10 @@ async fn e_sigterm_drains_writes_and_streams_and_exits_0() {
             Outcome::Rejected { .. } => true,
         })
         .collect();
-    assert!(cut.is_empty(), "[{name}] writes cut or refused for good: {cut:?}");
+    assert!(
+        cut.is_empty(),
+        "[{name}] writes cut or refused for good: {cut:?}"
+    );
     assert!(
         writes
             .iter()

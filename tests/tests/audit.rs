@@ -777,9 +777,12 @@ async fn rebuilds_and_restarts_keep_the_audit_log() {
     // window (ADR 12): wait until all three are, and the validation failure.
     let refused = wait_for_refusals(&app, |entries| {
         entries.iter().map(attempts).sum::<u64>() == 3
-            && entries
-                .iter()
-                .any(|e| e["reason"].as_str().unwrap_or_default().starts_with("validation"))
+            && entries.iter().any(|e| {
+                e["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("validation")
+            })
     })
     .await;
     let before = all_entries(&app, "", 1000).await;

@@ -81,7 +81,10 @@ fn every_secret_setting_reads_a_file() {
         settings.master_key.as_deref(),
         Some("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
     );
-    assert_eq!(settings.jwt_hs256_secret.as_deref(), Some("jwt-from-a-file"));
+    assert_eq!(
+        settings.jwt_hs256_secret.as_deref(),
+        Some("jwt-from-a-file")
+    );
     assert_eq!(
         settings.database_url.expose(),
         "postgres://ecs:from-a-file@db/ecs"
@@ -98,7 +101,10 @@ fn a_secret_and_its_file_together_or_a_missing_file_are_refused() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(both.contains("ECS_ADMIN_TOKEN or ECS_ADMIN_TOKEN_FILE"), "{both}");
+    assert!(
+        both.contains("ECS_ADMIN_TOKEN or ECS_ADMIN_TOKEN_FILE"),
+        "{both}"
+    );
     let missing = load_toml("master_key_file = \"/nonexistent/ecs-master-key\"\n")
         .unwrap_err()
         .to_string();
@@ -291,7 +297,10 @@ async fn server_sent_event_streams_are_capped_per_principal() {
     let open = |bearer: String| {
         let request = app
             .client
-            .request(Method::GET, format!("{}/v1/namespaces/edge/watch", app.address))
+            .request(
+                Method::GET,
+                format!("{}/v1/namespaces/edge/watch", app.address),
+            )
             .bearer_auth(bearer);
         async move { request.send().await.unwrap() }
     };
@@ -311,7 +320,10 @@ async fn server_sent_event_streams_are_capped_per_principal() {
     assert_eq!(feed.status, StatusCode::TOO_MANY_REQUESTS);
     // Another principal has its own.
     let issued = app
-        .post("/v1/tokens", &json!({"name": "watcher", "role": "viewer", "namespaces": ["edge"]}))
+        .post(
+            "/v1/tokens",
+            &json!({"name": "watcher", "role": "viewer", "namespaces": ["edge"]}),
+        )
         .await;
     assert_eq!(issued.status, StatusCode::CREATED, "{}", issued.body);
     let other = open(issued.body["token"].as_str().unwrap().to_owned()).await;
