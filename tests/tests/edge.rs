@@ -519,3 +519,93 @@ async fn a_shutdown_ends_event_streams_and_refuses_new_work() {
         .expect("the stream ends")
         .expect("the stream ends cleanly, not cut");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_finishes_running_requests_and_refuses_new_ones() {
+    let mut app = spawn_app_with(|s| s.shutdown_grace_secs = 20).await;
+    let address = app.address.clone();
+    let client = app.client.clone();
+    // A write in flight: its headers and half its body are sent.
+    let body = br#"{"description": "created while draining"}"#;
+    let mut running = tokio::net::TcpStream::connect(address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /v1/namespaces/drained HTTP/1.1\r\nHost: ecs\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    running.write_all(head.as_bytes()).await.unwrap();
+    running.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let stopping = app.stop();
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Not ready, new work refused as retryable, alive.
+        let ready = client
+            .get(format!("{address}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        let ready_status = ready.status();
+        let write = client
+            .put(format!("{address}/v1/namespaces/refused"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"description": "too late"}))
+            .send()
+            .await
+            .unwrap();
+        let write_status = write.status();
+        let retry_after = write.headers().contains_key("retry-after");
+        let connection = write
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let write_body: Value = write.json().await.unwrap();
+        let alive = client
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        // The running write completes.
+        running.write_all(&body[10..]).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(15), running.read_to_end(&mut answer))
+            .await
+            .expect("the running write is answered")
+            .unwrap();
+        (
+            ready_status,
+            write_status,
+            retry_after,
+            connection,
+            write_body,
+            alive,
+            String::from_utf8_lossy(&answer).into_owned(),
+        )
+    };
+    let (stopped, (ready, write, retry_after, connection, write_body, alive, answer)) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(25), stopping),
+        during
+    );
+    stopped.expect("the server stops once the running write is answered");
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(write, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(write_body["code"], "shutting-down", "{write_body}");
+    assert!(retry_after);
+    assert_eq!(connection.as_deref(), Some("close"));
+    assert_eq!(alive, StatusCode::OK);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    // Nothing acknowledged is lost; nothing refused was stored.
+    app.start().await;
+    assert_eq!(
+        app.get("/v1/namespaces/drained").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("/v1/namespaces/refused").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
