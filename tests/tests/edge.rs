@@ -609,3 +609,54 @@ async fn a_drain_finishes_running_requests_and_refuses_new_ones() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_request_over_the_request_timeout_is_503_and_event_streams_are_exempt() {
+    let app = spawn_app_with(|s| s.request_timeout_secs = 1).await;
+    app.put_namespace("edge", &json!({"description": "timeouts"}))
+        .await;
+    // A request whose body never completes is answered at the timeout.
+    let mut slow = tokio::net::TcpStream::connect(app.address.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    slow.write_all(
+        format!(
+            "PUT /v1/namespaces/slow HTTP/1.1\r\nHost: ecs\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"desc"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut answer))
+        .await
+        .expect("an answer at the request timeout")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":\"timeout\""), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after: 1"),
+        "{answer}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+    // A watch stream outlives the request timeout.
+    let mut stream = app
+        .request(Method::GET, "/v1/namespaces/edge/watch")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.chunk())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.is_some(), "the current document");
+    let later = tokio::time::timeout(Duration::from_millis(2500), stream.chunk()).await;
+    assert!(
+        later.is_err(),
+        "the stream is still open after 2.5 s: {later:?}"
+    );
+}
