@@ -1,9 +1,7 @@
 //! Typed settings: defaults, then an optional TOML file, then `ECS_*`
 //! environment variables.
 
-use std::path::Path;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -207,10 +205,21 @@ struct SecretFiles {
     nats_url_file: Option<PathBuf>,
 }
 
-/// A secret file's content without the line end most editors add.
-fn read_secret_file(setting: &'static str, path: PathBuf) -> Result<String, SettingsError> {
+/// The content of a secret's `_FILE`, without the line end most editors
+/// add; `None` without one. Giving both the secret and its file is refused.
+fn secret_file(
+    setting: &'static str,
+    given: bool,
+    path: Option<PathBuf>,
+) -> Result<Option<String>, SettingsError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    if given {
+        return Err(SettingsError::Ambiguous { setting });
+    }
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text.trim_end_matches(['\n', '\r']).to_owned()),
+        Ok(text) => Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned())),
         Err(source) => Err(SettingsError::SecretFile {
             setting,
             path,
@@ -231,47 +240,27 @@ impl Settings {
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
         let files: SecretFiles = figment.extract().map_err(Box::new)?;
         let defaults = Settings::default();
-        if let Some(path) = files.admin_token_file {
-            if settings.admin_token.is_some() {
-                return Err(SettingsError::Ambiguous {
-                    setting: "ECS_ADMIN_TOKEN",
-                });
-            }
-            settings.admin_token = Some(read_secret_file("ECS_ADMIN_TOKEN", path)?.into());
+        let given = settings.admin_token.is_some();
+        if let Some(value) = secret_file("ECS_ADMIN_TOKEN", given, files.admin_token_file)? {
+            settings.admin_token = Some(value.into());
         }
-        if let Some(path) = files.master_key_file {
-            if settings.master_key.is_some() {
-                return Err(SettingsError::Ambiguous {
-                    setting: "ECS_MASTER_KEY",
-                });
-            }
-            settings.master_key = Some(read_secret_file("ECS_MASTER_KEY", path)?.into());
+        let given = settings.master_key.is_some();
+        if let Some(value) = secret_file("ECS_MASTER_KEY", given, files.master_key_file)? {
+            settings.master_key = Some(value.into());
         }
-        if let Some(path) = files.jwt_hs256_secret_file {
-            if settings.jwt_hs256_secret.is_some() {
-                return Err(SettingsError::Ambiguous {
-                    setting: "ECS_JWT_HS256_SECRET",
-                });
-            }
-            settings.jwt_hs256_secret =
-                Some(read_secret_file("ECS_JWT_HS256_SECRET", path)?.into());
+        let given = settings.jwt_hs256_secret.is_some();
+        let file = files.jwt_hs256_secret_file;
+        if let Some(value) = secret_file("ECS_JWT_HS256_SECRET", given, file)? {
+            settings.jwt_hs256_secret = Some(value.into());
         }
         // The URLs have defaults, so "given" means "differs from the default".
-        if let Some(path) = files.database_url_file {
-            if settings.database_url != defaults.database_url {
-                return Err(SettingsError::Ambiguous {
-                    setting: "ECS_DATABASE_URL",
-                });
-            }
-            settings.database_url = read_secret_file("ECS_DATABASE_URL", path)?.into();
+        let given = settings.database_url != defaults.database_url;
+        if let Some(value) = secret_file("ECS_DATABASE_URL", given, files.database_url_file)? {
+            settings.database_url = value.into();
         }
-        if let Some(path) = files.nats_url_file {
-            if settings.nats_url != defaults.nats_url {
-                return Err(SettingsError::Ambiguous {
-                    setting: "ECS_NATS_URL",
-                });
-            }
-            settings.nats_url = read_secret_file("ECS_NATS_URL", path)?.into();
+        let given = settings.nats_url != defaults.nats_url;
+        if let Some(value) = secret_file("ECS_NATS_URL", given, files.nats_url_file)? {
+            settings.nats_url = value.into();
         }
         settings.validate()?;
         Ok(settings)
