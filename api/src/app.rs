@@ -17,7 +17,7 @@ use ecs_projections::audit::AuditProjector;
 use ecs_projections::feed::FeedPublisher;
 use ecs_projections::{Projector, ProjectorSettings, ReadModel};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -223,6 +223,11 @@ pub struct Application {
     failed_auth_window: Duration,
 }
 
+/// The `application_name` of the projectors' PostgreSQL connections.
+pub const PROJECTOR_POOL: &str = "ecs-projector";
+/// The `application_name` of the request handlers' PostgreSQL connections.
+pub const READER_POOL: &str = "ecs-reader";
+
 /// How long the background tasks get to stop once the HTTP server has
 /// drained, before the process exits regardless.
 const TASKS_STOP: Duration = Duration::from_secs(10);
@@ -277,13 +282,18 @@ impl Application {
         // Two pools: readers (request handlers) cannot take the connections
         // the projectors need, so a read storm delays reads, not projections
         // (and so not the writes that wait for them).
-        let connect = |connections: u32| {
+        let options: PgConnectOptions =
+            settings.database_url.expose().parse().with_context(|| {
+                format!("ECS_DATABASE_URL {} is not a URL", settings.database_url)
+            })?;
+        // Each pool names itself, so `pg_stat_activity` shows who holds what.
+        let connect = |name: &str, connections: u32| {
             PgPoolOptions::new()
                 .max_connections(connections)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect(settings.database_url.expose())
+                .connect_with(options.clone().application_name(name))
         };
-        let projector_pool = connect(settings.projector_db_connections)
+        let projector_pool = connect(PROJECTOR_POOL, settings.projector_db_connections)
             .await
             .with_context(|| {
                 format!("cannot connect to PostgreSQL at {}", settings.database_url)
@@ -291,7 +301,7 @@ impl Application {
         ecs_projections::migrate(&projector_pool)
             .await
             .context("database migrations")?;
-        let reader_pool = connect(settings.reader_db_connections)
+        let reader_pool = connect(READER_POOL, settings.reader_db_connections)
             .await
             .with_context(|| {
                 format!("cannot connect to PostgreSQL at {}", settings.database_url)

@@ -60,10 +60,15 @@ pub async fn ensure_audit_stream(
         discard: stream::DiscardPolicy::Old,
         ..Default::default()
     };
-    let mut existing = js
-        .get_or_create_stream(config.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot create or open the audit stream: {e}"))?;
+    // JetStream reserves a stream's `max_bytes` in its storage up front, so a
+    // limit larger than the storage left is refused here, at start.
+    let mut existing = js.get_or_create_stream(config.clone()).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create or open the audit stream (ECS_AUDIT_MAX_BYTES={} must fit in \
+                 JetStream's storage): {e}",
+            limits.max_bytes
+        )
+    })?;
     let current = existing
         .info()
         .await
@@ -81,7 +86,13 @@ pub async fn ensure_audit_stream(
             ..current
         })
         .await
-        .map_err(|e| anyhow::anyhow!("cannot set the audit stream's limits: {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot set the audit stream's limits (ECS_AUDIT_MAX_BYTES={} must fit in \
+                 JetStream's storage): {e}",
+                limits.max_bytes
+            )
+        })?;
         tracing::info!(
             max_bytes = limits.max_bytes,
             max_age_secs = limits.max_age.as_secs(),

@@ -124,7 +124,7 @@ impl Default for Settings {
             reader_db_connections: 16,
             projector_db_connections: 4,
             auth_failure_window_secs: 60,
-            audit_max_bytes: 1024 * 1024 * 1024,
+            audit_max_bytes: 256 * 1024 * 1024,
             audit_max_age_days: 400,
             audit_warn_ratio: 0.8,
         }
@@ -164,7 +164,7 @@ then environment variables:
   ECS_READER_DB_CONNECTIONS     PostgreSQL pool of readers    [default: 16]
   ECS_PROJECTOR_DB_CONNECTIONS  PostgreSQL pool of projectors [default: 4]
   ECS_AUTH_FAILURE_WINDOW_SECS  one audit record per source and reason per window [default: 60]
-  ECS_AUDIT_MAX_BYTES     size limit of the ECS_AUDIT stream  [default: 1073741824]
+  ECS_AUDIT_MAX_BYTES     size limit of the ECS_AUDIT stream  [default: 268435456]
   ECS_AUDIT_MAX_AGE_DAYS  age limit of the ECS_AUDIT stream   [default: 400; 0: none]
   ECS_AUDIT_WARN_RATIO    warn above this usage of the limit  [default: 0.8]
   RUST_LOG                log filter                          [default: info]

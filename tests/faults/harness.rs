@@ -74,6 +74,9 @@ impl EcsProcess {
             ("ECS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
             ("ECS_MASTER_KEY", MASTER_KEY.to_owned()),
             ("ECS_WRITE_WAIT_MS", "5000".to_owned()),
+            // JetStream reserves the audit stream's limit in its storage;
+            // the suite's NATS servers share one disk.
+            ("ECS_AUDIT_MAX_BYTES", (16 * 1024 * 1024).to_string()),
             ("NO_COLOR", "1".to_owned()),
             (
                 "RUST_LOG",

@@ -57,6 +57,9 @@ pub fn settings_for(nats: &NatsServer, db: &TestDatabase) -> Settings {
         // Failed authentications reach the audit log once per window: keep
         // it short so tests see them soon.
         auth_failure_window_secs: 1,
+        // JetStream reserves the audit stream's limit in its storage: keep
+        // it small, as the tests' NATS servers share one disk.
+        audit_max_bytes: 16 * 1024 * 1024,
         ..Settings::default()
     }
 }

@@ -660,3 +660,48 @@ async fn a_request_over_the_request_timeout_is_503_and_event_streams_are_exempt(
         "the stream is still open after 2.5 s: {later:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_and_projectors_use_separate_database_pools() {
+    let app = spawn_app_with(|s| {
+        s.reader_db_connections = 3;
+        s.projector_db_connections = 2;
+    })
+    .await;
+    app.put_namespace("edge", &json!({"description": "pools"}))
+        .await;
+    // Many concurrent reads, and a write that must be projected meanwhile.
+    let reads = futures::stream::iter(0..60)
+        .map(|_| app.get("/v1/namespaces/edge/resolved"))
+        .buffer_unordered(30)
+        .collect::<Vec<_>>();
+    let values = json!({"values": {"a": 1}});
+    let write = app.put_layer("edge", "", &values);
+    let (reads, write) = tokio::join!(reads, write);
+    assert!(write.status.is_success(), "{}", write.body);
+    assert!(reads.iter().all(|r| r.status == StatusCode::OK));
+    let pool = app.db.pool().await.unwrap();
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT application_name, count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name LIKE 'ecs-%' \
+         GROUP BY application_name ORDER BY application_name",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let count = |name: &str| {
+        counts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, c)| *c)
+    };
+    assert!(
+        (1..=2).contains(&count(ecs_api::app::PROJECTOR_POOL)),
+        "{counts:?}"
+    );
+    assert!(
+        (1..=3).contains(&count(ecs_api::app::READER_POOL)),
+        "{counts:?}"
+    );
+}
