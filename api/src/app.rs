@@ -17,19 +17,24 @@ use ecs_projections::audit::AuditProjector;
 use ecs_projections::feed::FeedPublisher;
 use ecs_projections::{Projector, ProjectorSettings, ReadModel};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::audit::AuditLimits;
 use crate::auth::{Authenticator, JwtSettings, require_bearer};
 use crate::body_limit::BodyLimit;
+use crate::failed_auth::FailedAuthentications;
+use crate::limits::Limits;
 use crate::problem::ApiError;
 use crate::routes::{
     change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
 };
+use crate::server::ServeSettings;
 use crate::settings::Settings;
+use crate::shutdown::Drain;
 use crate::state::{AppInner, AppState};
 
 /// The process-wide metrics recorder (installed once, shared by every app in
@@ -147,6 +152,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            crate::limits::limit_principal,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             require_bearer,
         ));
     let metrics =
@@ -166,6 +175,18 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::limit_source,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::shutdown::gate,
+        ))
         .layer(middleware::from_fn(track_requests))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -192,29 +213,45 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    state: AppState,
     projector: Projector,
     feed: FeedPublisher,
     audit: AuditProjector,
+    js: async_nats::jetstream::Context,
     shutdown: CancellationToken,
     address: SocketAddr,
+    serve: ServeSettings,
+    audit_limits: AuditLimits,
+    failed_auth_window: Duration,
 }
+
+/// The `application_name` of the projectors' PostgreSQL connections.
+pub const PROJECTOR_POOL: &str = "ecs-projector";
+/// The `application_name` of the request handlers' PostgreSQL connections.
+pub const READER_POOL: &str = "ecs-reader";
+
+/// How long the background tasks get to stop once the HTTP server has
+/// drained, before the process exits regardless.
+const TASKS_STOP: Duration = Duration::from_secs(10);
 
 impl Application {
     /// Connects to NATS and PostgreSQL, migrates, creates the events stream
     /// when absent and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.validate()?;
         let admin_token = settings
             .admin_token
             .clone()
             .filter(|t| !t.is_empty())
             .context("ECS_ADMIN_TOKEN is required: the bootstrap admin bearer token")?;
         let precedence: Precedence = settings.precedence.parse().context("ECS_PRECEDENCE")?;
+        let shutdown = CancellationToken::new();
 
         let nats = async_nats::ConnectOptions::new()
             .name("ecs-server")
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(10)))
-            .connect(&settings.nats_url)
+            .connect(settings.nats_url.expose())
             .await
             .with_context(|| format!("cannot connect to NATS at {}", settings.nats_url))?;
         // Every accepted body must fit in one message of the events stream.
@@ -238,7 +275,8 @@ impl Application {
             },
         )
         .await?;
-        crate::audit::ensure_audit_stream(&js, settings.stream_replicas).await?;
+        let audit_limits = AuditLimits::of(&settings);
+        crate::audit::ensure_audit_stream(&js, settings.stream_replicas, audit_limits).await?;
         ecs_projections::feed::ensure_bucket(&js, settings.stream_replicas).await?;
         let keyring = Arc::new(
             Keyring::connect(
@@ -254,25 +292,42 @@ impl Application {
         let (feed, _) = FeedPublisher::new(js.clone(), settings.stream_name.clone());
         let feed = feed.with_keyring(keyring.clone());
 
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&settings.database_url)
+        // Two pools: readers (request handlers) cannot take the connections
+        // the projectors need, so a read storm delays reads, not projections
+        // (and so not the writes that wait for them).
+        let options: PgConnectOptions =
+            settings.database_url.expose().parse().with_context(|| {
+                format!("ECS_DATABASE_URL {} is not a URL", settings.database_url)
+            })?;
+        // Each pool names itself, so `pg_stat_activity` shows who holds what.
+        let connect = |name: &str, connections: u32| {
+            PgPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options.clone().application_name(name))
+        };
+        let projector_pool = connect(PROJECTOR_POOL, settings.projector_db_connections)
             .await
             .with_context(|| {
-                format!(
-                    "cannot connect to PostgreSQL at {}",
-                    redact(&settings.database_url)
-                )
+                format!("cannot connect to PostgreSQL at {}", settings.database_url)
             })?;
-        ecs_projections::migrate(&pool)
+        ecs_projections::migrate(&projector_pool)
             .await
             .context("database migrations")?;
+        let reader_pool = connect(READER_POOL, settings.reader_db_connections)
+            .await
+            .with_context(|| {
+                format!("cannot connect to PostgreSQL at {}", settings.database_url)
+            })?;
 
-        let read = ReadModel::new(pool.clone());
-        let (audit, _) = AuditProjector::new(pool.clone(), js.clone(), crate::audit::AUDIT_STREAM);
+        let read = ReadModel::new(reader_pool);
+        let (audit, _) = AuditProjector::new(
+            projector_pool.clone(),
+            js.clone(),
+            crate::audit::AUDIT_STREAM,
+        );
         let (projector, projections) = Projector::new(
-            pool,
+            projector_pool,
             js.clone(),
             ProjectorSettings {
                 stream: settings.stream_name.clone(),
@@ -285,7 +340,7 @@ impl Application {
                 read.clone(),
                 projections.clone(),
             )),
-            bus: CommandBus::new(js, settings.stream_name.clone())
+            bus: CommandBus::new(js.clone(), settings.stream_name.clone())
                 .with_keyring(keyring.clone())
                 .with_max_message(max_payload),
             keyring,
@@ -305,6 +360,9 @@ impl Application {
                 jwt_settings(&settings)?,
             )),
             settings: Arc::new(settings.clone()),
+            drain: Drain::new(shutdown.clone()),
+            limits: Arc::new(Limits::new(&settings)),
+            failed_auth: FailedAuthentications::default(),
         });
         let listener = TcpListener::bind(&settings.listen)
             .await
@@ -312,12 +370,21 @@ impl Application {
         let address = listener.local_addr()?;
         Ok(Application {
             listener,
-            router: router(state, body_limit.0),
+            router: router(state.clone(), body_limit.0),
+            state,
             projector,
             feed,
             audit,
-            shutdown: CancellationToken::new(),
+            js,
+            shutdown,
             address,
+            serve: ServeSettings {
+                max_connections: settings.max_connections,
+                header_timeout: Duration::from_secs(settings.header_timeout_secs),
+                grace: Duration::from_secs(settings.shutdown_grace_secs),
+            },
+            audit_limits,
+            failed_auth_window: Duration::from_secs(settings.auth_failure_window_secs.max(1)),
         })
     }
 
@@ -329,31 +396,83 @@ impl Application {
         self.address.port()
     }
 
-    /// Cancelling this token stops the server gracefully.
+    /// Cancelling this token stops the server gracefully: the HTTP server
+    /// drains (see [`crate::shutdown`]), then the background tasks stop.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
     }
 
-    /// Serves HTTP and runs the projector and the feed publisher until shutdown
-    /// or until one of them fails.
+    /// Serves HTTP and runs the projector, the feed publisher and the audit
+    /// tasks until shutdown or until one of them fails; either way the HTTP
+    /// server drains first and the background tasks stop after it.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown.clone();
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .into_future();
-        let projector = self.projector.run(shutdown.clone());
-        let feed = self.feed.run(shutdown.clone());
-        let audit = self.audit.run(shutdown.clone());
+        // The background tasks stop only after the HTTP server has drained:
+        // a write still running waits for the projector to apply it.
+        let tasks = CancellationToken::new();
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(named("the projector", self.projector.run(tasks.clone())));
+        background.spawn(named("the feed publisher", self.feed.run(tasks.clone())));
+        background.spawn(named("the audit projector", self.audit.run(tasks.clone())));
+        let flusher = self.state.clone();
+        let window = self.failed_auth_window;
+        let flush = tasks.clone();
+        background.spawn(async move {
+            crate::failed_auth::run(flusher, window, flush).await;
+            ("the failed-authentication recorder", Ok(()))
+        });
+        let (js, limits, usage) = (self.js.clone(), self.audit_limits, tasks.clone());
+        background.spawn(async move {
+            crate::audit::watch_audit_usage(js, limits, usage).await;
+            ("the audit usage gauge", Ok(()))
+        });
+
         tracing::info!(address = %self.address, "ECS listening");
-        let result = tokio::select! {
-            r = server => r.context("the HTTP server stopped"),
-            r = projector => r.context("the projector stopped"),
-            r = feed => r.context("the feed publisher stopped"),
-            r = audit => r.context("the audit projector stopped"),
+        let server = crate::server::serve(
+            self.listener,
+            self.router,
+            self.serve,
+            self.state.drain.clone(),
+        );
+        tokio::pin!(server);
+        let mut failure = None;
+        let served = tokio::select! {
+            r = &mut server => r,
+            Some(ended) = background.join_next() => {
+                let (name, result) = ended.unwrap_or_else(|e| ("a background task", Err(e.into())));
+                let error = result.err().unwrap_or_else(|| anyhow::anyhow!("it ended"));
+                tracing::error!(error = format!("{error:#}"), "{name} stopped; shutting down");
+                failure = Some(error.context(format!("{name} stopped")));
+                shutdown.cancel();
+                server.await
+            }
         };
         shutdown.cancel();
-        result
+        tasks.cancel();
+        let stopping = async {
+            while let Some(ended) = background.join_next().await {
+                if let Ok((name, Err(error))) = ended {
+                    tracing::warn!(error = format!("{error:#}"), "{name} stopped with an error");
+                }
+            }
+        };
+        if tokio::time::timeout(TASKS_STOP, stopping).await.is_err() {
+            tracing::warn!("background tasks did not stop in time; they are abandoned");
+        }
+        tracing::info!("stopped");
+        match failure {
+            Some(error) => Err(error),
+            None => served.context("the HTTP server stopped"),
+        }
     }
+}
+
+/// A background task's outcome with its name, for the log.
+async fn named(
+    name: &'static str,
+    task: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> (&'static str, anyhow::Result<()>) {
+    (name, task.await)
 }
 
 /// JWT validation from the settings; the JWKS file is read once at start.
@@ -375,18 +494,4 @@ fn jwt_settings(settings: &Settings) -> anyhow::Result<JwtSettings> {
         issuer: settings.jwt_issuer.clone(),
         audience: settings.jwt_audience.clone(),
     })
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }

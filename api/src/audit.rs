@@ -18,9 +18,35 @@ use crate::state::AppState;
 /// The audit stream's name.
 pub const AUDIT_STREAM: &str = "ECS_AUDIT";
 
-/// Creates the audit stream when absent: file storage, delete and purge denied.
-pub async fn ensure_audit_stream(js: &jetstream::Context, replicas: usize) -> anyhow::Result<()> {
-    js.get_or_create_stream(stream::Config {
+/// The audit stream's storage limits. Above them JetStream drops the oldest
+/// records (already projected into the `audit` table, which keeps them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AuditLimits {
+    pub max_bytes: i64,
+    /// `Duration::ZERO`: no age limit.
+    pub max_age: Duration,
+    /// The usage ratio above which a warning is logged.
+    pub warn_ratio: f64,
+}
+
+impl AuditLimits {
+    pub fn of(settings: &crate::settings::Settings) -> Self {
+        AuditLimits {
+            max_bytes: settings.audit_max_bytes,
+            max_age: Duration::from_secs(settings.audit_max_age_days * 24 * 60 * 60),
+            warn_ratio: settings.audit_warn_ratio,
+        }
+    }
+}
+
+/// Creates the audit stream when absent (file storage, delete and purge
+/// denied) and gives it `limits`, also when it exists with other limits.
+pub async fn ensure_audit_stream(
+    js: &jetstream::Context,
+    replicas: usize,
+    limits: AuditLimits,
+) -> anyhow::Result<()> {
+    let config = stream::Config {
         name: AUDIT_STREAM.to_owned(),
         subjects: vec![AUDIT_SUBJECTS.to_owned()],
         storage: stream::StorageType::File,
@@ -29,11 +55,96 @@ pub async fn ensure_audit_stream(js: &jetstream::Context, replicas: usize) -> an
         deny_purge: true,
         allow_direct: true,
         duplicate_window: Duration::from_secs(120),
+        max_bytes: limits.max_bytes,
+        max_age: limits.max_age,
+        discard: stream::DiscardPolicy::Old,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("cannot create or open the audit stream: {e}"))?;
+    };
+    // JetStream reserves a stream's `max_bytes` in its storage up front, so a
+    // limit larger than the storage left is refused here, at start.
+    let mut existing = js.get_or_create_stream(config.clone()).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create or open the audit stream (ECS_AUDIT_MAX_BYTES={} must fit in \
+                 JetStream's storage): {e}",
+            limits.max_bytes
+        )
+    })?;
+    let current = existing
+        .info()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the audit stream: {e}"))?
+        .config
+        .clone();
+    if current.max_bytes != config.max_bytes
+        || current.max_age != config.max_age
+        || current.discard != config.discard
+    {
+        js.update_stream(stream::Config {
+            max_bytes: config.max_bytes,
+            max_age: config.max_age,
+            discard: config.discard,
+            ..current
+        })
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot set the audit stream's limits (ECS_AUDIT_MAX_BYTES={} must fit in \
+                 JetStream's storage): {e}",
+                limits.max_bytes
+            )
+        })?;
+        tracing::info!(
+            max_bytes = limits.max_bytes,
+            max_age_secs = limits.max_age.as_secs(),
+            "the audit stream's limits were updated"
+        );
+    }
     Ok(())
+}
+
+/// How often the audit stream's usage is measured.
+const USAGE_EVERY: Duration = Duration::from_secs(15);
+
+/// Publishes the audit stream's usage (bytes over `ECS_AUDIT_MAX_BYTES`) as
+/// the gauge `ecs_audit_stream_usage_ratio` and warns above
+/// `ECS_AUDIT_WARN_RATIO`, until `shutdown`.
+pub async fn watch_audit_usage(
+    js: jetstream::Context,
+    limits: AuditLimits,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(USAGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        match audit_usage(&js, limits).await {
+            Ok(ratio) => {
+                metrics::gauge!("ecs_audit_stream_usage_ratio").set(ratio);
+                if ratio >= limits.warn_ratio {
+                    tracing::warn!(
+                        usage = ratio,
+                        "the audit stream is close to ECS_AUDIT_MAX_BYTES; its oldest records \
+                         will be dropped from the stream (the audit table keeps them)"
+                    );
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot read the audit stream's usage"),
+        }
+    }
+}
+
+/// The audit stream's bytes over its size limit.
+pub async fn audit_usage(js: &jetstream::Context, limits: AuditLimits) -> anyhow::Result<f64> {
+    let mut stream = js.get_stream(AUDIT_STREAM).await?;
+    let bytes = stream.info().await?.state.bytes;
+    Ok(bytes as f64 / limits.max_bytes.max(1) as f64)
+}
+
+/// A time as RFC 3339, as audit records carry it.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
 }
 
 /// What a request names, for the audit record.
@@ -111,9 +222,7 @@ impl AppState {
     ) {
         let record = AuditRecord {
             id: uuid::Uuid::now_v7().to_string(),
-            at: time::OffsetDateTime::now_utc()
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            at: rfc3339(time::OffsetDateTime::now_utc()),
             outcome: Outcome::Refused,
             action: facts.action,
             actor: principal.map(|p| p.name.clone()),

@@ -103,10 +103,25 @@ pub enum AuthFailure {
     Unavailable,
 }
 
+impl AuthFailure {
+    /// A stable name of the reason, for tallies and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Unknown => "unknown",
+            AuthFailure::Revoked => "revoked",
+            AuthFailure::Expired => "expired",
+            AuthFailure::InvalidJwt(_) => "invalid-jwt",
+            AuthFailure::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// JWT validation settings.
 #[derive(Debug, Clone, Default)]
 pub struct JwtSettings {
-    pub hs256_secret: Option<String>,
+    pub hs256_secret: Option<crate::secret::Secret>,
     pub jwks: Option<JwkSet>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
@@ -349,12 +364,17 @@ pub async fn require_bearer(
         }
         Err(failure) => {
             metrics::counter!("ecs_auth_failures_total").increment(1);
-            tracing::info!(reason = %failure, "authentication refused");
+            tracing::debug!(reason = %failure, "authentication refused");
+            // Counted, and recorded once per source, reason and window
+            // (`crate::failed_auth`): never one audit record per attempt.
+            let source = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map_or(crate::failed_auth::Source::Other, |c| {
+                    crate::failed_auth::Source::Address(c.0.ip())
+                });
             let facts = crate::audit::RequestFacts::of(&request);
-            drop(request);
-            state
-                .record_refusal(facts, None, "authentication", &failure.to_string())
-                .await;
+            state.failed_auth.note(source, &failure, facts);
             ApiError::Unauthorized.into_response()
         }
     }

@@ -6,11 +6,16 @@ pub mod auth;
 pub mod body_limit;
 pub mod cache;
 pub mod extract;
+pub mod failed_auth;
+pub mod limits;
 pub mod masking;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+pub mod secret;
+pub mod server;
 pub mod settings;
+pub mod shutdown;
 pub mod state;
 
 pub use app::{Application, router};

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use ecs_api::secret::Redactor;
 use ecs_api::{Application, Settings, settings::SETTINGS_HELP};
 use tracing_subscriber::EnvFilter;
 
@@ -46,20 +46,46 @@ fn init_tracing() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => {
             init_tracing();
-            let settings = Settings::load(config.as_deref()).context("invalid settings")?;
-            let app = Application::build(settings).await?;
-            let shutdown = app.shutdown_token();
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                tracing::info!("shutting down");
-                shutdown.cancel();
-            });
-            app.run_until_stopped().await
+            let settings = match Settings::load(config.as_deref()) {
+                Ok(settings) => settings,
+                Err(error) => {
+                    return fail(&anyhow::Error::new(error).context("invalid settings"), None);
+                }
+            };
+            // Every message printed from here on passes the redactor: errors
+            // of the libraries we connect with may quote a URL or a secret.
+            let redactor = settings.redactor();
+            match serve(settings).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(error) => fail(&error, Some(&redactor)),
+            }
         }
     }
+}
+
+/// Runs the server until SIGTERM or SIGINT has drained it.
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        let signal = ecs_api::shutdown::signal().await;
+        tracing::info!(signal, "shutting down: draining");
+        shutdown.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+/// Prints the error chain, without any secret, and answers exit code 1.
+fn fail(error: &anyhow::Error, redactor: Option<&Redactor>) -> std::process::ExitCode {
+    let text = format!("{error:#}");
+    let text = redactor.map_or(text.clone(), |r| r.redact(&text));
+    tracing::error!(error = %text, "ecs serve failed");
+    // The log may be filtered out; the reason of a failed start must show.
+    eprintln!("Error: {text}");
+    std::process::ExitCode::FAILURE
 }

@@ -26,6 +26,9 @@ impl ProblemInfo {
         } else if self.status.is_client_error()
             && self.status != StatusCode::NOT_FOUND
             && self.status != StatusCode::UNAUTHORIZED
+            // A limit is not a refusal of the request's content; recording
+            // each would let a caller grow the audit log at its own rate.
+            && self.status != StatusCode::TOO_MANY_REQUESTS
         {
             Some("validation")
         } else {
@@ -74,6 +77,16 @@ pub enum ApiError {
     /// projections did not apply it within `ECS_WRITE_WAIT_MS`, so it is not
     /// in effect yet (it will be once they do; repeating it confirms).
     NotInEffect { position: u64 },
+    /// 429: a rate or stream limit is reached; `Retry-After` says when to retry.
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after: std::time::Duration,
+    },
+    /// 503: the server is shutting down; retry (on another instance).
+    ShuttingDown,
+    /// 503: the request took longer than `ECS_REQUEST_TIMEOUT_SECS`.
+    TimedOut,
     /// 500: a bug; the detail is logged, never sent.
     Internal(anyhow::Error),
     /// An authorization denial answered as the inner error (a 404 for a
@@ -204,6 +217,29 @@ impl ApiError {
                 ),
                 json!({ "position": position }),
             ),
+            ApiError::TooManyRequests { code, detail, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                code,
+                "Too many requests",
+                detail.clone(),
+                json!({}),
+            ),
+            ApiError::ShuttingDown => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Service unavailable",
+                "the server is shutting down; retry (writes: with the same Idempotency-Key)"
+                    .to_owned(),
+                json!({}),
+            ),
+            ApiError::TimedOut => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Service unavailable",
+                "the request took too long; retry (writes: with the same Idempotency-Key)"
+                    .to_owned(),
+                json!({}),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -225,6 +261,14 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let denied = matches!(self, ApiError::Denied(_));
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after, .. } => {
+                // Whole seconds, rounded up: 0 would invite an immediate retry.
+                Some(retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0))
+            }
+            _ => None,
+        };
+        let close = matches!(self, ApiError::ShuttingDown);
         let (status, code, title, detail, extra) = self.parts();
         let info = ProblemInfo {
             status,
@@ -259,7 +303,18 @@ impl IntoResponse for ApiError {
             StatusCode::SERVICE_UNAVAILABLE => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            StatusCode::TOO_MANY_REQUESTS => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.unwrap_or(1).max(1)),
+                );
+            }
             _ => {}
+        }
+        if close {
+            // The connection closes after this answer, so that a client
+            // reconnects (elsewhere) instead of reusing a closing server.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

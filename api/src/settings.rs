@@ -1,24 +1,29 @@
 //! Typed settings: defaults, then an optional TOML file, then `ECS_*`
 //! environment variables.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-/// Everything `ecs serve` can be told.
+use crate::secret::{ConnectionUrl, Redactor, Secret};
+
+/// Everything `ecs serve` can be told. Secret settings are [`Secret`]s and
+/// connection URLs [`ConnectionUrl`]s, so `Debug` of the settings shows none
+/// of them; each also accepts `ECS_<NAME>_FILE` (or `<name>_file` in the TOML
+/// file), the path of a file holding the value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// `ECS_LISTEN`: the address the HTTP API binds.
     pub listen: String,
     /// `ECS_NATS_URL`: the NATS server (or comma-separated servers).
-    pub nats_url: String,
+    pub nats_url: ConnectionUrl,
     /// `ECS_DATABASE_URL`: the PostgreSQL database holding the projections.
-    pub database_url: String,
+    pub database_url: ConnectionUrl,
     /// `ECS_ADMIN_TOKEN`: the bootstrap admin bearer token (required).
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// `ECS_STREAM_REPLICAS`: replicas of the events stream when it is created.
     pub stream_replicas: usize,
     /// `ECS_STREAM_NAME`: the events stream's name.
@@ -34,7 +39,7 @@ pub struct Settings {
     /// `ECS_DEDUPE_WINDOW_SECS`: how long JetStream remembers command ids.
     pub dedupe_window_secs: u64,
     /// `ECS_JWT_HS256_SECRET`: accept HS256 JWTs signed with this secret (development).
-    pub jwt_hs256_secret: Option<String>,
+    pub jwt_hs256_secret: Option<Secret>,
     /// `ECS_JWT_JWKS_FILE`: accept RS256/ES256 JWTs signed by a key of this JWKS file.
     pub jwt_jwks_file: Option<String>,
     /// `ECS_JWT_ISSUER`: the required `iss` of JWTs.
@@ -45,15 +50,56 @@ pub struct Settings {
     pub metrics_public: bool,
     /// `ECS_MASTER_KEY`: 32 bytes as 64 hex characters; wraps the per-tenant
     /// data keys that encrypt tenant data in the events stream.
-    pub master_key: Option<String>,
+    pub master_key: Option<Secret>,
+    /// `ECS_SHUTDOWN_GRACE_SECS`: how long a shutdown waits for in-flight
+    /// requests before it closes the remaining connections.
+    pub shutdown_grace_secs: u64,
+    /// `ECS_HEADER_TIMEOUT_SECS`: how long a client may take to send a
+    /// request's headers (and how long an idle connection stays open).
+    pub header_timeout_secs: u64,
+    /// `ECS_REQUEST_TIMEOUT_SECS`: how long a request may take before it is
+    /// answered 503 (server-sent event streams are exempt).
+    pub request_timeout_secs: u64,
+    /// `ECS_MAX_CONNECTIONS`: open HTTP connections at most; further clients
+    /// wait in the listen backlog.
+    pub max_connections: usize,
+    /// `ECS_MAX_STREAMS_PER_PRINCIPAL`: open server-sent event streams
+    /// (`/watch`, `/v1/feed`) per principal at most (429 above).
+    pub max_streams_per_principal: usize,
+    /// `ECS_SOURCE_RATE`: requests per second allowed from one source address
+    /// (0: no limit).
+    pub source_rate: u32,
+    /// `ECS_SOURCE_BURST`: requests a source may send at once above its rate.
+    pub source_burst: u32,
+    /// `ECS_PRINCIPAL_RATE`: requests per second allowed for one principal
+    /// (0: no limit).
+    pub principal_rate: u32,
+    /// `ECS_PRINCIPAL_BURST`: requests a principal may send at once above its rate.
+    pub principal_burst: u32,
+    /// `ECS_READER_DB_CONNECTIONS`: PostgreSQL connections for request handlers.
+    pub reader_db_connections: u32,
+    /// `ECS_PROJECTOR_DB_CONNECTIONS`: PostgreSQL connections for the
+    /// projectors, apart from the readers' so that readers cannot starve them.
+    pub projector_db_connections: u32,
+    /// `ECS_AUTH_FAILURE_WINDOW_SECS`: failed authentications from one source
+    /// for one reason are recorded as one audit record per window, with a count.
+    pub auth_failure_window_secs: u64,
+    /// `ECS_AUDIT_MAX_BYTES`: the audit stream's size limit (the oldest
+    /// records are dropped above it; they stay in the `audit` table).
+    pub audit_max_bytes: i64,
+    /// `ECS_AUDIT_MAX_AGE_DAYS`: the audit stream's age limit (0: none).
+    pub audit_max_age_days: u64,
+    /// `ECS_AUDIT_WARN_RATIO`: the audit stream's usage ratio above which the
+    /// server logs a warning (the gauge `ecs_audit_stream_usage_ratio`).
+    pub audit_warn_ratio: f64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: "127.0.0.1:8080".to_owned(),
-            nats_url: "nats://127.0.0.1:4222".to_owned(),
-            database_url: "postgres://localhost/ecs".to_owned(),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            database_url: "postgres://localhost/ecs".into(),
             admin_token: None,
             stream_replicas: 1,
             stream_name: "ECS_EVENTS".to_owned(),
@@ -67,6 +113,21 @@ impl Default for Settings {
             jwt_audience: None,
             metrics_public: true,
             master_key: None,
+            shutdown_grace_secs: 20,
+            header_timeout_secs: 20,
+            request_timeout_secs: 30,
+            max_connections: 4096,
+            max_streams_per_principal: 64,
+            source_rate: 1000,
+            source_burst: 2000,
+            principal_rate: 500,
+            principal_burst: 1000,
+            reader_db_connections: 16,
+            projector_db_connections: 4,
+            auth_failure_window_secs: 60,
+            audit_max_bytes: 256 * 1024 * 1024,
+            audit_max_age_days: 400,
+            audit_warn_ratio: 0.8,
         }
     }
 }
@@ -93,21 +154,180 @@ then environment variables:
   ECS_JWT_AUDIENCE        required `aud` of JWTs
   ECS_METRICS_PUBLIC      serve /metrics without a token      [default: true]
   ECS_MASTER_KEY          64 hex chars; wraps tenant data keys (set it in production)
+  ECS_SHUTDOWN_GRACE_SECS wait for in-flight requests at shutdown [default: 20]
+  ECS_HEADER_TIMEOUT_SECS time to send request headers; idle connections [default: 20]
+  ECS_REQUEST_TIMEOUT_SECS time to answer a request (SSE exempt) [default: 30]
+  ECS_MAX_CONNECTIONS     open HTTP connections at most       [default: 4096]
+  ECS_MAX_STREAMS_PER_PRINCIPAL  SSE streams per principal    [default: 64]
+  ECS_SOURCE_RATE         requests/s per source address, 0 off [default: 1000]
+  ECS_SOURCE_BURST        burst above the source rate         [default: 2000]
+  ECS_PRINCIPAL_RATE      requests/s per principal, 0 off     [default: 500]
+  ECS_PRINCIPAL_BURST     burst above the principal rate      [default: 1000]
+  ECS_READER_DB_CONNECTIONS     PostgreSQL pool of readers    [default: 16]
+  ECS_PROJECTOR_DB_CONNECTIONS  PostgreSQL pool of projectors [default: 4]
+  ECS_AUTH_FAILURE_WINDOW_SECS  one audit record per source and reason per window [default: 60]
+  ECS_AUDIT_MAX_BYTES     size limit of the ECS_AUDIT stream  [default: 268435456]
+  ECS_AUDIT_MAX_AGE_DAYS  age limit of the ECS_AUDIT stream   [default: 400; 0: none]
+  ECS_AUDIT_WARN_RATIO    warn above this usage of the limit  [default: 0.8]
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 
+Every secret (ECS_ADMIN_TOKEN, ECS_MASTER_KEY, ECS_JWT_HS256_SECRET, ECS_DATABASE_URL,
+ECS_NATS_URL) can instead be read from a file: ECS_ADMIN_TOKEN_FILE=/run/secrets/token.
 The TOML file uses the same names in lower case without the prefix (listen = \"...\").";
+
+/// Why the settings cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("{setting}_FILE {path}: {source}")]
+    SecretFile {
+        setting: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("set {setting} or {setting}_FILE, not both")]
+    Ambiguous { setting: &'static str },
+    #[error("{setting}: {problem}")]
+    OutOfRange {
+        setting: &'static str,
+        problem: &'static str,
+    },
+}
+
+/// The `*_FILE` form of every secret setting.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SecretFiles {
+    admin_token_file: Option<PathBuf>,
+    master_key_file: Option<PathBuf>,
+    jwt_hs256_secret_file: Option<PathBuf>,
+    database_url_file: Option<PathBuf>,
+    nats_url_file: Option<PathBuf>,
+}
+
+/// The content of a secret's `_FILE`, without the line end most editors
+/// add; `None` without one. Giving both the secret and its file is refused.
+fn secret_file(
+    setting: &'static str,
+    given: bool,
+    path: Option<PathBuf>,
+) -> Result<Option<String>, SettingsError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    if given {
+        return Err(SettingsError::Ambiguous { setting });
+    }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned())),
+        Err(source) => Err(SettingsError::SecretFile {
+            setting,
+            path,
+            source,
+        }),
+    }
+}
 
 impl Settings {
     /// Loads settings from an optional file and the environment.
-    pub fn load(file: Option<&Path>) -> Result<Settings, Box<figment::Error>> {
+    /// A secret setting given as `ECS_<NAME>_FILE` is read from that file.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
-            .merge(Env::prefixed("ECS_").ignore(&["config", "log_format"]))
-            .extract()
-            .map_err(Box::new)
+        let figment = figment.merge(Env::prefixed("ECS_").ignore(&["config", "log_format"]));
+        let mut settings: Settings = figment.extract().map_err(Box::new)?;
+        let files: SecretFiles = figment.extract().map_err(Box::new)?;
+        let defaults = Settings::default();
+        let given = settings.admin_token.is_some();
+        if let Some(value) = secret_file("ECS_ADMIN_TOKEN", given, files.admin_token_file)? {
+            settings.admin_token = Some(value.into());
+        }
+        let given = settings.master_key.is_some();
+        if let Some(value) = secret_file("ECS_MASTER_KEY", given, files.master_key_file)? {
+            settings.master_key = Some(value.into());
+        }
+        let given = settings.jwt_hs256_secret.is_some();
+        let file = files.jwt_hs256_secret_file;
+        if let Some(value) = secret_file("ECS_JWT_HS256_SECRET", given, file)? {
+            settings.jwt_hs256_secret = Some(value.into());
+        }
+        // The URLs have defaults, so "given" means "differs from the default".
+        let given = settings.database_url != defaults.database_url;
+        if let Some(value) = secret_file("ECS_DATABASE_URL", given, files.database_url_file)? {
+            settings.database_url = value.into();
+        }
+        let given = settings.nats_url != defaults.nats_url;
+        if let Some(value) = secret_file("ECS_NATS_URL", given, files.nats_url_file)? {
+            settings.nats_url = value.into();
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses limits that would stop the server from serving at all.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let checks: [(bool, &'static str, &'static str); 7] = [
+            (
+                self.max_connections == 0,
+                "ECS_MAX_CONNECTIONS",
+                "must be at least 1",
+            ),
+            (
+                self.max_streams_per_principal == 0,
+                "ECS_MAX_STREAMS_PER_PRINCIPAL",
+                "must be at least 1",
+            ),
+            (
+                self.header_timeout_secs == 0,
+                "ECS_HEADER_TIMEOUT_SECS",
+                "must be at least 1",
+            ),
+            (
+                self.request_timeout_secs == 0,
+                "ECS_REQUEST_TIMEOUT_SECS",
+                "must be at least 1",
+            ),
+            (
+                self.reader_db_connections == 0,
+                "ECS_READER_DB_CONNECTIONS",
+                "must be at least 1",
+            ),
+            (
+                self.projector_db_connections < 2,
+                "ECS_PROJECTOR_DB_CONNECTIONS",
+                "must be at least 2 (the projector and the audit projector)",
+            ),
+            (
+                !(self.audit_warn_ratio > 0.0 && self.audit_warn_ratio <= 1.0),
+                "ECS_AUDIT_WARN_RATIO",
+                "must be above 0 and at most 1",
+            ),
+        ];
+        match checks.into_iter().find(|(bad, _, _)| *bad) {
+            Some((_, setting, problem)) => Err(SettingsError::OutOfRange { setting, problem }),
+            None if self.audit_max_bytes < 1024 * 1024 => Err(SettingsError::OutOfRange {
+                setting: "ECS_AUDIT_MAX_BYTES",
+                problem: "must be at least 1 MiB",
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// A redactor of every secret these settings hold, for messages printed
+    /// before the secrets could be kept out by type (start-up errors).
+    pub fn redactor(&self) -> Redactor {
+        let tokens = [&self.admin_token, &self.master_key, &self.jwt_hs256_secret]
+            .into_iter()
+            .flatten()
+            .map(|s| s.expose().to_owned());
+        Redactor::new(
+            tokens
+                .chain(self.database_url.secrets())
+                .chain(self.nats_url.secrets()),
+        )
     }
 }

@@ -44,6 +44,12 @@ pub struct AppInner {
     pub write_wait: Duration,
     pub auth: Arc<crate::auth::Authenticator>,
     pub settings: Arc<crate::settings::Settings>,
+    /// Whether the server is draining, and the requests still running.
+    pub drain: crate::shutdown::Drain,
+    /// Rate limits, the request timeout and open streams per principal.
+    pub limits: Arc<crate::limits::Limits>,
+    /// Failed authentications of the current window, recorded per window.
+    pub failed_auth: crate::failed_auth::FailedAuthentications,
 }
 
 /// How a write answers when the projections do not apply it within

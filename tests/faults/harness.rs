@@ -57,20 +57,34 @@ impl EcsProcess {
     /// Starts `ecs serve` over this NATS server and database and waits until
     /// `/readyz` answers 200.
     pub async fn start(nats_url: &str, database_url: &str) -> EcsProcess {
+        Self::start_with(nats_url, database_url, &[]).await
+    }
+
+    /// Like [`EcsProcess::start`], with more (or overriding) settings.
+    pub async fn start_with(
+        nats_url: &str,
+        database_url: &str,
+        settings: &[(&'static str, &str)],
+    ) -> EcsProcess {
         let port = free_port();
-        let env = vec![
+        let mut env = vec![
             ("ECS_LISTEN", format!("127.0.0.1:{port}")),
             ("ECS_NATS_URL", nats_url.to_owned()),
             ("ECS_DATABASE_URL", database_url.to_owned()),
             ("ECS_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
             ("ECS_MASTER_KEY", MASTER_KEY.to_owned()),
             ("ECS_WRITE_WAIT_MS", "5000".to_owned()),
+            // JetStream reserves the audit stream's limit in its storage;
+            // the suite's NATS servers share one disk.
+            ("ECS_AUDIT_MAX_BYTES", (16 * 1024 * 1024).to_string()),
             ("NO_COLOR", "1".to_owned()),
             (
                 "RUST_LOG",
                 std::env::var("ECS_FAULTS_LOG").unwrap_or_else(|_| "warn".to_owned()),
             ),
         ];
+        env.retain(|(name, _)| !settings.iter().any(|(n, _)| n == name));
+        env.extend(settings.iter().map(|(n, v)| (*n, (*v).to_owned())));
         let mut ecs = EcsProcess {
             child: None,
             env,
@@ -121,6 +135,28 @@ impl EcsProcess {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM (a graceful stop) and waits up to `within` for the
+    /// process to exit; its exit status, `None` if it did not exit in time.
+    pub async fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("run kill -TERM");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

@@ -9,6 +9,7 @@
 // Each scenario prints what it did and what it found: that report is the point.
 #![allow(clippy::print_stdout)]
 
+mod edge;
 mod harness;
 mod pg;
 mod scenarios;

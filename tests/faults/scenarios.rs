@@ -25,7 +25,7 @@ fn target(ecs: &EcsProcess) -> Target {
     }
 }
 
-async fn create_namespace(ecs: &EcsProcess, ns: &str) {
+pub(crate) async fn create_namespace(ecs: &EcsProcess, ns: &str) {
     ecs.must(
         Method::PUT,
         &format!("/v1/namespaces/{ns}"),
@@ -36,7 +36,7 @@ async fn create_namespace(ecs: &EcsProcess, ns: &str) {
 
 /// Checks, retries the unresolved writes with their keys, checks again;
 /// prints both reports and asserts both are clean.
-async fn check_and_settle(
+pub(crate) async fn check_and_settle(
     name: &str,
     target: &Target,
     nats_url: &str,

@@ -42,13 +42,24 @@ pub struct TestApp {
 pub fn settings_for(nats: &NatsServer, db: &TestDatabase) -> Settings {
     Settings {
         listen: "127.0.0.1:0".to_owned(),
-        nats_url: nats.url(),
-        database_url: db.url.clone(),
-        admin_token: Some(ADMIN_TOKEN.to_owned()),
+        nats_url: nats.url().into(),
+        database_url: db.url.clone().into(),
+        admin_token: Some(ADMIN_TOKEN.into()),
         master_key: Some(
-            "6563732d746573742d6d61737465722d6b65792d3332627974657321212121".to_owned() + "21",
+            ("6563732d746573742d6d61737465722d6b65792d3332627974657321212121".to_owned() + "21")
+                .into(),
         ),
         max_body_bytes: 64 * 1024,
+        // Tests (and benchmarks) send bursts from one address as one
+        // principal; the rate limits have their own tests (`tests/edge.rs`).
+        source_rate: 0,
+        principal_rate: 0,
+        // Failed authentications reach the audit log once per window: keep
+        // it short so tests see them soon.
+        auth_failure_window_secs: 1,
+        // JetStream reserves the audit stream's limit in its storage: keep
+        // it small, as the tests' NATS servers share one disk.
+        audit_max_bytes: 16 * 1024 * 1024,
         ..Settings::default()
     }
 }

@@ -51,6 +51,8 @@ fn last_event_id(headers: &HeaderMap) -> Result<u64, ApiError> {
 }
 
 struct FeedState {
+    /// Counts this stream against the principal's limit while it is open.
+    _permit: crate::limits::StreamPermit,
     app: AppState,
     role: Role,
     namespaces: Vec<NamespaceName>,
@@ -115,8 +117,12 @@ fn events(state: FeedState) -> impl Stream<Item = Result<Event, Infallible>> {
             if let Some(event) = state.queue.pop_front() {
                 return Some((Ok(event), state));
             }
-            // Wait for the projections to apply something new; end with the server.
-            state.status.changed().await.ok()?;
+            // Wait for the projections to apply something new; end cleanly
+            // when the server drains or stops.
+            tokio::select! {
+                changed = state.status.changed() => changed.ok()?,
+                _ = state.app.drain.started() => return None,
+            }
             if let Err(error) = fill(&mut state).await {
                 tracing::warn!(?error, "feed stream stopped");
                 return None;
@@ -164,8 +170,10 @@ pub async fn feed(
         })?;
     }
     let after = last_event_id(&headers)?;
+    let permit = app.limits.open_stream(&principal)?;
     let status = app.projections.subscribe();
     let mut state = FeedState {
+        _permit: permit,
         app,
         role: principal.role.clone(),
         namespaces,

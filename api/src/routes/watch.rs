@@ -76,6 +76,7 @@ pub async fn watch_resolved(
     let context = params.scope()?;
     crate::routes::resolved::authorize(&principal, &ns, &context)?;
     let resume = last_event_id(&headers)?;
+    let permit = app.limits.open_stream(&principal)?;
     // Subscribe before reading, so no change between the read and the
     // subscription goes unseen.
     let mut status = app.projections.subscribe();
@@ -84,6 +85,7 @@ pub async fn watch_resolved(
     let mut current = resolve_context(&app, &ns, &context, None).await?;
     mask_sensitive(&app, &principal, &ns, &mut current.values).await?;
     let mut watcher = Watcher {
+        _permit: permit,
         principal,
         app,
         ns,
@@ -122,6 +124,8 @@ pub async fn watch_resolved(
 
 /// The state of one watching client.
 struct Watcher {
+    /// Counts this stream against the principal's limit while it is open.
+    _permit: crate::limits::StreamPermit,
     /// Sensitive values are masked for roles that may not read them.
     principal: Principal,
     app: AppState,
@@ -169,9 +173,11 @@ impl Watcher {
                 }
                 continue;
             }
-            // An error: the projector (and so the server) stopped.
-            if self.status.changed().await.is_err() {
-                return None;
+            // The stream ends cleanly when the server drains, and on an
+            // error: the projector (and so the server) stopped.
+            tokio::select! {
+                changed = self.status.changed() => changed.ok()?,
+                _ = self.app.drain.started() => return None,
             }
         }
     }

@@ -1,0 +1,138 @@
+//! The HTTP server: accepts connections up to a cap, bounds how long a client
+//! may take to send its headers, tells handlers the peer's address, and
+//! drains on shutdown (see [`crate::shutdown`]).
+//!
+//! `axum::serve` offers none of the limits, so connections are served here
+//! with hyper directly (HTTP/1.1, as `axum::serve` did).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+use crate::shutdown::Drain;
+
+/// The connection limits of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeSettings {
+    /// Open connections at most; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers; an idle
+    /// keep-alive connection is closed after it too.
+    pub header_timeout: Duration,
+    /// How long a shutdown waits for running requests and open connections.
+    pub grace: Duration,
+}
+
+/// Serves `router` on `listener` until the drain has finished (see
+/// [`crate::shutdown`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: ServeSettings,
+    drain: Drain,
+) -> anyhow::Result<()> {
+    let connections = Arc::new(Semaphore::new(settings.max_connections));
+    let graceful = GracefulShutdown::new();
+    // HTTP/1.1, as before with `axum::serve`. The header-read timer starts
+    // as soon as a connection waits for a request, so a client that sends
+    // nothing is disconnected as one that sends its headers slowly.
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout);
+
+    // Until the drain starts, and while requests still run after it (whose
+    // clients may send more: they are answered 503 rather than refused a
+    // connection), accept connections.
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let stop = async {
+            tokio::select! {
+                _ = drain.idle() => {}
+                _ = tokio::time::sleep_until(until.into()) => {}
+            }
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = stop => break,
+            _ = drain.started(), if deadline.is_none() => {
+                deadline = Some(Instant::now() + settings.grace);
+                tracing::info!(running = drain.running(), "draining: no new work is accepted");
+                continue;
+            }
+            accepted = accept(&listener, &connections) => accepted,
+        };
+        let Some((stream, peer, permit)) = accepted else {
+            continue;
+        };
+        let router = router.clone();
+        let service = tower::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let deadline = deadline.unwrap_or_else(|| Instant::now() + settings.grace);
+    let open = graceful.count();
+    tracing::info!(
+        open,
+        "the listener is closed; closing connections as they go idle"
+    );
+    if tokio::time::timeout_at(deadline.into(), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the shutdown grace period (ECS_SHUTDOWN_GRACE_SECS) ended with connections open; \
+             they are closed"
+        );
+    }
+    Ok(())
+}
+
+/// The next connection, once one is allowed by the cap; `None` after an
+/// accept error (such as too many open files), which is retried.
+async fn accept(
+    listener: &TcpListener,
+    connections: &Arc<Semaphore>,
+) -> Option<(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
+    let permit = connections.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, peer)) => {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+            Some((stream, peer, permit))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot accept a connection; retrying");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
