@@ -15,7 +15,7 @@ use ecs_commands::{CommandBus, StreamSettings, ensure_stream};
 use ecs_domain::{Precedence, Services};
 use ecs_projections::audit::AuditProjector;
 use ecs_projections::feed::FeedPublisher;
-use ecs_projections::{Projector, ProjectorSettings, ReadModel};
+use ecs_projections::{Halts, Projector, ProjectorSettings, ReadModel};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
@@ -139,6 +139,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/admin/projections/rebuild",
             post(system::rebuild_projections),
         )
+        .route(
+            "/v1/admin/projections/{name}/skip",
+            post(system::skip_message),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -238,8 +242,7 @@ impl Application {
         if settings.master_key.is_none() {
             tracing::warn!("ECS_MASTER_KEY is not set: tenant data keys are stored unwrapped");
         }
-        let (feed, _) = FeedPublisher::new(js.clone(), settings.stream_name.clone());
-        let feed = feed.with_keyring(keyring.clone());
+        keyring.verify_master_key().await?;
 
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -257,7 +260,12 @@ impl Application {
             .context("database migrations")?;
 
         let read = ReadModel::new(pool.clone());
+        let halts = Halts::default();
+        let (feed, feed_published) =
+            FeedPublisher::new(js.clone(), pool.clone(), settings.stream_name.clone());
+        let feed = feed.with_keyring(keyring.clone()).with_halts(halts.clone());
         let (audit, _) = AuditProjector::new(pool.clone(), js.clone(), crate::audit::AUDIT_STREAM);
+        let audit = audit.with_halts(halts.clone());
         let (projector, projections) = Projector::new(
             pool,
             js.clone(),
@@ -266,13 +274,19 @@ impl Application {
                 ..Default::default()
             },
         );
-        let projector = projector.with_keyring(keyring.clone());
+        let projector = projector
+            .with_keyring(keyring.clone())
+            .with_halts(halts.clone());
         let state = AppState::new(AppInner {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
                 projections.clone(),
             )),
-            bus: CommandBus::new(js, settings.stream_name.clone()).with_keyring(keyring.clone()),
+            bus: CommandBus::new(js.clone(), settings.stream_name.clone())
+                .with_keyring(keyring.clone()),
+            js,
+            halts,
+            feed_published,
             keyring,
             services: Services {
                 reader: Arc::new(read.clone()),

@@ -10,13 +10,23 @@ pub mod audit;
 pub mod change_requests;
 pub mod feed;
 pub mod gdpr;
+pub mod halt;
 pub mod projector;
 pub mod queries;
+pub mod rebuild;
 
-pub use projector::{ProjectionHandle, ProjectionStatus, Projector, ProjectorSettings};
+pub use halt::{Halt, Halts, ProjectionName};
+pub use projector::{
+    ProjectionHandle, ProjectionStatus, Projector, ProjectorSettings, RebuildProgress,
+};
 pub use queries::{Layers, ReadModel};
+
+/// The embedded migrations.
+pub(crate) fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
 
 /// Runs the embedded migrations.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations").run(pool).await
+    migrator().run(pool).await
 }
