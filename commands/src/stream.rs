@@ -190,7 +190,9 @@ mod tests {
             replicas: 3,
             ..StreamSettings::default()
         };
-        let cases: Vec<(fn(&mut stream::Config), UnsafeStream)> = vec![
+        /// A change to a safe configuration, and what it must be refused for.
+        type Case = (fn(&mut stream::Config), UnsafeStream);
+        let cases: Vec<Case> = vec![
             (|c| c.deny_delete = false, UnsafeStream::DeleteAllowed),
             (|c| c.deny_purge = false, UnsafeStream::PurgeAllowed),
             (|c| c.allow_rollup = true, UnsafeStream::RollupAllowed),

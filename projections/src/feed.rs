@@ -222,8 +222,7 @@ impl FeedPublisher {
                     }
                 }
                 // Compaction removed it (an older value of a key).
-                Err(error)
-                    if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {}
+                Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {}
                 Err(error) => return Err(error.into()),
             }
             sequence -= 1;

@@ -135,9 +135,12 @@ impl Halts {
             self.halted.send_modify(|halted| {
                 halted.remove(&projection);
             });
-            metrics::gauge!("ecs_projection_stopped", "projection" => projection.as_str())
-                .set(0.0);
-            tracing::info!(projection = projection.as_str(), position, "projection resumed");
+            metrics::gauge!("ecs_projection_stopped", "projection" => projection.as_str()).set(0.0);
+            tracing::info!(
+                projection = projection.as_str(),
+                position,
+                "projection resumed"
+            );
         }
     }
 

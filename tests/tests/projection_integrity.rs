@@ -84,7 +84,12 @@ async fn stopped(app: &TestApp, projection: &str) -> Value {
                 .iter()
                 .find(|s| s["projection"] == projection)
                 .cloned()?;
-            assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
+            assert_eq!(
+                ready.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                ready.body
+            );
             assert_eq!(ready.body["ready"], false);
             Some(stop)
         },
@@ -148,7 +153,9 @@ async fn an_unreadable_event_stops_the_projections_until_an_operator_skips_it() 
 
     // A rebuild is refused while the projection is stopped; only the
     // position it stopped at can be skipped, and only by an admin.
-    let rebuild = app.post("/v1/admin/projections/rebuild", &Value::Null).await;
+    let rebuild = app
+        .post("/v1/admin/projections/rebuild", &Value::Null)
+        .await;
     assert_eq!(rebuild.status, StatusCode::CONFLICT, "{}", rebuild.body);
     let wrong = skip(&app, "config", garbage + 1).await;
     assert_eq!(wrong.status, StatusCode::CONFLICT, "{}", wrong.body);
@@ -162,9 +169,11 @@ async fn an_unreadable_event_stops_the_projections_until_an_operator_skips_it() 
 
     let skipped = skip(&app, "config", garbage).await;
     assert_eq!(skipped.status, StatusCode::ACCEPTED, "{}", skipped.body);
-    eventually("the later write to apply", Duration::from_secs(10), || async {
-        (limit(&app).await == 2).then_some(())
-    })
+    eventually(
+        "the later write to apply",
+        Duration::from_secs(10),
+        || async { (limit(&app).await == 2).then_some(()) },
+    )
     .await;
     // The feed is still stopped: each projection is skipped on its own.
     assert_eq!(stopped(&app, "feed").await["position"], garbage);
@@ -176,7 +185,10 @@ async fn an_unreadable_event_stops_the_projections_until_an_operator_skips_it() 
     let ready = readyz(&app).await;
     assert_eq!(ready.body["stopped"], json!([]), "{}", ready.body);
     assert_eq!(
-        gauge(&metrics(&app).await, r#"ecs_projection_stopped{projection="config"}"#),
+        gauge(
+            &metrics(&app).await,
+            r#"ecs_projection_stopped{projection="config"}"#
+        ),
         Some(0.0)
     );
 
@@ -184,7 +196,11 @@ async fn an_unreadable_event_stops_the_projections_until_an_operator_skips_it() 
     let audit = app.get("/v1/audit?action=projection.skipped").await;
     let entries = audit.body["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{}", audit.body);
-    assert!(entries.iter().all(|e| e["actor"] == "admin"), "{}", audit.body);
+    assert!(
+        entries.iter().all(|e| e["actor"] == "admin"),
+        "{}",
+        audit.body
+    );
 
     // A rebuild honours the recorded skip and ends equal to the tables.
     let incremental = app.dump_projections().await;
@@ -221,9 +237,11 @@ async fn an_unreadable_audit_record_stops_the_audit_projection() {
         skip(&app, "audit", garbage).await.status,
         StatusCode::ACCEPTED
     );
-    eventually("the refusal to be audited", Duration::from_secs(10), || async {
-        (refusals().await == 1).then_some(())
-    })
+    eventually(
+        "the refusal to be audited",
+        Duration::from_secs(10),
+        || async { (refusals().await == 1).then_some(()) },
+    )
     .await;
     app.wait_ready().await;
 }
@@ -292,13 +310,17 @@ async fn after_an_erasure_and_a_restart_the_feed_keeps_publishing() {
     assert!(erased.status.is_success(), "{}", erased.body);
     let js = jetstream_of(&app).await;
     let feed = js.get_key_value("ecs-feed").await.unwrap();
-    eventually("the erasure to purge the feed", Duration::from_secs(10), || async {
-        feed.get("layer.checkout.acme._._._")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
+    eventually(
+        "the erasure to purge the feed",
+        Duration::from_secs(10),
+        || async {
+            feed.get("layer.checkout.acme._._._")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
     .await;
 
     app.stop().await;
@@ -307,22 +329,30 @@ async fn after_an_erasure_and_a_restart_the_feed_keeps_publishing() {
         .put_layer("checkout", "", &json!({"values": {"limit": 9}}))
         .await;
     assert!(written.status.is_success(), "{}", written.body);
-    let published = eventually("the write to reach the feed", Duration::from_secs(10), || async {
-        let entry = feed.get("layer.checkout._._._._").await.unwrap()?;
-        let message: Value = serde_json::from_slice(&entry).unwrap();
-        (message["position"] == written.position()).then_some(message)
-    })
+    let published = eventually(
+        "the write to reach the feed",
+        Duration::from_secs(10),
+        || async {
+            let entry = feed.get("layer.checkout._._._._").await.unwrap()?;
+            let message: Value = serde_json::from_slice(&entry).unwrap();
+            (message["position"] == written.position()).then_some(message)
+        },
+    )
     .await;
     assert_eq!(published["values"]["limit"], 9, "{published}");
 
     // Its position and lag are reported.
-    eventually("the feed lag to be reported", Duration::from_secs(10), || async {
-        let ready = readyz(&app).await;
-        (ready.status == StatusCode::OK
-            && ready.body["feed"]["published"].as_u64()? >= written.position()
-            && ready.body["feed"]["lag"] == 0)
-            .then_some(())
-    })
+    eventually(
+        "the feed lag to be reported",
+        Duration::from_secs(10),
+        || async {
+            let ready = readyz(&app).await;
+            (ready.status == StatusCode::OK
+                && ready.body["feed"]["published"].as_u64()? >= written.position()
+                && ready.body["feed"]["lag"] == 0)
+                .then_some(())
+        },
+    )
     .await;
     let text = metrics(&app).await;
     assert!(gauge(&text, "ecs_feed_lag_messages").is_some(), "{text}");
@@ -361,7 +391,12 @@ async fn check_serving(app: &TestApp, valid: &str, revoked: &str, expected: &Val
     assert_eq!(read.status, StatusCode::OK, "valid key: {}", read.body);
     assert_eq!(&read.body["values"], expected, "{}", read.body);
     let read = read_with(app, revoked).await;
-    assert_eq!(read.status, StatusCode::UNAUTHORIZED, "revoked key: {}", read.body);
+    assert_eq!(
+        read.status,
+        StatusCode::UNAUTHORIZED,
+        "revoked key: {}",
+        read.body
+    );
     let read = app.resolved("checkout", "").await;
     assert_eq!(read.status, StatusCode::OK, "{}", read.body);
     assert_eq!(&read.body["values"], expected, "{}", read.body);
@@ -383,7 +418,11 @@ async fn a_rebuild_serves_the_current_tables_until_it_switches_atomically() {
         async move {
             for n in 0..10 {
                 let answer = app
-                    .put_layer("checkout", &format!("env=e{layer}"), &json!({"values": {"n": n}}))
+                    .put_layer(
+                        "checkout",
+                        &format!("env=e{layer}"),
+                        &json!({"values": {"n": n}}),
+                    )
                     .await;
                 assert!(answer.status.is_success(), "{}", answer.body);
             }
@@ -406,7 +445,10 @@ async fn a_rebuild_serves_the_current_tables_until_it_switches_atomically() {
     // Hold the rebuild before its switch: it cannot take its schema while
     // this transaction locks a table in it.
     let pool = app.db.pool().await.unwrap();
-    sqlx::query("CREATE SCHEMA ecs_rebuild").execute(&pool).await.unwrap();
+    sqlx::query("CREATE SCHEMA ecs_rebuild")
+        .execute(&pool)
+        .await
+        .unwrap();
     sqlx::query("CREATE TABLE ecs_rebuild.hold (x int)")
         .execute(&pool)
         .await
@@ -417,7 +459,9 @@ async fn a_rebuild_serves_the_current_tables_until_it_switches_atomically() {
         .await
         .unwrap();
 
-    let answer = app.post("/v1/admin/projections/rebuild", &Value::Null).await;
+    let answer = app
+        .post("/v1/admin/projections/rebuild", &Value::Null)
+        .await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
     for _ in 0..20 {
         let status = app.get("/v1/admin/projections").await;
@@ -481,8 +525,17 @@ async fn the_events_stream_refuses_deleting_and_purging_messages() {
             .is_err(),
         "purging a subject is refused"
     );
-    assert_eq!(app.get("/v1/namespaces/checkout").await.status, StatusCode::OK);
-    let info = js.get_stream("ECS_EVENTS").await.unwrap().get_info().await.unwrap();
+    assert_eq!(
+        app.get("/v1/namespaces/checkout").await.status,
+        StatusCode::OK
+    );
+    let info = js
+        .get_stream("ECS_EVENTS")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
     assert_eq!(info.state.messages, 1);
 }
 

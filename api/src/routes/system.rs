@@ -223,7 +223,10 @@ pub async fn skip_message(
             )
         })?;
     let halt = app.halts.get(projection).ok_or_else(|| {
-        ApiError::Conflict(format!("the {} projection is not stopped", projection.as_str()))
+        ApiError::Conflict(format!(
+            "the {} projection is not stopped",
+            projection.as_str()
+        ))
     })?;
     if halt.position != position {
         return Err(ApiError::Conflict(format!(
