@@ -305,10 +305,8 @@ impl FeedPublisher {
                 anyhow::bail!("the events stream consumer ended");
             };
             let message = message?;
-            let position = message
-                .info()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .stream_sequence;
+            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (position, pending) = (info.stream_sequence, info.pending);
             let decoded =
                 ecs_commands::message::read_message(&message.payload, self.keyring.as_deref())
                     .await;
@@ -350,13 +348,22 @@ impl FeedPublisher {
                     }
                 },
             }
-            self.set_offset(position).await?;
+            // Publishing a message again is harmless, so while a backlog
+            // waits the offset is stored every so often rather than after
+            // each message; it is always stored once the feed has caught up.
+            if pending == 0 || position.is_multiple_of(OFFSET_EVERY) {
+                self.set_offset(position).await?;
+            }
             self.halts.passed(FEED_PROJECTION, position);
             metrics::gauge!("ecs_feed_published_position").set(position as f64);
             self.published.send_replace(position);
         }
     }
 }
+
+/// While catching up, the feed publisher stores its offset every this many
+/// messages.
+const OFFSET_EVERY: u64 = 256;
 
 /// The feed publisher's name in `projection_offsets` and `projection_skips`.
 const FEED_PROJECTION: ProjectionName = ProjectionName::Feed;

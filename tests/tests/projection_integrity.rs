@@ -341,6 +341,45 @@ async fn after_an_erasure_and_a_restart_the_feed_keeps_publishing() {
     .await;
     assert_eq!(published["values"]["limit"], 9, "{published}");
 
+    // A feed published before the publisher kept its offset resumes after
+    // the bucket's newest feed message, passing over purge markers.
+    assert!(app.put_tenant("globex", "pro").await.status.is_success());
+    let erased = app.post("/v1/tenants/globex/erase", &json!({})).await;
+    assert!(erased.status.is_success(), "{}", erased.body);
+    eventually(
+        "the erasure to purge the feed",
+        Duration::from_secs(10),
+        || async {
+            feed.get("tenant.globex")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    app.stop().await;
+    let pool = app.db.pool().await.unwrap();
+    sqlx::query("DELETE FROM projection_offsets WHERE name = 'feed'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.start().await;
+    let written = app
+        .put_layer("checkout", "", &json!({"values": {"limit": 10}}))
+        .await;
+    assert!(written.status.is_success(), "{}", written.body);
+    eventually(
+        "the write to reach the feed",
+        Duration::from_secs(10),
+        || async {
+            let entry = feed.get("layer.checkout._._._._").await.unwrap()?;
+            let message: Value = serde_json::from_slice(&entry).unwrap();
+            (message["values"]["limit"] == 10).then_some(())
+        },
+    )
+    .await;
+
     // Its position and lag are reported.
     eventually(
         "the feed lag to be reported",
