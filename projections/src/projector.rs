@@ -23,8 +23,8 @@ use crate::rebuild::Rebuild;
 pub struct ProjectionStatus {
     /// The last stream position applied to PostgreSQL.
     pub applied: u64,
-    /// The stream's last position when the projector (re)started; the
-    /// projection has caught up once `applied` reaches it.
+    /// The stream's last position when the projector (re)started or a
+    /// rebuild began; the projection has caught up once `applied` reaches it.
     pub target: u64,
     pub caught_up: bool,
     /// A rebuild is in progress (the current tables keep being served and
@@ -341,6 +341,9 @@ impl Projector {
         self.status.send_modify(|s| {
             s.rebuilding = true;
             s.rebuild = Some(RebuildProgress { applied: 0, target });
+            // The current tables have applied at most this far: once they
+            // reach it (and the rebuild has switched in), all is caught up.
+            s.target = s.target.max(target);
         });
         let rebuild = Rebuild {
             pool: self.pool.clone(),

@@ -11,6 +11,7 @@
 //! see the old tables or the new ones, never a mix (ADR 10).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
@@ -27,6 +28,9 @@ use crate::projector::{Applied, MAX_BATCH, ProjectionStatus, apply_batch};
 
 /// Where a rebuild builds its fresh tables.
 pub const SHADOW_SCHEMA: &str = "ecs_rebuild";
+
+/// How many times the switch is tried before the rebuild gives up.
+const SWITCH_ATTEMPTS: u32 = 5;
 
 /// Where the replaced tables go for the moment of the switch.
 const RETIRED_SCHEMA: &str = "ecs_retired";
@@ -78,7 +82,24 @@ impl Rebuild {
         if target > 0 {
             offset = self.replay(target, shutdown).await?;
         }
-        self.switch(&live, offset).await
+        // The switch waits for readers of the tables it moves and may meet
+        // one in a deadlock (PostgreSQL then aborts it, changing nothing):
+        // try again a few times.
+        let mut attempt = 1;
+        loop {
+            match self.switch(&live, offset).await {
+                Err(error) if attempt < SWITCH_ATTEMPTS && !shutdown.is_cancelled() => {
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        attempt,
+                        "cannot switch the rebuilt tables in yet; trying again"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200) * attempt).await;
+                    attempt += 1;
+                }
+                switched => return switched,
+            }
+        }
     }
 
     /// Applies the stream from its start to the fresh tables until they
@@ -153,6 +174,11 @@ impl Rebuild {
     /// audit entries over and moves the fresh tables in.
     async fn switch(&self, live: &str, shadow: u64) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await?;
+        // Never queue for long behind a reader: everyone else would queue
+        // behind the switch meanwhile.
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await?;
         let current = lock_offset(&mut tx).await?;
         lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
         set_search_path(&mut tx, SHADOW_SCHEMA).await?;
