@@ -24,8 +24,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{lock_offset_of, set_offset_of};
-use crate::halt::{Halts, ProjectionName, skip_recorded};
-use crate::projector::{Backoff, retry_with_backoff};
+use crate::halt::{Halts, ProjectionName, Skip, skip_recorded};
+use crate::retry::{Backoff, retry_with_backoff};
 
 /// The audit projector's name in `projection_offsets`.
 pub const AUDIT_PROJECTION: &str = "audit";
@@ -144,14 +144,23 @@ pub async fn reset_accepted(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<
     Ok(())
 }
 
-/// Records an operator's skip of a message a projection could not read.
-pub(crate) async fn record_skip(
-    tx: &mut Transaction<'_, Postgres>,
-    skip: &crate::halt::Skip,
-    role: &str,
-) -> sqlx::Result<()> {
+/// Records an operator's skip of a message a projection could not read
+/// (`projection_skips`, which the projections honour) and its audit entry
+/// (kept across rebuilds, as refused attempts are), in one transaction.
+pub async fn record_skip(pool: &sqlx::PgPool, skip: &Skip, role: &str) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO projection_skips (projection, position, error, skipped_by)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(skip.projection.as_str())
+    .bind(skip.position as i64)
+    .bind(&skip.error)
+    .bind(&skip.skipped_by)
+    .execute(&mut *tx)
+    .await?;
     insert(
-        tx,
+        &mut tx,
         Entry {
             key: format!("skip:{}:{}", skip.projection.as_str(), skip.position),
             at: OffsetDateTime::now_utc(),
@@ -175,7 +184,8 @@ pub(crate) async fn record_skip(
             position: Some(skip.position),
         },
     )
-    .await
+    .await?;
+    tx.commit().await
 }
 
 pub(crate) fn layer_action(change: &LayerChange) -> &'static str {

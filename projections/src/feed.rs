@@ -11,13 +11,13 @@ use ecs_domain::feed::{FEED_BUCKET, FEED_VERSION, FeedItem, FeedMessage};
 use ecs_domain::{NamespaceEvent, TenantEvent};
 use futures::StreamExt;
 use serde_json::Value;
+use sqlx::PgPool;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::halt::{Halts, ProjectionName, skip_recorded};
-use sqlx::PgPool;
 
 /// How many readers (SDK clients, each one consumer) the feed admits. The
 /// server's default per-stream limit is far lower than a fleet of services.

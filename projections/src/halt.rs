@@ -188,21 +188,3 @@ pub async fn skip_recorded(
     .fetch_optional(pool)
     .await
 }
-
-/// Records `skip`, and its audit entry (kept across rebuilds, as refused
-/// attempts are), in one transaction.
-pub async fn record_skip(pool: &PgPool, skip: &Skip, role: &str) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO projection_skips (projection, position, error, skipped_by)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(skip.projection.as_str())
-    .bind(skip.position as i64)
-    .bind(&skip.error)
-    .bind(&skip.skipped_by)
-    .execute(&mut *tx)
-    .await?;
-    crate::audit::record_skip(&mut tx, skip, role).await?;
-    tx.commit().await
-}

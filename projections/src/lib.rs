@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod audit;
+mod batch;
 pub mod change_requests;
 pub mod feed;
 pub mod gdpr;
@@ -14,12 +15,13 @@ pub mod halt;
 pub mod projector;
 pub mod queries;
 pub mod rebuild;
+mod retry;
+pub mod status;
 
 pub use halt::{Halt, Halts, ProjectionName};
-pub use projector::{
-    ProjectionHandle, ProjectionStatus, Projector, ProjectorSettings, RebuildProgress,
-};
+pub use projector::{ProjectionHandle, Projector, ProjectorSettings};
 pub use queries::{Layers, ReadModel};
+pub use status::{ProjectionStatus, RebuildProgress};
 
 /// The embedded migrations.
 pub(crate) fn migrator() -> sqlx::migrate::Migrator {

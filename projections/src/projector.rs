@@ -7,45 +7,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
 use ecs_commands::keyring::Keyring;
-use ecs_commands::message::read_message;
 use futures::{FutureExt, StreamExt};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::apply::{apply_messages, lock_offset, set_offset};
-use crate::halt::{Halts, ProjectionName, skip_recorded};
+use crate::apply::lock_offset;
+use crate::batch::{Applied, MAX_BATCH, apply_batch};
+use crate::halt::{Halts, ProjectionName};
 use crate::rebuild::Rebuild;
-
-/// Where the projection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub struct ProjectionStatus {
-    /// The last stream position applied to PostgreSQL.
-    pub applied: u64,
-    /// The stream's last position when the projector (re)started or a
-    /// rebuild began; the projection has caught up once `applied` reaches it.
-    pub target: u64,
-    pub caught_up: bool,
-    /// A rebuild is in progress (the current tables keep being served and
-    /// updated meanwhile).
-    pub rebuilding: bool,
-    /// How far the rebuild in progress has come.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rebuild: Option<RebuildProgress>,
-}
-
-/// How far a rebuild has replayed the stream into its fresh tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub struct RebuildProgress {
-    /// The last position applied to the fresh tables.
-    pub applied: u64,
-    /// The stream's last position when the rebuild started.
-    pub target: u64,
-}
-
-/// The most messages applied in one transaction.
-pub(crate) const MAX_BATCH: usize = 1024;
+use crate::retry::{Backoff, retry_with_backoff};
+use crate::status::{ProjectionStatus, RebuildProgress};
 
 enum Control {
     Rebuild(oneshot::Sender<u64>),
@@ -381,109 +353,10 @@ fn consecutive(
     Ok((work, pending))
 }
 
-/// What applying a batch came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Applied {
-    /// Every message of the batch took effect (or was already applied).
-    Through,
-    /// The stored offset is behind the batch (PostgreSQL lost recent
-    /// commits): nothing changed; follow again from the offset.
-    Behind,
-    /// The messages before `position` took effect; the one at `position`
-    /// cannot be read and no skip of it is recorded.
-    Unreadable { position: u64, error: String },
-}
-
-/// Applies consecutive messages and the new offset in `tx` (whose search
-/// path picks the tables: the current ones, or a rebuild's fresh ones). A
-/// message that cannot be read ends the batch before it, unless an operator
-/// recorded a skip of its position (`projection_skips`, read through `pool`).
-pub(crate) async fn apply_batch(
-    pool: &PgPool,
-    tx: &mut Transaction<'_, Postgres>,
-    batch: &[(u64, bytes::Bytes)],
-    keyring: Option<&Keyring>,
-) -> anyhow::Result<Applied> {
-    let last = lock_offset(tx).await?;
-    if batch.first().is_some_and(|(first, _)| *first > last + 1) {
-        return Ok(Applied::Behind);
-    }
-    let mut applied = last;
-    let mut messages = Vec::with_capacity(batch.len());
-    let mut outcome = Applied::Through;
-    for (position, payload) in batch {
-        if *position <= last {
-            continue;
-        }
-        match read_message(payload, keyring).await {
-            Ok((message, events)) => messages.push((*position, message, events)),
-            Err(error) if error.is_transient() => return Err(error.into()),
-            Err(error) => match skip_recorded(pool, ProjectionName::Config, *position).await? {
-                Some(by) => {
-                    metrics::counter!("ecs_projection_messages_skipped_total").increment(1);
-                    tracing::warn!(%error, position, skipped_by = by, "skipping an unreadable message as recorded");
-                }
-                None => {
-                    outcome = Applied::Unreadable {
-                        position: *position,
-                        error: error.to_string(),
-                    };
-                    break;
-                }
-            },
-        }
-        applied = *position;
-    }
-    apply_messages(tx, &messages).await?;
-    if applied > last {
-        set_offset(tx, applied).await?;
-    }
-    Ok(outcome)
-}
-
 /// How `follow` ended without an error.
 enum Flow {
     Stop,
     /// Follow again from the offset in PostgreSQL (after a stop at an
     /// unreadable message, when asked to read it again).
     Restart,
-}
-
-/// Runs `attempt` in `span` until it succeeds, waiting with a [`Backoff`]
-/// after each failure (PostgreSQL unavailable, say); fails only on shutdown.
-pub(crate) async fn retry_with_backoff<T, F, Fut>(
-    span: &tracing::Span,
-    shutdown: &CancellationToken,
-    mut attempt: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let mut backoff = Backoff::default();
-    loop {
-        match attempt().instrument(span.clone()).await {
-            Ok(value) => return Ok(value),
-            Err(error) => {
-                tracing::warn!(parent: span, error = format!("{error:#}"), "cannot apply; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("shutting down"),
-                    _ = tokio::time::sleep(backoff.next()) => {}
-                }
-            }
-        }
-    }
-}
-
-/// Exponential backoff from 100 ms to 5 s.
-#[derive(Default)]
-pub(crate) struct Backoff(u32);
-
-impl Backoff {
-    pub(crate) fn next(&mut self) -> Duration {
-        let delay =
-            Duration::from_millis(100 * 2u64.pow(self.0.min(6))).min(Duration::from_secs(5));
-        self.0 += 1;
-        delay
-    }
 }

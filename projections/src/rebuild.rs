@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::{TABLES, lock_offset, lock_offset_of};
 use crate::audit::{AUDIT_PROJECTION, KEPT_ACROSS_REBUILDS};
-use crate::projector::{Applied, MAX_BATCH, ProjectionStatus, apply_batch};
+use crate::batch::{Applied, MAX_BATCH, apply_batch};
+use crate::status::ProjectionStatus;
 
 /// Where a rebuild builds its fresh tables.
 pub const SHADOW_SCHEMA: &str = "ecs_rebuild";
