@@ -118,7 +118,8 @@ pub fn unsafe_settings(config: &stream::Config, settings: &StreamSettings) -> Ve
 /// new messages refused rather than old ones dropped should a limit ever be
 /// set, direct gets allowed (loading an aggregate reads only its last
 /// message). Then checks the stream as it is (it may have been created or
-/// edited by someone else) and refuses one that could lose events.
+/// edited by someone else) and refuses one that could lose events, after
+/// setting an older stream's discard policy to new.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     settings: &StreamSettings,
@@ -142,13 +143,34 @@ pub async fn ensure_stream(
             settings.name
         )
     })?;
-    let info = stream.info().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read the settings of the events stream {}: {e}",
-            settings.name
-        )
-    })?;
-    let found = unsafe_settings(&info.config, settings);
+    let mut config = stream
+        .info()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the settings of the events stream {}: {e}",
+                settings.name
+            )
+        })?
+        .config
+        .clone();
+    // Streams created before ECS asked for it discard old messages at a
+    // limit. Turning that to new changes nothing stored, only that a limit
+    // set later would refuse writes instead of dropping history: do it.
+    if config.discard == stream::DiscardPolicy::Old {
+        let mut tightened = config.clone();
+        tightened.discard = stream::DiscardPolicy::New;
+        match js.update_stream(&tightened).await {
+            Ok(info) => {
+                tracing::warn!(stream = settings.name, "events stream set to discard new");
+                config = info.config;
+            }
+            Err(error) => {
+                tracing::warn!(%error, stream = settings.name, "cannot set the events stream to discard new");
+            }
+        }
+    }
+    let found = unsafe_settings(&config, settings);
     if !found.is_empty() {
         let reasons: Vec<String> = found.iter().map(ToString::to_string).collect();
         anyhow::bail!(

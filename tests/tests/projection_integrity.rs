@@ -604,3 +604,32 @@ async fn a_pre_created_stream_that_could_lose_events_refuses_to_start() {
     }
     assert!(!message.contains("deny_delete"), "{message}");
 }
+
+#[tokio::test]
+async fn an_older_stream_that_discards_old_messages_is_set_to_discard_new() {
+    let nats = NatsServer::start();
+    let db = TestDatabase::create().await;
+    let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.create_stream(stream::Config {
+        name: "ECS_EVENTS".to_owned(),
+        subjects: vec!["ecs.events.>".to_owned()],
+        deny_delete: true,
+        deny_purge: true,
+        discard: stream::DiscardPolicy::Old,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = Application::build(settings_for(&nats, &db))
+        .await
+        .expect("a stream that discards old messages but has no limit starts");
+    drop(app);
+    let info = js
+        .get_stream("ECS_EVENTS")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert_eq!(info.config.discard, stream::DiscardPolicy::New);
+}
