@@ -134,16 +134,6 @@ pub(crate) async fn insert_all(
 /// projections are rebuilt: refused attempts and operators' skips.
 pub(crate) const KEPT_ACROSS_REBUILDS: &str = "outcome = 'refused' OR key LIKE 'skip:%'";
 
-/// Deletes the accepted entries (a rebuild replays them); refused ones stay.
-pub async fn reset_accepted(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
-    sqlx::query(&format!(
-        "DELETE FROM audit WHERE NOT ({KEPT_ACROSS_REBUILDS})"
-    ))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Records an operator's skip of a message a projection could not read
 /// (`projection_skips`, which the projections honour) and its audit entry
 /// (kept across rebuilds, as refused attempts are), in one transaction.
