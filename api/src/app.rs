@@ -15,7 +15,7 @@ use ecs_commands::{CommandBus, StreamSettings, ensure_stream};
 use ecs_domain::{Precedence, Services};
 use ecs_projections::audit::AuditProjector;
 use ecs_projections::feed::FeedPublisher;
-use ecs_projections::{Projector, ProjectorSettings, ReadModel};
+use ecs_projections::{Halts, Projector, ProjectorSettings, ReadModel};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
@@ -144,6 +144,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/v1/admin/projections/rebuild",
             post(system::rebuild_projections),
+        )
+        .route(
+            "/v1/admin/projections/{name}/skip",
+            post(system::skip_message),
         )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
@@ -289,8 +293,7 @@ impl Application {
         if settings.master_key.is_none() {
             tracing::warn!("ECS_MASTER_KEY is not set: tenant data keys are stored unwrapped");
         }
-        let (feed, _) = FeedPublisher::new(js.clone(), settings.stream_name.clone());
-        let feed = feed.with_keyring(keyring.clone());
+        keyring.verify_master_key().await?;
 
         // Two pools: readers (request handlers) cannot take the connections
         // the projectors need, so a read storm delays reads, not projections
@@ -321,11 +324,19 @@ impl Application {
             })?;
 
         let read = ReadModel::new(reader_pool);
+        let halts = Halts::default();
+        let (feed, feed_published) = FeedPublisher::new(
+            js.clone(),
+            projector_pool.clone(),
+            settings.stream_name.clone(),
+        );
+        let feed = feed.with_keyring(keyring.clone()).with_halts(halts.clone());
         let (audit, _) = AuditProjector::new(
             projector_pool.clone(),
             js.clone(),
             crate::audit::AUDIT_STREAM,
         );
+        let audit = audit.with_halts(halts.clone());
         let (projector, projections) = Projector::new(
             projector_pool,
             js.clone(),
@@ -334,7 +345,9 @@ impl Application {
                 ..Default::default()
             },
         );
-        let projector = projector.with_keyring(keyring.clone());
+        let projector = projector
+            .with_keyring(keyring.clone())
+            .with_halts(halts.clone());
         let state = AppState::new(AppInner {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
@@ -343,6 +356,9 @@ impl Application {
             bus: CommandBus::new(js.clone(), settings.stream_name.clone())
                 .with_keyring(keyring.clone())
                 .with_max_message(max_payload),
+            js: js.clone(),
+            halts,
+            feed_published,
             keyring,
             services: Services {
                 reader: Arc::new(read.clone()),

@@ -51,10 +51,9 @@ impl SnapshotCache {
         ns: &NamespaceName,
         tenant: Option<&TenantId>,
     ) -> sqlx::Result<Current> {
-        let status = self.projections.status();
-        let position = status.applied;
-        // During a rebuild positions restart from zero: read the tables directly.
-        let cacheable = !status.rebuilding;
+        // A rebuild switches in tables equal to the current ones at the same
+        // position, so what is cached per position stays true across it.
+        let position = self.projections.status().applied;
         let (snapshot, editions) = {
             let mut generation = self.lock();
             if generation.position != position {
@@ -66,7 +65,7 @@ impl SnapshotCache {
             let edition = tenant.and_then(|t| generation.editions.get(t).cloned());
             (generation.namespaces.get(ns).cloned(), edition)
         };
-        let snapshot = match snapshot.filter(|_| cacheable) {
+        let snapshot = match snapshot {
             Some(snapshot) => snapshot,
             None => {
                 let loaded = self
@@ -80,7 +79,7 @@ impl SnapshotCache {
                 loaded
             }
         };
-        let edition = match (tenant, editions.filter(|_| cacheable)) {
+        let edition = match (tenant, editions) {
             (None, _) => None,
             (Some(_), Some(edition)) => edition,
             (Some(tenant), None) => {

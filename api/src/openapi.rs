@@ -35,7 +35,7 @@ impl Modify for BearerAuth {
         tokens::issue_token, tokens::list_tokens, tokens::revoke_token,
         crate::routes::audit::list_audit, crate::routes::audit::export_audit,
         system::healthz, system::readyz, system::metrics, system::openapi,
-        system::projections_status, system::rebuild_projections,
+        system::projections_status, system::rebuild_projections, system::skip_message,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -40,6 +40,11 @@ pub struct AppInner {
     pub services: Services,
     pub projections: ProjectionHandle,
     pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    /// The projections stopped at a message they cannot read.
+    pub halts: ecs_projections::Halts,
+    /// The last events-stream position the feed publisher has published.
+    pub feed_published: tokio::sync::watch::Receiver<u64>,
     pub metrics: PrometheusHandle,
     pub write_wait: Duration,
     pub auth: Arc<crate::auth::Authenticator>,

@@ -402,3 +402,49 @@ impl crate::EventMessage<Value> {
         Ok(self)
     }
 }
+
+/// How many stored tenant keys [`Keyring::verify_master_key`] opens at most:
+/// one key opened with the wrong master key is enough to tell, and a start
+/// must not read thousands of keys.
+const KEYS_VERIFIED_ON_START: usize = 64;
+
+impl Keyring {
+    /// Checks that the configured master key opens the stored tenant keys,
+    /// so a wrong (or missing) `ECS_MASTER_KEY` stops the server at start
+    /// instead of making every tenant's messages unreadable.
+    pub async fn verify_master_key(&self) -> anyhow::Result<()> {
+        use futures::StreamExt as _;
+        let mut keys = self
+            .store
+            .keys()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list the tenant keys: {e}"))?;
+        let mut checked = 0;
+        while let Some(tenant) = keys.next().await {
+            let tenant = tenant.map_err(|e| anyhow::anyhow!("cannot list the tenant keys: {e}"))?;
+            let stored = self
+                .store
+                .get(&tenant)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read the key of tenant {tenant}: {e}"))?;
+            // A key purged meanwhile (an erasure) has nothing to check.
+            let Some(stored) = stored else { continue };
+            if let Err(error) = self.unwrap_key(&stored) {
+                let configured = if self.master.is_some() {
+                    "the configured ECS_MASTER_KEY"
+                } else {
+                    "no ECS_MASTER_KEY (keys stored unwrapped)"
+                };
+                anyhow::bail!(
+                    "{configured} does not open the data key of tenant {tenant} ({error}): \
+                     start with the master key the tenant keys were wrapped with"
+                );
+            }
+            checked += 1;
+            if checked >= KEYS_VERIFIED_ON_START {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

@@ -15,4 +15,4 @@ pub mod stream;
 pub use bus::{CommandBus, CommandError, CommandMeta, Committed};
 pub use message::{AnyEvents, EventMessage};
 pub use store::{Addressed, JetStreamStore, MessageTooLarge};
-pub use stream::{EVENTS_SUBJECTS, StreamSettings, ensure_stream};
+pub use stream::{EVENTS_SUBJECTS, StreamSettings, UnsafeStream, ensure_stream, unsafe_settings};

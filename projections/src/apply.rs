@@ -13,7 +13,7 @@ use sqlx::{Postgres, Row, Transaction};
 /// The projection's name in `projection_offsets`.
 pub const PROJECTION: &str = "config";
 
-/// Every table the projection owns, emptied by a rebuild.
+/// Every table the projection owns, replaced by a rebuild (with `audit`).
 pub const TABLES: &[&str] = &[
     "commands",
     "namespaces",
@@ -62,17 +62,6 @@ pub async fn set_offset_of(
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-/// Empties every projection table and resets the offset, in one transaction.
-pub async fn reset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
-    sqlx::query(&format!("TRUNCATE {}", TABLES.join(", ")))
-        .execute(&mut **tx)
-        .await?;
-    // The audit log keeps its refused entries (they come from another stream).
-    crate::audit::reset_accepted(tx).await?;
-    lock_offset(tx).await?;
-    set_offset(tx, 0).await
 }
 
 /// Writes the effects of consecutive messages, in order. Runs of layer

@@ -24,7 +24,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::apply::{lock_offset_of, set_offset_of};
-use crate::projector::{Backoff, retry_with_backoff};
+use crate::halt::{Halts, ProjectionName, Skip, skip_recorded};
+use crate::retry::{Backoff, retry_with_backoff};
 
 /// The audit projector's name in `projection_offsets`.
 pub const AUDIT_PROJECTION: &str = "audit";
@@ -129,12 +130,52 @@ pub(crate) async fn insert_all(
     Ok(())
 }
 
-/// Deletes the accepted entries (a rebuild replays them); refused ones stay.
-pub async fn reset_accepted(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM audit WHERE outcome = 'accepted'")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+/// The entries that are not a projection of the events stream, kept when the
+/// projections are rebuilt: refused attempts and operators' skips.
+pub(crate) const KEPT_ACROSS_REBUILDS: &str = "outcome = 'refused' OR key LIKE 'skip:%'";
+
+/// Records an operator's skip of a message a projection could not read
+/// (`projection_skips`, which the projections honour) and its audit entry
+/// (kept across rebuilds, as refused attempts are), in one transaction.
+pub async fn record_skip(pool: &sqlx::PgPool, skip: &Skip, role: &str) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO projection_skips (projection, position, error, skipped_by)
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(skip.projection.as_str())
+    .bind(skip.position as i64)
+    .bind(&skip.error)
+    .bind(&skip.skipped_by)
+    .execute(&mut *tx)
+    .await?;
+    insert(
+        &mut tx,
+        Entry {
+            key: format!("skip:{}:{}", skip.projection.as_str(), skip.position),
+            at: OffsetDateTime::now_utc(),
+            outcome: Outcome::Accepted,
+            action: "projection.skipped".to_owned(),
+            actor: Some(skip.skipped_by.as_str()),
+            role: Some(role),
+            request_id: None,
+            correlation_id: None,
+            tenant: None,
+            namespace: None,
+            scope: None,
+            reason: Some(skip.error.clone()),
+            before: None,
+            after: None,
+            message: Some(format!(
+                "projection {} skipped position {}",
+                skip.projection.as_str(),
+                skip.position
+            )),
+            position: Some(skip.position),
+        },
+    )
+    .await?;
+    tx.commit().await
 }
 
 pub(crate) fn layer_action(change: &LayerChange) -> &'static str {
@@ -399,6 +440,7 @@ pub struct AuditProjector {
     js: jetstream::Context,
     stream: String,
     applied: watch::Sender<u64>,
+    halts: Halts,
 }
 
 impl AuditProjector {
@@ -415,9 +457,16 @@ impl AuditProjector {
                 js,
                 stream: stream.into(),
                 applied,
+                halts: Halts::default(),
             },
             receiver,
         )
+    }
+
+    /// Reports a stop (an unreadable record) to these shared halts.
+    pub fn with_halts(mut self, halts: Halts) -> Self {
+        self.halts = halts;
+        self
     }
 
     /// Runs until `shutdown`, resuming after NATS or PostgreSQL failures with
@@ -426,7 +475,11 @@ impl AuditProjector {
         let mut backoff = Backoff::default();
         loop {
             match self.follow(&shutdown).await {
-                Ok(()) => return Ok(()),
+                Ok(Followed::Shutdown) => return Ok(()),
+                Ok(Followed::Resume) => {
+                    backoff = Backoff::default();
+                    continue;
+                }
                 Err(error) => tracing::warn!(
                     error = format!("{error:#}"),
                     "audit projector interrupted; resuming"
@@ -446,7 +499,7 @@ impl AuditProjector {
         Ok(offset)
     }
 
-    async fn follow(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn follow(&self, shutdown: &CancellationToken) -> anyhow::Result<Followed> {
         let mut offset = self.offset().await?;
         self.applied.send_replace(offset);
         let stream = self.js.get_stream(&self.stream).await?;
@@ -466,7 +519,7 @@ impl AuditProjector {
         tracing::info!(offset, "audit projector following the audit stream");
         loop {
             let message = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(Followed::Shutdown),
                 message = messages.next() => message,
             };
             let Some(message) = message else {
@@ -480,25 +533,37 @@ impl AuditProjector {
                 continue;
             }
             let span = tracing::info_span!("audit", position);
-            retry_with_backoff(&span, shutdown, || {
+            let applied = retry_with_backoff(&span, shutdown, || {
                 self.apply_once(position, &message.payload, published)
             })
             .await?;
+            if let Unreadable(Some(error)) = applied {
+                self.halts
+                    .stop(ProjectionName::Audit, position, format!("{error:#}"));
+                return Ok(if self.halts.wait_for_resume(shutdown).await {
+                    Followed::Resume
+                } else {
+                    Followed::Shutdown
+                });
+            }
+            self.halts.passed(ProjectionName::Audit, position);
             offset = position;
             self.applied.send_replace(position);
         }
     }
 
+    /// Projects the record at `position`; answers the error, changing
+    /// nothing, when the record cannot be read and no skip of it is recorded.
     async fn apply_once(
         &self,
         position: u64,
         payload: &[u8],
         published: OffsetDateTime,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Unreadable> {
         let mut tx = self.pool.begin().await?;
         let last = lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
         if position <= last {
-            return Ok(());
+            return Ok(Unreadable(None));
         }
         match serde_json::from_slice::<AuditRecord>(payload) {
             Ok(record) if record.outcome == Outcome::Refused => {
@@ -507,13 +572,27 @@ impl AuditProjector {
             // Accepted changes are recorded from the events stream.
             Ok(_) => tracing::debug!(position, "audit stream: skipping an accepted record"),
             Err(error) => {
-                tracing::error!(%error, position, "audit stream: skipping an undecodable record")
+                let Some(by) = skip_recorded(&self.pool, ProjectionName::Audit, position).await?
+                else {
+                    return Ok(Unreadable(Some(error.into())));
+                };
+                tracing::warn!(%error, position, skipped_by = by, "audit stream: skipping an unreadable record as recorded");
             }
         }
         set_offset_of(&mut tx, AUDIT_PROJECTION, position).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Unreadable(None))
     }
+}
+
+/// The error of a record that cannot be read, if it could not.
+struct Unreadable(Option<anyhow::Error>);
+
+/// How following the audit stream ended without an error.
+enum Followed {
+    Shutdown,
+    /// Stopped at an unreadable record, then asked to read it again.
+    Resume,
 }
 
 /// Which entries a query asks for. Every filter is an exact match, except the

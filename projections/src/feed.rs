@@ -11,10 +11,13 @@ use ecs_domain::feed::{FEED_BUCKET, FEED_VERSION, FeedItem, FeedMessage};
 use ecs_domain::{NamespaceEvent, TenantEvent};
 use futures::StreamExt;
 use serde_json::Value;
+use sqlx::PgPool;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+
+use crate::halt::{Halts, ProjectionName, skip_recorded};
 
 /// How many readers (SDK clients, each one consumer) the feed admits. The
 /// server's default per-stream limit is far lower than a fleet of services.
@@ -127,26 +130,34 @@ pub fn feed_messages(
     }
 }
 
-/// Follows the events stream and publishes the feed.
+/// Follows the events stream and publishes the feed, resuming after its own
+/// offset (`projection_offsets` row `feed`), which moves only once a
+/// message's feed messages are in the bucket: a restart may publish a message
+/// again (readers ignore a position they hold), never skip one.
 pub struct FeedPublisher {
     js: jetstream::Context,
+    pool: PgPool,
     stream: String,
     published: watch::Sender<u64>,
     keyring: Option<std::sync::Arc<ecs_commands::keyring::Keyring>>,
+    halts: Halts,
 }
 
 impl FeedPublisher {
     pub fn new(
         js: jetstream::Context,
+        pool: PgPool,
         stream: impl Into<String>,
     ) -> (FeedPublisher, watch::Receiver<u64>) {
         let (published, receiver) = watch::channel(0);
         (
             FeedPublisher {
                 js,
+                pool,
                 stream: stream.into(),
                 published,
                 keyring: None,
+                halts: Halts::default(),
             },
             receiver,
         )
@@ -158,17 +169,65 @@ impl FeedPublisher {
         self
     }
 
-    /// The position of the newest feed message: the feed resumes after it.
-    /// (Compaction never removes a bucket's newest message.)
-    async fn published_position(&self) -> anyhow::Result<u64> {
-        let mut stream = self.js.get_stream(format!("KV_{FEED_BUCKET}")).await?;
-        let last = stream.info().await?.state.last_sequence;
-        if last == 0 {
-            return Ok(0);
+    /// Reports a stop (an unreadable message) to these shared halts.
+    pub fn with_halts(mut self, halts: Halts) -> Self {
+        self.halts = halts;
+        self
+    }
+
+    /// The position the feed resumes after: its offset, or for a feed
+    /// published before the offset was kept, the position of the bucket's
+    /// newest feed message (stored as the offset from then on).
+    async fn offset(&self) -> anyhow::Result<u64> {
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT last_position FROM projection_offsets WHERE name = $1")
+                .bind(FEED_PROJECTION.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(stored) = stored {
+            return Ok(stored as u64);
         }
-        let message = stream.direct_get(last).await?;
-        let message: FeedMessage = serde_json::from_slice(&message.payload)?;
-        Ok(message.position)
+        let derived = self.newest_published().await?;
+        sqlx::query(
+            "INSERT INTO projection_offsets (name, last_position) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(FEED_PROJECTION.as_str())
+        .bind(derived as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(derived)
+    }
+
+    async fn set_offset(&self, position: u64) -> sqlx::Result<()> {
+        sqlx::query("UPDATE projection_offsets SET last_position = $2 WHERE name = $1")
+            .bind(FEED_PROJECTION.as_str())
+            .bind(position as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The position of the newest feed message in the bucket, passing over
+    /// the markers a purge or delete leaves (they carry no feed message).
+    async fn newest_published(&self) -> anyhow::Result<u64> {
+        let mut stream = self.js.get_stream(format!("KV_{FEED_BUCKET}")).await?;
+        let state = stream.info().await?.state.clone();
+        let mut sequence = state.last_sequence;
+        while sequence >= state.first_sequence.max(1) {
+            match stream.direct_get(sequence).await {
+                Ok(message) => {
+                    if let Ok(feed) = serde_json::from_slice::<FeedMessage>(&message.payload) {
+                        return Ok(feed.position);
+                    }
+                }
+                // Compaction removed it (an older value of a key).
+                Err(error) if error.kind() == jetstream::stream::DirectGetErrorKind::NotFound => {}
+                Err(error) => return Err(error.into()),
+            }
+            sequence -= 1;
+        }
+        Ok(0)
     }
 
     /// Completes a tenant's erasure in NATS: destroys its data key (again,
@@ -201,7 +260,11 @@ impl FeedPublisher {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.follow(&shutdown).await {
-                Ok(()) => return Ok(()),
+                Ok(Followed::Shutdown) => return Ok(()),
+                Ok(Followed::Resume) => {
+                    delay = Duration::from_millis(100);
+                    continue;
+                }
                 Err(error) => tracing::warn!(
                     error = format!("{error:#}"),
                     "feed publisher interrupted; resuming"
@@ -215,9 +278,9 @@ impl FeedPublisher {
         }
     }
 
-    async fn follow(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn follow(&self, shutdown: &CancellationToken) -> anyhow::Result<Followed> {
         let store = self.js.get_key_value(FEED_BUCKET).await?;
-        let after = self.published_position().await?;
+        let after = self.offset().await?;
         self.published.send_replace(after);
         let stream = self.js.get_stream(&self.stream).await?;
         let consumer = stream
@@ -235,17 +298,15 @@ impl FeedPublisher {
         let mut messages = consumer.messages().await?;
         loop {
             let message = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return Ok(Followed::Shutdown),
                 message = messages.next() => message,
             };
             let Some(message) = message else {
                 anyhow::bail!("the events stream consumer ended");
             };
             let message = message?;
-            let position = message
-                .info()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .stream_sequence;
+            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (position, pending) = (info.stream_sequence, info.pending);
             let decoded =
                 ecs_commands::message::read_message(&message.payload, self.keyring.as_deref())
                     .await;
@@ -270,12 +331,46 @@ impl FeedPublisher {
                         .instrument(tracing::debug_span!("feed", position))
                         .await?;
                 }
-                Err(error) => {
-                    tracing::error!(%error, position, "feed: skipping an undecodable message")
-                }
+                Err(error) => match skip_recorded(&self.pool, FEED_PROJECTION, position).await? {
+                    Some(by) => tracing::warn!(
+                        %error,
+                        position,
+                        skipped_by = by,
+                        "feed: skipping an unreadable message as recorded"
+                    ),
+                    None => {
+                        self.halts.stop(FEED_PROJECTION, position, &error);
+                        return Ok(if self.halts.wait_for_resume(shutdown).await {
+                            Followed::Resume
+                        } else {
+                            Followed::Shutdown
+                        });
+                    }
+                },
             }
+            // Publishing a message again is harmless, so while a backlog
+            // waits the offset is stored every so often rather than after
+            // each message; it is always stored once the feed has caught up.
+            if pending == 0 || position.is_multiple_of(OFFSET_EVERY) {
+                self.set_offset(position).await?;
+            }
+            self.halts.passed(FEED_PROJECTION, position);
             metrics::gauge!("ecs_feed_published_position").set(position as f64);
             self.published.send_replace(position);
         }
     }
+}
+
+/// While catching up, the feed publisher stores its offset every this many
+/// messages.
+const OFFSET_EVERY: u64 = 256;
+
+/// The feed publisher's name in `projection_offsets` and `projection_skips`.
+const FEED_PROJECTION: ProjectionName = ProjectionName::Feed;
+
+/// How following the events stream ended without an error.
+enum Followed {
+    Shutdown,
+    /// Stopped at an unreadable message, then asked to read it again.
+    Resume,
 }

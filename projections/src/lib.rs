@@ -7,17 +7,29 @@
 
 pub mod apply;
 pub mod audit;
+mod batch;
 pub mod change_requests;
 pub mod feed;
 pub mod feed_reads;
 pub mod gdpr;
+pub mod halt;
 pub mod projector;
 pub mod queries;
+pub mod rebuild;
+mod retry;
+pub mod status;
 
-pub use projector::{ProjectionHandle, ProjectionStatus, Projector, ProjectorSettings};
+pub use halt::{Halt, Halts, ProjectionName};
+pub use projector::{ProjectionHandle, Projector, ProjectorSettings};
 pub use queries::{Layers, ReadModel};
+pub use status::{ProjectionStatus, RebuildProgress};
+
+/// The embedded migrations.
+pub(crate) fn migrator() -> sqlx::migrate::Migrator {
+    sqlx::migrate!("./migrations")
+}
 
 /// Runs the embedded migrations.
 pub async fn migrate(pool: &sqlx::PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("./migrations").run(pool).await
+    migrator().run(pool).await
 }

@@ -1,34 +1,23 @@
 //! The projection worker: a durable JetStream consumer applying each message
 //! to PostgreSQL exactly once in effect.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
-use ecs_commands::message::read_message;
+use ecs_commands::keyring::Keyring;
 use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::apply::{apply_messages, lock_offset, reset, set_offset};
-
-/// Where the projection stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-pub struct ProjectionStatus {
-    /// The last stream position applied to PostgreSQL.
-    pub applied: u64,
-    /// The stream's last position when the projector (re)started; the
-    /// projection has caught up once `applied` reaches it.
-    pub target: u64,
-    pub caught_up: bool,
-    /// A rebuild is in progress.
-    pub rebuilding: bool,
-}
-
-/// The most messages applied in one transaction.
-const MAX_BATCH: usize = 1024;
+use crate::apply::lock_offset;
+use crate::batch::{Applied, MAX_BATCH, apply_batch};
+use crate::halt::{Halts, ProjectionName};
+use crate::rebuild::Rebuild;
+use crate::retry::{Backoff, retry_with_backoff};
+use crate::status::{ProjectionStatus, RebuildProgress};
 
 enum Control {
     Rebuild(oneshot::Sender<u64>),
@@ -55,12 +44,14 @@ impl ProjectionHandle {
     /// Returns whether it got there.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         let mut status = self.status.clone();
-        let reached = status.wait_for(|s| s.applied >= position && !s.rebuilding);
+        let reached = status.wait_for(|s| s.applied >= position);
         matches!(tokio::time::timeout(timeout, reached).await, Ok(Ok(_)))
     }
 
-    /// Drops every projection table and replays the stream from the start.
-    /// Returns the stream position the rebuild will reach to catch up.
+    /// Replays the stream from its start into fresh tables, then switches
+    /// them in atomically (see [`crate::rebuild`]); the current tables serve
+    /// and follow the stream meanwhile. Returns the stream position the
+    /// rebuild replays to before it switches.
     pub async fn rebuild(&self) -> anyhow::Result<u64> {
         let (reply, answer) = oneshot::channel();
         self.control
@@ -93,9 +84,10 @@ pub struct Projector {
     pool: PgPool,
     js: jetstream::Context,
     settings: ProjectorSettings,
-    status: watch::Sender<ProjectionStatus>,
+    status: Arc<watch::Sender<ProjectionStatus>>,
     control: mpsc::Receiver<Control>,
-    keyring: Option<std::sync::Arc<ecs_commands::keyring::Keyring>>,
+    keyring: Option<Arc<Keyring>>,
+    halts: Halts,
 }
 
 impl Projector {
@@ -111,9 +103,10 @@ impl Projector {
                 pool,
                 js,
                 settings,
-                status,
+                status: Arc::new(status),
                 control,
                 keyring: None,
+                halts: Halts::default(),
             },
             ProjectionHandle {
                 status: status_rx,
@@ -123,8 +116,14 @@ impl Projector {
     }
 
     /// Opens tenant data sealed in the stream (see `ecs_commands::keyring`).
-    pub fn with_keyring(mut self, keyring: std::sync::Arc<ecs_commands::keyring::Keyring>) -> Self {
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Self {
         self.keyring = Some(keyring);
+        self
+    }
+
+    /// Reports a stop (an unreadable message) to these shared halts.
+    pub fn with_halts(mut self, halts: Halts) -> Self {
+        self.halts = halts;
         self
     }
 
@@ -219,9 +218,7 @@ impl Projector {
                 _ = shutdown.cancelled() => return Ok(Flow::Stop),
                 control = self.control.recv() => {
                     if let Some(Control::Rebuild(reply)) = control {
-                        let target = self.rebuild().await?;
-                        let _ = reply.send(target);
-                        return Ok(Flow::Restart);
+                        let _ = reply.send(self.start_rebuild(shutdown).await?);
                     }
                     continue;
                 }
@@ -231,7 +228,7 @@ impl Projector {
                 anyhow::bail!("the consumer's message stream ended");
             };
             // Apply everything that has already arrived (a backlog while
-            // catching up or rebuilding, concurrent writes) in one transaction.
+            // catching up, concurrent writes) in one transaction.
             let mut batch = vec![message?];
             while batch.len() < MAX_BATCH {
                 match messages.next().now_or_never() {
@@ -239,39 +236,27 @@ impl Projector {
                     _ => break,
                 }
             }
-            let mut work = Vec::with_capacity(batch.len());
-            let mut pending = 0;
-            for message in &batch {
-                let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
-                let position = info.stream_sequence;
-                pending = info.pending;
-                if position <= offset {
-                    continue;
-                }
-                let expected = work.last().map_or(offset, |(p, _)| *p) + 1;
-                if position != expected {
-                    anyhow::bail!("expected position {expected} but received {position}");
-                }
-                work.push((position, message.payload.clone()));
-            }
+            let (work, pending) = consecutive(&batch, offset)?;
             if let Some(&(last, _)) = work.last() {
-                if !self.apply_with_retry(&work, shutdown).await? {
-                    anyhow::bail!(
+                let through = match self.apply_with_retry(&work, shutdown).await? {
+                    Applied::Through => last,
+                    Applied::Behind => anyhow::bail!(
                         "the stored projection offset is behind position {}: following again from it",
                         work[0].0
-                    );
-                }
-                offset = last;
-                metrics::counter!("ecs_projection_messages_applied_total")
-                    .increment(work.len() as u64);
-                metrics::gauge!("ecs_projection_lag_messages").set(pending as f64);
-                self.status.send_modify(|s| {
-                    s.applied = last;
-                    if last >= s.target {
-                        s.caught_up = true;
-                        s.rebuilding = false;
+                    ),
+                    Applied::Unreadable { position, error } => {
+                        self.advanced(position - 1, position - work[0].0, pending);
+                        self.halts.stop(ProjectionName::Config, position, error);
+                        return Ok(if self.halts.wait_for_resume(shutdown).await {
+                            Flow::Restart
+                        } else {
+                            Flow::Stop
+                        });
                     }
-                });
+                };
+                offset = through;
+                self.halts.passed(ProjectionName::Config, through);
+                self.advanced(through, work.len() as u64, pending);
             }
             // The offset in PostgreSQL guards against redelivery, so a lost
             // ack costs nothing but a skipped duplicate.
@@ -283,113 +268,95 @@ impl Projector {
         }
     }
 
+    /// Reports that the projection has applied everything up to `applied`.
+    fn advanced(&self, applied: u64, messages: u64, pending: u64) {
+        metrics::counter!("ecs_projection_messages_applied_total").increment(messages);
+        metrics::gauge!("ecs_projection_lag_messages").set(pending as f64);
+        self.status.send_modify(|s| {
+            if applied > s.applied {
+                s.applied = applied;
+            }
+            if s.applied >= s.target {
+                s.caught_up = true;
+            }
+        });
+    }
+
     /// Applies consecutive messages in one transaction, retrying while
-    /// PostgreSQL is unavailable. A message that cannot be decoded is logged
-    /// and skipped so it cannot wedge the projection.
+    /// PostgreSQL is unavailable. A message that cannot be read stops the
+    /// projection just before it, unless an operator recorded a skip of it.
     async fn apply_with_retry(
         &self,
         batch: &[(u64, bytes::Bytes)],
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Applied> {
         let first = batch.first().map_or(0, |(p, _)| *p);
         let span = tracing::info_span!("project", position = first, messages = batch.len());
-        retry_with_backoff(&span, shutdown, || self.apply_once(batch)).await
+        retry_with_backoff(&span, shutdown, move || async move {
+            let mut tx = self.pool.begin().await?;
+            let applied = apply_batch(&self.pool, &mut tx, batch, self.keyring.as_deref()).await?;
+            if applied != Applied::Behind {
+                tx.commit().await?;
+            }
+            Ok(applied)
+        })
+        .await
     }
 
-    /// Answers `false`, changing nothing, when the stored offset is behind the
-    /// batch (PostgreSQL lost recent commits): the caller follows again from it.
-    async fn apply_once(&self, batch: &[(u64, bytes::Bytes)]) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let last = lock_offset(&mut tx).await?;
-        if batch.first().is_some_and(|(first, _)| *first > last + 1) {
-            return Ok(false);
+    /// Starts a rebuild into fresh tables unless one is running; answers the
+    /// position it replays to.
+    async fn start_rebuild(&mut self, shutdown: &CancellationToken) -> anyhow::Result<u64> {
+        if let Some(progress) = self.status.borrow().rebuild {
+            return Ok(progress.target);
         }
-        let mut applied = last;
-        let mut messages = Vec::with_capacity(batch.len());
-        for (position, payload) in batch {
-            if *position <= last {
-                continue;
-            }
-            match read_message(payload, self.keyring.as_deref()).await {
-                Ok((message, events)) => messages.push((*position, message, events)),
-                Err(error) if error.is_transient() => return Err(error.into()),
-                Err(error) => {
-                    metrics::counter!("ecs_projection_messages_skipped_total").increment(1);
-                    tracing::error!(%error, position, "skipping an undecodable message");
-                }
-            }
-            applied = *position;
-        }
-        apply_messages(&mut tx, &messages).await?;
-        if applied > last {
-            set_offset(&mut tx, applied).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Empties the tables, resets the offset and deletes the consumer; the
-    /// caller then follows the stream from its start.
-    async fn rebuild(&mut self) -> anyhow::Result<u64> {
-        tracing::info!("rebuilding projections from the events stream");
-        let mut tx = self.pool.begin().await?;
-        reset(&mut tx).await?;
-        tx.commit().await?;
-        let stream = self.js.get_stream(&self.settings.stream).await?;
-        let _ = stream.delete_consumer(&self.settings.consumer).await;
         let target = self.stream_last().await?;
         self.status.send_modify(|s| {
-            s.applied = 0;
-            s.target = target;
-            s.caught_up = target == 0;
-            s.rebuilding = target > 0;
+            s.rebuilding = true;
+            s.rebuild = Some(RebuildProgress { applied: 0, target });
+            // The current tables have applied at most this far: once they
+            // reach it (and the rebuild has switched in), all is caught up.
+            s.target = s.target.max(target);
         });
+        let rebuild = Rebuild {
+            pool: self.pool.clone(),
+            js: self.js.clone(),
+            stream: self.settings.stream.clone(),
+            keyring: self.keyring.clone(),
+            status: self.status.clone(),
+        };
+        tokio::spawn(rebuild.run(target, shutdown.clone()));
         Ok(target)
     }
+}
+
+/// The messages of `batch` after `offset`, checked to follow it without a
+/// gap, and how many more the consumer holds after the batch.
+fn consecutive(
+    batch: &[jetstream::Message],
+    offset: u64,
+) -> anyhow::Result<(Vec<(u64, bytes::Bytes)>, u64)> {
+    let mut work: Vec<(u64, bytes::Bytes)> = Vec::with_capacity(batch.len());
+    let mut pending = 0;
+    for message in batch {
+        let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let position = info.stream_sequence;
+        pending = info.pending;
+        if position <= offset {
+            continue;
+        }
+        let expected = work.last().map_or(offset, |(p, _)| *p) + 1;
+        if position != expected {
+            anyhow::bail!("expected position {expected} but received {position}");
+        }
+        work.push((position, message.payload.clone()));
+    }
+    Ok((work, pending))
 }
 
 /// How `follow` ended without an error.
 enum Flow {
     Stop,
-    /// Follow again from the offset in PostgreSQL (after a rebuild).
+    /// Follow again from the offset in PostgreSQL (after a stop at an
+    /// unreadable message, when asked to read it again).
     Restart,
-}
-
-/// Runs `attempt` in `span` until it succeeds, waiting with a [`Backoff`]
-/// after each failure (PostgreSQL unavailable, say); fails only on shutdown.
-pub(crate) async fn retry_with_backoff<T, F, Fut>(
-    span: &tracing::Span,
-    shutdown: &CancellationToken,
-    mut attempt: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<T>>,
-{
-    let mut backoff = Backoff::default();
-    loop {
-        match attempt().instrument(span.clone()).await {
-            Ok(value) => return Ok(value),
-            Err(error) => {
-                tracing::warn!(parent: span, error = format!("{error:#}"), "cannot apply; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("shutting down"),
-                    _ = tokio::time::sleep(backoff.next()) => {}
-                }
-            }
-        }
-    }
-}
-
-/// Exponential backoff from 100 ms to 5 s.
-#[derive(Default)]
-pub(crate) struct Backoff(u32);
-
-impl Backoff {
-    pub(crate) fn next(&mut self) -> Duration {
-        let delay =
-            Duration::from_millis(100 * 2u64.pow(self.0.min(6))).min(Duration::from_secs(5));
-        self.0 += 1;
-        delay
-    }
 }

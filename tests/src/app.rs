@@ -267,6 +267,23 @@ impl TestApp {
         pool.close().await;
         Value::Object(out)
     }
+
+    /// Rebuilds the projections and waits until the rebuilt tables are
+    /// switched in (the server stays ready during a rebuild).
+    pub async fn rebuild_projections(&self) {
+        let answer = self
+            .post("/v1/admin/projections/rebuild", &Value::Null)
+            .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+        for _ in 0..1200 {
+            let status = self.get("/v1/admin/projections").await;
+            if status.body["rebuilding"] == Value::Bool(false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the rebuild did not finish");
+    }
 }
 
 impl Drop for TestApp {

@@ -2500,7 +2500,13 @@ async fn admin_rebuild_answers_202_and_the_app_becomes_ready_with_the_same_answe
     assert_eq!(rebuild.status, StatusCode::ACCEPTED, "{}", rebuild.body);
     assert_eq!(rebuild.body["rebuilding"], true);
     assert!(rebuild.body["target_position"].as_u64().unwrap() >= last.position());
-    app.wait_ready().await;
+    // The server stays ready during a rebuild: wait for the switch.
+    for _ in 0..1200 {
+        if app.get("/v1/admin/projections").await.body["rebuilding"] == false {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let status = app.get("/v1/admin/projections").await;
     assert_eq!(status.body["caught_up"], true);

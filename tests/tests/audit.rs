@@ -788,9 +788,7 @@ async fn rebuilds_and_restarts_keep_the_audit_log() {
     let before = all_entries(&app, "", 1000).await;
     assert_eq!(before.len(), 6 + refused.len(), "{before:#?}");
 
-    let r = app.post("/v1/admin/projections/rebuild", &json!({})).await;
-    assert!(r.status.is_success(), "{}", r.body);
-    app.wait_ready().await;
+    app.rebuild_projections().await;
     let after = all_entries(&app, "", 1000).await;
     assert_eq!(after, before);
 

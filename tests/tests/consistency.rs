@@ -212,9 +212,7 @@ async fn rebuilt_projections_equal_the_incrementally_built_ones() {
     let incremental = app.dump_projections().await;
     assert!(!incremental["layer_history"].as_array().unwrap().is_empty());
 
-    let answer = app.post("/v1/admin/projections/rebuild", &json!({})).await;
-    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
-    app.wait_ready().await;
+    app.rebuild_projections().await;
     let rebuilt = app.dump_projections().await;
     assert_eq!(incremental, rebuilt);
 }
@@ -421,12 +419,6 @@ async fn restarting_the_server_loses_nothing_and_resumes_projections() {
     );
 
     // And a rebuild from the stream agrees with the resumed projections.
-    assert_eq!(
-        app.post("/v1/admin/projections/rebuild", &json!({}))
-            .await
-            .status,
-        StatusCode::ACCEPTED
-    );
-    app.wait_ready().await;
+    app.rebuild_projections().await;
     assert_eq!(app.dump_projections().await, after);
 }

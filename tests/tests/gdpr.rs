@@ -291,13 +291,7 @@ async fn after_erase_no_value_of_the_tenant_can_be_read_anywhere() {
     );
     let before = app.dump_projections().await.to_string();
     assert!(!before.contains(ACME_MARKER));
-    assert_eq!(
-        app.post("/v1/admin/projections/rebuild", &json!({}))
-            .await
-            .status,
-        StatusCode::ACCEPTED
-    );
-    app.wait_ready().await;
+    app.rebuild_projections().await;
     let rebuilt = app.dump_projections().await.to_string();
     assert!(!rebuilt.contains(ACME_MARKER));
     assert!(rebuilt.contains(GLOBEX_MARKER));
