@@ -258,6 +258,7 @@ impl Application {
 
         let read = ReadModel::new(pool.clone());
         let (audit, _) = AuditProjector::new(pool.clone(), js.clone(), crate::audit::AUDIT_STREAM);
+        let audit = audit.with_keyring(keyring.clone());
         let (projector, projections) = Projector::new(
             pool,
             js.clone(),

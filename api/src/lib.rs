@@ -8,6 +8,7 @@ pub mod extract;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+mod sealing;
 pub mod settings;
 pub mod state;
 

@@ -17,6 +17,9 @@ use crate::ClientSettings;
 pub enum Item {
     /// A feed message; `settled` when nothing more is pending right now.
     Message { payload: Bytes, settled: bool },
+    /// The item under `key` was removed from the feed (a tenant's erasure
+    /// purges its items): the client forgets it.
+    Removed { key: String, settled: bool },
     /// The initial state has been delivered completely.
     Synced,
 }
@@ -56,6 +59,12 @@ impl Feed {
                         if *remaining != u64::MAX && pending == 0 {
                             *remaining = 0;
                         }
+                        if let Some(key) = removed_key(&message) {
+                            return Some(Ok(Item::Removed {
+                                key,
+                                settled: pending == 0,
+                            }));
+                        }
                         Some(Ok(Item::Message {
                             payload: message.payload.clone(),
                             settled: pending == 0,
@@ -67,6 +76,21 @@ impl Feed {
             Feed::Http(reader) => reader.next().await,
         }
     }
+}
+
+/// The key of a bucket message that removes its item (a delete or purge
+/// marker), read from the message's framing: the `KV-Operation` header and
+/// the subject `$KV.<bucket>.<key>`.
+fn removed_key(message: &jetstream::Message) -> Option<String> {
+    let operation = message.headers.as_ref()?.get("KV-Operation")?.as_str();
+    if operation != "DEL" && operation != "PURGE" {
+        return None;
+    }
+    message
+        .subject
+        .as_str()
+        .strip_prefix(&format!("$KV.{FEED_BUCKET}."))
+        .map(str::to_owned)
 }
 
 async fn open_nats(settings: &ClientSettings) -> Result<Feed, String> {

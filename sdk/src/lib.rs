@@ -375,6 +375,12 @@ async fn bootstrap(inner: &Inner, mut feed: Feed) -> Option<Feed> {
                     break;
                 }
             }
+            Some(Ok(Item::Removed { key, settled })) => {
+                remove(inner, &key, false);
+                if settled {
+                    break;
+                }
+            }
             Some(Ok(Item::Synced)) => break,
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed error during bootstrap");
@@ -399,6 +405,16 @@ fn apply(inner: &Inner, payload: &[u8], settle: bool) {
         }
     };
     write(&inner.state).apply(message);
+    if settle {
+        notify(inner);
+    }
+}
+
+/// Forgets an item removed from the feed (an erased tenant's): what
+/// depended on it no longer resolves, and the cache file is rewritten
+/// without it.
+fn remove(inner: &Inner, key: &str, settle: bool) {
+    write(&inner.state).remove(key);
     if settle {
         notify(inner);
     }
@@ -464,6 +480,7 @@ async fn follow(inner: Arc<Inner>, mut feed: Option<Feed>) {
         };
         match next {
             Some(Ok(Item::Message { payload, settled })) => apply(&inner, &payload, settled),
+            Some(Ok(Item::Removed { key, settled })) => remove(&inner, &key, settled),
             Some(Ok(Item::Synced)) => notify(&inner),
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed interrupted; bootstrapping afresh");
@@ -482,7 +499,7 @@ async fn write_cache(inner: Arc<Inner>) {
     let mut applied = inner.applied.subscribe();
     // Write what the bootstrap brought at once.
     applied.mark_changed();
-    let mut written = 0;
+    let mut written = (0, 0);
     loop {
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
@@ -490,13 +507,13 @@ async fn write_cache(inner: Arc<Inner>) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let state = read(&inner.state).clone();
-        if state.position == written {
+        let version = (state.position, state.removed);
+        if version == written {
             continue;
         }
         let path = path.clone();
-        let position = state.position;
         match tokio::task::spawn_blocking(move || cache::write(&path, &state)).await {
-            Ok(Ok(())) => written = position,
+            Ok(Ok(())) => written = version,
             Ok(Err(error)) => tracing::warn!(%error, "cannot write the cache file"),
             Err(error) => tracing::warn!(%error, "cache writer failed"),
         }
