@@ -329,22 +329,29 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 pub(crate) mod legacy {
     use super::*;
 
-    /// Opens a version 1 value: `{"$sealed": {...}}` replaced a sealed one.
+    /// The sealed value a version 1 value stands for: exactly
+    /// `{"$sealed": {"v": 1, "tenant", "nonce", "ct"}}`. Anything else is a
+    /// client's value, even with a `$sealed` key: version 1 took those for
+    /// ciphertext and could not project them, and reading them as data now
+    /// repairs the layers they blocked.
+    fn legacy_sealed(value: &Value) -> Option<Sealed> {
+        let outer = value.as_object().filter(|o| o.len() == 1)?;
+        let inner = outer.get("$sealed")?.as_object().filter(|i| i.len() == 4)?;
+        if inner.get("v")?.as_u64()? != 1 {
+            return None;
+        }
+        let text = |name: &str| inner.get(name)?.as_str().map(str::to_owned);
+        Some(Sealed {
+            tenant: TenantId::parse(text("tenant")?).ok()?,
+            nonce: text("nonce")?,
+            ct: text("ct")?,
+        })
+    }
+
+    /// Opens a version 1 value in place; `Null` once its key was destroyed.
     async fn open_value(keyring: &Keyring, value: &mut Value) -> Result<(), KeyringError> {
-        let Some(sealed) = value.get("$sealed") else {
+        let Some(sealed) = legacy_sealed(value) else {
             return Ok(());
-        };
-        let field = |name: &str| {
-            sealed
-                .get(name)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| corrupt(format!("missing {name}")))
-        };
-        let sealed = Sealed {
-            tenant: TenantId::parse(field("tenant")?).map_err(corrupt)?,
-            nonce: field("nonce")?,
-            ct: field("ct")?,
         };
         *value = match keyring.open(&sealed, b"").await? {
             Some(plain) => serde_json::from_slice(&plain).map_err(corrupt)?,
@@ -374,9 +381,13 @@ pub(crate) mod legacy {
             }
             "tenant" => {
                 if let Some(name) = event.pointer_mut("/TenantDefined/name")
-                    && let Some(sealed) = name.as_str().and_then(|n| n.strip_prefix("$sealed:"))
+                    && let Some(sealed) = name
+                        .as_str()
+                        .and_then(|n| n.strip_prefix("$sealed:"))
+                        .and_then(|json| serde_json::from_str::<Value>(json).ok())
+                        .filter(|value| legacy_sealed(value).is_some())
                 {
-                    let mut sealed: Value = serde_json::from_str(sealed).map_err(corrupt)?;
+                    let mut sealed = sealed;
                     open_value(keyring, &mut sealed).await?;
                     *name = sealed;
                 }

@@ -9,6 +9,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use ecs_client::{Client, ClientError, ClientSettings, Context};
+use ecs_commands::EventMessage;
+use ecs_commands::keyring::Keyring;
+use ecs_commands::store::subject;
+use ecs_domain::layer::layer_id;
+use ecs_domain::{Layer, NamespaceName, Scope, Tenant, TenantId};
 use ecs_tests::app::{Answer, TestApp, spawn_app};
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
@@ -466,4 +471,136 @@ async fn erasure_leaves_nothing_of_the_tenant_readable_or_writable() {
     assert_clean("the rebuilt tables", &every_table(&app).await);
     let tokens = app.get("/v1/tokens").await;
     assert_clean("the token list", &tokens.body.to_string());
+}
+
+/// Publishes one message of format version 1 (as main wrote them) directly.
+async fn publish_v1(js: &jetstream::Context, subject: String, message: &EventMessage<Value>) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", message.command_id.as_str());
+    js.publish_with_headers(
+        subject,
+        headers,
+        serde_json::to_vec(message).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+fn v1(aggregate_type: &str, aggregate_id: &str, event: Value) -> EventMessage<Value> {
+    EventMessage {
+        v: 1,
+        command_id: uuid::Uuid::now_v7().to_string(),
+        aggregate_type: aggregate_type.to_owned(),
+        aggregate_id: aggregate_id.to_owned(),
+        revision: 1,
+        at: time::OffsetDateTime::now_utc(),
+        actor: "admin".to_owned(),
+        events: vec![event],
+        metadata: Default::default(),
+        sealed: None,
+    }
+}
+
+#[tokio::test]
+async fn messages_of_format_1_are_still_read_and_their_look_alikes_are_data() {
+    let app = spawn_app().await;
+    assert!(
+        app.put_namespace("ns", &json!({"schema": {"type": "object"}}))
+            .await
+            .status
+            .is_success()
+    );
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    let nats = async_nats::connect(app.nats.url()).await.unwrap();
+    let js = jetstream::new(nats);
+    let keyring = Keyring::connect(&js, app.settings.master_key.as_deref(), 1)
+        .await
+        .unwrap();
+    // Format 1 sealed in place, without associated data.
+    let legacy = |sealed: ecs_domain::sealed::Sealed| json!({"$sealed": {"v": 1, "tenant": sealed.tenant, "nonce": sealed.nonce, "ct": sealed.ct}});
+    let layer_event = |scope: Value, values: Value| {
+        json!({"LayerChanged": {"namespace": "ns", "scope": scope, "revision": 1,
+            "values": values, "lock": [], "message": "v1", "change": {"kind": "replaced"}}})
+    };
+    let acme = TenantId::parse("acme").unwrap();
+    let sealed = keyring
+        .seal(&acme, br#"{"contact": "legacy"}"#, b"")
+        .await
+        .unwrap();
+    let ns = NamespaceName::parse("ns").unwrap();
+    let tenant_scope = Scope::from_pairs([("tenant", "acme")]).unwrap();
+    let tenant_layer = layer_id(&ns, &tenant_scope);
+    publish_v1(
+        &js,
+        subject::<Layer>(&tenant_layer),
+        &v1(
+            "layer",
+            &tenant_layer,
+            layer_event(json!({"tenant": "acme"}), legacy(sealed)),
+        ),
+    )
+    .await;
+    // What format 1 could not project: a client's look-alike at global scope.
+    let global_layer = layer_id(&ns, &Scope::default());
+    publish_v1(
+        &js,
+        subject::<Layer>(&global_layer),
+        &v1(
+            "layer",
+            &global_layer,
+            layer_event(json!({}), json!({"$sealed": 1})),
+        ),
+    )
+    .await;
+    let initech = TenantId::parse("initech").unwrap();
+    let name = keyring.seal(&initech, br#""Initech""#, b"").await.unwrap();
+    publish_v1(
+        &js,
+        subject::<Tenant>("initech"),
+        &v1(
+            "tenant",
+            "initech",
+            json!({"TenantDefined": {"id": "initech", "revision": 1, "edition": "pro",
+                "name": format!("$sealed:{}", legacy(name))}}),
+        ),
+    )
+    .await;
+
+    eventually("the format 1 messages to be projected", || async {
+        app.get_layer("ns", "").await.status == StatusCode::OK
+            && app.get_layer("ns", "tenant=acme").await.status == StatusCode::OK
+            && app.get("/v1/tenants/initech").await.status == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        app.get_layer("ns", "tenant=acme").await.body["values"],
+        json!({"contact": "legacy"})
+    );
+    assert_eq!(
+        app.get_layer("ns", "").await.body["values"],
+        json!({"$sealed": 1})
+    );
+    assert_eq!(app.get("/v1/tenants/initech").await.body["name"], "Initech");
+
+    // The aggregates load from those messages: later writes succeed.
+    for scope in ["", "tenant=acme"] {
+        let patched = app
+            .patch(
+                &format!("/v1/namespaces/ns/layer?{scope}"),
+                &json!({"values": {"more": 1}}),
+            )
+            .await;
+        assert_eq!(patched.status, StatusCode::OK, "{scope}: {}", patched.body);
+        assert_eq!(patched.revision(), 2);
+    }
+    assert_eq!(
+        app.get_layer("ns", "").await.body["values"],
+        json!({"$sealed": 1, "more": 1})
+    );
+    assert_eq!(
+        app.get_layer("ns", "tenant=acme").await.body["values"],
+        json!({"contact": "legacy", "more": 1})
+    );
 }
