@@ -173,7 +173,7 @@ async fn apply_message(
                         edition,
                     } => (id, revision, name, edition),
                     TenantEvent::TenantErased { id, .. } => {
-                        erase_tenant(tx, id.as_str(), message).await?;
+                        erase_tenant(tx, id.as_str(), pos, message).await?;
                         continue;
                     }
                 };
@@ -314,6 +314,7 @@ async fn apply_change_request(
 async fn erase_tenant(
     tx: &mut Transaction<'_, Postgres>,
     tenant: &str,
+    position: i64,
     message: &EventMessage<Value>,
 ) -> sqlx::Result<()> {
     let erased = Json(ecs_commands::keyring::erased_marker());
@@ -358,6 +359,11 @@ async fn erase_tenant(
         };
         query.execute(&mut **tx).await?;
     }
+    sqlx::query("UPDATE tenants SET erased_position = $2 WHERE id = $1")
+        .bind(tenant)
+        .bind(position)
+        .execute(&mut **tx)
+        .await?;
     // Last: the audit statement finds the tenant's keys by their tenant.
     sqlx::query(
         "UPDATE tokens SET name = '', revoked_at = COALESCE(revoked_at, $2) WHERE tenant = $1",

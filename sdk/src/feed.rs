@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push};
 use bytes::Bytes;
+use ecs_domain::TenantId;
 use ecs_domain::feed::{FEED_BUCKET, namespace_filters};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -20,6 +21,9 @@ pub enum Item {
     /// The item under `key` was removed from the feed (a tenant's erasure
     /// purges its items): the client forgets it.
     Removed { key: String, settled: bool },
+    /// The tenant was erased (the HTTP feed says so in one event): the
+    /// client forgets it and its layers.
+    TenantErased { tenant: TenantId, settled: bool },
     /// The initial state has been delivered completely.
     Synced,
 }
@@ -186,6 +190,24 @@ impl SseReader {
                             payload: Bytes::from(data),
                             settled: self.synced && self.events.is_empty(),
                         }));
+                    }
+                    "erased" => {
+                        #[derive(serde::Deserialize)]
+                        struct Erased {
+                            tenant: TenantId,
+                        }
+                        match serde_json::from_str::<Erased>(&data) {
+                            Ok(erased) => {
+                                return Some(Ok(Item::TenantErased {
+                                    tenant: erased.tenant,
+                                    settled: self.synced && self.events.is_empty(),
+                                }));
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "skipping an erasure this client cannot read");
+                                continue;
+                            }
+                        }
                     }
                     "synced" => {
                         self.synced = true;

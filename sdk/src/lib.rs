@@ -376,10 +376,19 @@ async fn bootstrap(inner: &Inner, mut feed: Feed) -> Option<Feed> {
                 }
             }
             Some(Ok(Item::Removed { key, settled })) => {
-                remove(inner, &key, false);
+                remove(
+                    inner,
+                    |state| {
+                        state.remove(&key);
+                    },
+                    false,
+                );
                 if settled {
                     break;
                 }
+            }
+            Some(Ok(Item::TenantErased { tenant, .. })) => {
+                remove(inner, |state| state.remove_tenant(&tenant), false);
             }
             Some(Ok(Item::Synced)) => break,
             Some(Err(error)) => {
@@ -410,11 +419,11 @@ fn apply(inner: &Inner, payload: &[u8], settle: bool) {
     }
 }
 
-/// Forgets an item removed from the feed (an erased tenant's): what
+/// Forgets items removed from the feed (an erased tenant's): what
 /// depended on it no longer resolves, and the cache file is rewritten
 /// without it.
-fn remove(inner: &Inner, key: &str, settle: bool) {
-    write(&inner.state).remove(key);
+fn remove(inner: &Inner, forget: impl FnOnce(&mut State), settle: bool) {
+    forget(&mut write(&inner.state));
     if settle {
         notify(inner);
     }
@@ -480,7 +489,16 @@ async fn follow(inner: Arc<Inner>, mut feed: Option<Feed>) {
         };
         match next {
             Some(Ok(Item::Message { payload, settled })) => apply(&inner, &payload, settled),
-            Some(Ok(Item::Removed { key, settled })) => remove(&inner, &key, settled),
+            Some(Ok(Item::Removed { key, settled })) => remove(
+                &inner,
+                |state| {
+                    state.remove(&key);
+                },
+                settled,
+            ),
+            Some(Ok(Item::TenantErased { tenant, settled })) => {
+                remove(&inner, |state| state.remove_tenant(&tenant), settled)
+            }
             Some(Ok(Item::Synced)) => notify(&inner),
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed interrupted; bootstrapping afresh");

@@ -49,6 +49,17 @@ impl State {
         held
     }
 
+    /// Forgets an erased tenant: its item and every layer of its scope.
+    pub fn remove_tenant(&mut self, tenant: &TenantId) {
+        let before = self.items.len();
+        self.items.retain(|_, message| match &message.item {
+            FeedItem::Tenant { tenant: t, .. } => t != tenant,
+            FeedItem::Layer { scope, .. } => scope.tenant.as_ref() != Some(tenant),
+            FeedItem::Namespace { .. } => true,
+        });
+        self.removed += (before - self.items.len()) as u64;
+    }
+
     pub fn namespace(&self, namespace: &NamespaceName) -> Option<NamespaceState> {
         match &self.items.get(&format!("namespace.{namespace}"))?.item {
             FeedItem::Namespace {

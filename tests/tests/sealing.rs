@@ -379,6 +379,16 @@ async fn erasure_leaves_nothing_of_the_tenant_readable_or_writable() {
     settings.cache_path = Some(cache_path.clone());
     let client = Client::connect(settings).await.unwrap();
     let acme = Context::from_pairs([("tenant", "acme")]).unwrap();
+    // And one following the feed over HTTP.
+    let over_http = Client::connect(
+        ClientSettings::over_http(&app.address, ecs_tests::app::ADMIN_TOKEN, ["crm"]).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        over_http.resolve("crm", &acme).unwrap().values["contact"],
+        VALUE
+    );
     assert_eq!(
         client.resolve("crm", &acme).unwrap().values["contact"],
         VALUE
@@ -430,6 +440,27 @@ async fn erasure_leaves_nothing_of_the_tenant_readable_or_writable() {
         )
     })
     .await;
+    eventually("the SDK over HTTP to forget the tenant", || async {
+        matches!(
+            over_http.resolve("crm", &acme),
+            Err(ClientError::TenantNotFound(_))
+        )
+    })
+    .await;
+    over_http.close();
+    let late = Client::connect(
+        ClientSettings::over_http(&app.address, ecs_tests::app::ADMIN_TOKEN, ["crm"]).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(
+            late.resolve("crm", &acme),
+            Err(ClientError::TenantNotFound(_))
+        ),
+        "a client started after the erasure never holds the tenant"
+    );
+    late.close();
     eventually("the cache file without the tenant", || async {
         std::fs::read_to_string(&cache_path)
             .is_ok_and(|t| MARKERS.iter().all(|m| !t.contains(m)) && !t.contains("tenant.acme"))

@@ -65,8 +65,17 @@ fn feed_event(message: &FeedMessage) -> Event {
         .data(serde_json::to_string(message).unwrap_or_default())
 }
 
+/// An `erased` event: the reader forgets the tenant and its layers.
+fn erased_event(tenant: &ecs_domain::TenantId, position: u64) -> Event {
+    Event::default()
+        .event("erased")
+        .id(position.to_string())
+        .data(serde_json::json!({"tenant": tenant, "position": position}).to_string())
+}
+
 /// The next batch: every item changed after the last position sent.
 async fn fill(state: &mut FeedState) -> Result<(), ApiError> {
+    let after = state.sent;
     let messages = state
         .app
         .read
@@ -75,6 +84,11 @@ async fn fill(state: &mut FeedState) -> Result<(), ApiError> {
     for message in &messages {
         state.queue.push_back(feed_event(message));
         state.sent = state.sent.max(message.position);
+    }
+    // After the items, so an erased tenant's last state is forgotten too.
+    for (tenant, position) in state.app.read.tenants_erased_since(after).await? {
+        state.queue.push_back(erased_event(&tenant, position));
+        state.sent = state.sent.max(position);
     }
     if !state.synced {
         state.synced = true;
