@@ -28,8 +28,9 @@ use serde_json::{Value, json};
 pub const KEYS_BUCKET: &str = "ecs-tenant-keys";
 
 /// What an erased tenant's entry in the key bucket holds instead of a key.
-/// Never a valid wrapped key: those are 32 or 60 bytes long.
-const TOMBSTONE: &[u8] = b"erased";
+/// Never a valid wrapped key (those are 32 or 60 bytes long); whatever reads
+/// the bucket's entries (a start-up check of the master key, say) skips it.
+pub const TOMBSTONE: &[u8] = b"erased";
 
 /// The marker that replaces erased values in projections. It is presentation
 /// only: no reader ever interprets it (a client may store the same JSON).
@@ -322,88 +323,4 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// Format version 1 sealed values in place, inside the events; kept to read
-/// the messages written then. Version 2 messages never go through here.
-pub(crate) mod legacy {
-    use super::*;
-
-    /// The sealed value a version 1 value stands for: exactly
-    /// `{"$sealed": {"v": 1, "tenant", "nonce", "ct"}}`. Anything else is a
-    /// client's value, even with a `$sealed` key: version 1 took those for
-    /// ciphertext and could not project them, and reading them as data now
-    /// repairs the layers they blocked.
-    fn legacy_sealed(value: &Value) -> Option<Sealed> {
-        let outer = value.as_object().filter(|o| o.len() == 1)?;
-        let inner = outer.get("$sealed")?.as_object().filter(|i| i.len() == 4)?;
-        if inner.get("v")?.as_u64()? != 1 {
-            return None;
-        }
-        let text = |name: &str| inner.get(name)?.as_str().map(str::to_owned);
-        Some(Sealed {
-            tenant: TenantId::parse(text("tenant")?).ok()?,
-            nonce: text("nonce")?,
-            ct: text("ct")?,
-        })
-    }
-
-    /// Opens a version 1 value in place; `Null` once its key was destroyed.
-    async fn open_value(keyring: &Keyring, value: &mut Value) -> Result<(), KeyringError> {
-        let Some(sealed) = legacy_sealed(value) else {
-            return Ok(());
-        };
-        *value = match keyring.open(&sealed, b"").await? {
-            Some(plain) => serde_json::from_slice(&plain).map_err(corrupt)?,
-            None => Value::Null,
-        };
-        Ok(())
-    }
-
-    /// Opens what version 1 sealed in one event: layer and change-request
-    /// values, tenant names (`"$sealed:<json>"`).
-    pub(crate) async fn open_event(
-        keyring: &Keyring,
-        aggregate_type: &str,
-        event: &mut Value,
-    ) -> Result<(), KeyringError> {
-        let erased_if_null = |value: &mut Value| {
-            if value.is_null() {
-                *value = erased_marker();
-            }
-        };
-        match aggregate_type {
-            "layer" => {
-                if let Some(values) = event.pointer_mut("/LayerChanged/values") {
-                    open_value(keyring, values).await?;
-                    erased_if_null(values);
-                }
-            }
-            "tenant" => {
-                if let Some(name) = event.pointer_mut("/TenantDefined/name")
-                    && let Some(sealed) = name
-                        .as_str()
-                        .and_then(|n| n.strip_prefix("$sealed:"))
-                        .and_then(|json| serde_json::from_str::<Value>(json).ok())
-                        .filter(|value| legacy_sealed(value).is_some())
-                {
-                    let mut sealed = sealed;
-                    open_value(keyring, &mut sealed).await?;
-                    *name = sealed;
-                }
-            }
-            "change-request" => {
-                for field in ["values", "patch"] {
-                    if let Some(values) =
-                        event.pointer_mut(&format!("/ChangeRequestOpened/change/{field}"))
-                    {
-                        open_value(keyring, values).await?;
-                        erased_if_null(values);
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
 }

@@ -17,7 +17,7 @@ use ecs_domain::audit::AuditRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::keyring::{Keyring, KeyringError, erased_marker, legacy};
+use crate::keyring::{Keyring, KeyringError, erased_marker};
 use crate::message::EventMessage;
 
 /// The event fields holding tenant data, by aggregate type. They are found by
@@ -286,6 +286,95 @@ impl Keyring {
         if let Some(plaintext) = self.open(&sealed, &record_context(record)).await? {
             let content: SealedRecord = serde_json::from_slice(&plaintext).map_err(corrupt)?;
             content.put_back(record);
+        }
+        Ok(())
+    }
+}
+
+/// Format version 1 sealed values in place, inside the events; kept to read
+/// the messages written then. Version 2 messages never go through here.
+mod legacy {
+    use ecs_domain::TenantId;
+    use ecs_domain::sealed::Sealed;
+    use serde_json::Value;
+
+    use super::corrupt;
+    use crate::keyring::{Keyring, KeyringError, erased_marker};
+
+    /// The sealed value a version 1 value stands for: exactly
+    /// `{"$sealed": {"v": 1, "tenant", "nonce", "ct"}}`. Anything else is a
+    /// client's value, even with a `$sealed` key: version 1 took those for
+    /// ciphertext and could not project them, and reading them as data now
+    /// repairs the layers they blocked.
+    fn legacy_sealed(value: &Value) -> Option<Sealed> {
+        let outer = value.as_object().filter(|o| o.len() == 1)?;
+        let inner = outer.get("$sealed")?.as_object().filter(|i| i.len() == 4)?;
+        if inner.get("v")?.as_u64()? != 1 {
+            return None;
+        }
+        let text = |name: &str| inner.get(name)?.as_str().map(str::to_owned);
+        Some(Sealed {
+            tenant: TenantId::parse(text("tenant")?).ok()?,
+            nonce: text("nonce")?,
+            ct: text("ct")?,
+        })
+    }
+
+    /// Opens a version 1 value in place; `Null` once its key was destroyed.
+    async fn open_value(keyring: &Keyring, value: &mut Value) -> Result<(), KeyringError> {
+        let Some(sealed) = legacy_sealed(value) else {
+            return Ok(());
+        };
+        *value = match keyring.open(&sealed, b"").await? {
+            Some(plain) => serde_json::from_slice(&plain).map_err(corrupt)?,
+            None => Value::Null,
+        };
+        Ok(())
+    }
+
+    /// Opens what version 1 sealed in one event: layer and change-request
+    /// values, tenant names (`"$sealed:<json>"`).
+    pub(crate) async fn open_event(
+        keyring: &Keyring,
+        aggregate_type: &str,
+        event: &mut Value,
+    ) -> Result<(), KeyringError> {
+        let erased_if_null = |value: &mut Value| {
+            if value.is_null() {
+                *value = erased_marker();
+            }
+        };
+        match aggregate_type {
+            "layer" => {
+                if let Some(values) = event.pointer_mut("/LayerChanged/values") {
+                    open_value(keyring, values).await?;
+                    erased_if_null(values);
+                }
+            }
+            "tenant" => {
+                if let Some(name) = event.pointer_mut("/TenantDefined/name")
+                    && let Some(sealed) = name
+                        .as_str()
+                        .and_then(|n| n.strip_prefix("$sealed:"))
+                        .and_then(|json| serde_json::from_str::<Value>(json).ok())
+                        .filter(|value| legacy_sealed(value).is_some())
+                {
+                    let mut sealed = sealed;
+                    open_value(keyring, &mut sealed).await?;
+                    *name = sealed;
+                }
+            }
+            "change-request" => {
+                for field in ["values", "patch"] {
+                    if let Some(values) =
+                        event.pointer_mut(&format!("/ChangeRequestOpened/change/{field}"))
+                    {
+                        open_value(keyring, values).await?;
+                        erased_if_null(values);
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
