@@ -199,7 +199,8 @@ const REQUEST_ID: &str = "request-id-4475";
 const PROPOSAL: &str = "proposal-message-4476";
 const REASON: &str = "rejection-reason-4477";
 const REFUSED_REQUEST: &str = "refused-request-4478";
-const MARKERS: [&str; 8] = [
+const REFUSED_VALUE: &str = "refused-value-4479";
+const MARKERS: [&str; 9] = [
     NAME,
     VALUE,
     LAYER_MESSAGE,
@@ -208,6 +209,7 @@ const MARKERS: [&str; 8] = [
     PROPOSAL,
     REASON,
     REFUSED_REQUEST,
+    REFUSED_VALUE,
 ];
 
 /// Every stored message of a stream, payload and headers, as text.
@@ -291,7 +293,8 @@ async fn erasure_leaves_nothing_of_the_tenant_readable_or_writable() {
     assert!(
         app.put_namespace(
             "crm",
-            &json!({"schema": {"type": "object"}, "approval": {"scopes": [{"env": "prod"}]}})
+            &json!({"schema": {"type": "object", "properties": {"age": {"type": "integer"}}},
+                    "approval": {"scopes": [{"env": "prod"}]}})
         )
         .await
         .status
@@ -363,12 +366,19 @@ async fn erasure_leaves_nothing_of_the_tenant_readable_or_writable() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
-    eventually("the refusal in the audit log", || async {
-        app.get("/v1/audit?outcome=refused")
-            .await
-            .body
-            .to_string()
-            .contains(REFUSED_REQUEST)
+    // And a refused write whose reason quotes what the tenant sent.
+    let invalid = as_(
+        &app,
+        &editor,
+        Method::PUT,
+        "/v1/namespaces/crm/layer?tenant=acme",
+        Some(json!({"values": {}, REFUSED_VALUE: 1})),
+    )
+    .await;
+    assert_eq!(invalid.status, StatusCode::BAD_REQUEST, "{}", invalid.body);
+    eventually("the refusals in the audit log", || async {
+        let refusals = app.get("/v1/audit?outcome=refused").await.body.to_string();
+        refusals.contains(REFUSED_REQUEST) && refusals.contains(REFUSED_VALUE)
     })
     .await;
 
