@@ -336,7 +336,9 @@ impl Application {
             js.clone(),
             crate::audit::AUDIT_STREAM,
         );
-        let audit = audit.with_halts(halts.clone());
+        let audit = audit
+            .with_halts(halts.clone())
+            .with_keyring(keyring.clone());
         let (projector, projections) = Projector::new(
             projector_pool,
             js.clone(),

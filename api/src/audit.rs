@@ -240,7 +240,9 @@ impl AppState {
             after: None,
             message: None,
             position: None,
+            sealed: None,
         };
+        let record = self.seal_refusal(record, principal).await;
         let subject = format!(
             "ecs.audit.{}.refused",
             tenant_token(facts.tenant.as_deref())

@@ -12,6 +12,7 @@ pub mod masking;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
+mod sealing;
 pub mod secret;
 pub mod server;
 pub mod settings;

@@ -1,37 +1,39 @@
-//! Per-tenant encryption of tenant data in the immutable events stream, so a
-//! tenant can be erased by destroying its key ("crypto-shredding").
+//! Per-tenant encryption of tenant data in the immutable streams, so a tenant
+//! can be erased by destroying its key ("crypto-shredding").
 //!
 //! Each tenant has a random 256-bit data key, kept in the key-value bucket
 //! `ecs-tenant-keys` (unlike the events stream, keys can be deleted), wrapped
-//! with the master key (`ECS_MASTER_KEY`) when one is configured. Sealed values
-//! are AES-256-GCM ciphertexts in place of the plaintext:
-//! `{"$sealed": {"v": 1, "tenant": "acme", "nonce": "<b64>", "ct": "<b64>"}}`.
-//! Once the key is destroyed, sealed values open as [`Opened::Erased`].
+//! with the master key (`ECS_MASTER_KEY`) when one is configured. Erasing a
+//! tenant replaces its key by a tombstone: what the key sealed can no longer
+//! be opened, and no new key can be made for that tenant, so nothing can be
+//! sealed for it again.
+//!
+//! This module seals and opens bytes; what of a message or an audit record is
+//! tenant data, and where the sealed section goes, is `crate::sealing`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_nats::jetstream::{self, kv};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use ecs_domain::TenantId;
+use ecs_domain::sealed::Sealed;
 use rand::RngCore;
 use serde_json::{Value, json};
 
 /// The bucket holding tenant data keys.
 pub const KEYS_BUCKET: &str = "ecs-tenant-keys";
 
-/// What a possibly sealed value opens to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Opened {
-    /// The plaintext (or a value that was never sealed).
-    Plain(Value),
-    /// The tenant's key was destroyed: the value is gone for good.
-    Erased,
-}
+/// What an erased tenant's entry in the key bucket holds instead of a key.
+/// Never a valid wrapped key (those are 32 or 60 bytes long); whatever reads
+/// the bucket's entries (a start-up check of the master key, say) skips it.
+pub const TOMBSTONE: &[u8] = b"erased";
 
-/// The marker that replaces erased values in projections.
+/// The marker that replaces erased values in projections. It is presentation
+/// only: no reader ever interprets it (a client may store the same JSON).
 pub fn erased_marker() -> Value {
     json!({"$erased": true})
 }
@@ -42,19 +44,33 @@ pub enum KeyringError {
     Unavailable(String),
     #[error("a sealed value cannot be opened: {0}")]
     Corrupt(String),
+    /// The tenant was erased: nothing can be sealed for it any more.
+    #[error("tenant {0} was erased")]
+    Erased(TenantId),
+}
+
+/// Where a tenant's key stands.
+#[derive(Debug, Clone, Copy)]
+enum KeyState {
+    Live([u8; 32]),
+    Erased,
 }
 
 /// Tenant data keys, cached in memory.
 pub struct Keyring {
     store: kv::Store,
     master: Option<Aes256Gcm>,
-    cache: Mutex<HashMap<String, Option<[u8; 32]>>>,
+    cache: Mutex<HashMap<TenantId, KeyState>>,
 }
 
 fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     bytes
+}
+
+fn corrupt(error: impl std::fmt::Display) -> KeyringError {
+    KeyringError::Corrupt(error.to_string())
 }
 
 impl Keyring {
@@ -95,7 +111,7 @@ impl Keyring {
         })
     }
 
-    fn cached(&self, tenant: &str) -> Option<Option<[u8; 32]>> {
+    fn cached(&self, tenant: &TenantId) -> Option<KeyState> {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -103,45 +119,58 @@ impl Keyring {
             .copied()
     }
 
-    fn remember(&self, tenant: &str, key: Option<[u8; 32]>) {
+    fn remember(&self, tenant: &TenantId, state: KeyState) -> KeyState {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(tenant.to_owned(), key);
+            .insert(tenant.clone(), state);
+        state
     }
 
-    /// The tenant's data key; with `create`, made when the tenant has none.
-    async fn key(&self, tenant: &str, create: bool) -> Result<Option<[u8; 32]>, KeyringError> {
-        if let Some(Some(key)) = self.cached(tenant) {
-            return Ok(Some(key));
+    /// Reads a stored entry: a wrapped key or the tombstone.
+    fn stored_state(&self, stored: &[u8]) -> Result<KeyState, KeyringError> {
+        if stored == TOMBSTONE {
+            Ok(KeyState::Erased)
+        } else {
+            self.unwrap_key(stored).map(KeyState::Live)
+        }
+    }
+
+    /// The tenant's key; with `create`, made when the tenant has none (never
+    /// for an erased tenant: its tombstone stays).
+    async fn key(&self, tenant: &TenantId, create: bool) -> Result<Option<KeyState>, KeyringError> {
+        // Both states are final: a key never changes, a tombstone stays.
+        if let Some(state) = self.cached(tenant) {
+            return Ok(Some(state));
         }
         let unavailable = |e: &dyn std::fmt::Display| KeyringError::Unavailable(e.to_string());
-        if let Some(stored) = self.store.get(tenant).await.map_err(|e| unavailable(&e))? {
-            let key = self.unwrap_key(&stored)?;
-            self.remember(tenant, Some(key));
-            return Ok(Some(key));
+        if let Some(stored) = self
+            .store
+            .get(tenant.as_str())
+            .await
+            .map_err(|e| unavailable(&e))?
+        {
+            let state = self.stored_state(&stored)?;
+            return Ok(Some(self.remember(tenant, state)));
         }
         if !create {
             return Ok(None);
         }
         let key = random::<32>();
         let wrapped = self.wrap_key(&key)?;
-        // `create` fails if another writer made the key first: use theirs.
-        match self.store.create(tenant, wrapped.into()).await {
-            Ok(_) => {
-                self.remember(tenant, Some(key));
-                Ok(Some(key))
-            }
+        // `create` fails if an entry exists: another writer made the key
+        // first (use theirs), or the tenant was erased meanwhile.
+        match self.store.create(tenant.as_str(), wrapped.into()).await {
+            Ok(_) => Ok(Some(self.remember(tenant, KeyState::Live(key)))),
             Err(_) => {
                 let stored = self
                     .store
-                    .get(tenant)
+                    .get(tenant.as_str())
                     .await
                     .map_err(|e| unavailable(&e))?
                     .ok_or_else(|| KeyringError::Unavailable("the tenant key vanished".into()))?;
-                let key = self.unwrap_key(&stored)?;
-                self.remember(tenant, Some(key));
-                Ok(Some(key))
+                let state = self.stored_state(&stored)?;
+                Ok(Some(self.remember(tenant, state)))
             }
         }
     }
@@ -155,7 +184,7 @@ impl Keyring {
                 out.extend(
                     master
                         .encrypt(Nonce::from_slice(&nonce), key.as_slice())
-                        .map_err(|e| KeyringError::Corrupt(e.to_string()))?,
+                        .map_err(corrupt)?,
                 );
                 Ok(out)
             }
@@ -167,96 +196,123 @@ impl Keyring {
             None => stored.to_vec(),
             Some(master) => {
                 if stored.len() < 12 {
-                    return Err(KeyringError::Corrupt("short wrapped key".into()));
+                    return Err(corrupt("short wrapped key"));
                 }
                 master
                     .decrypt(Nonce::from_slice(&stored[..12]), &stored[12..])
-                    .map_err(|_| {
-                        KeyringError::Corrupt("the master key does not open this tenant key".into())
-                    })?
+                    .map_err(|_| corrupt("the master key does not open this tenant key"))?
             }
         };
         plain
             .try_into()
-            .map_err(|_| KeyringError::Corrupt("a tenant key must be 32 bytes".into()))
+            .map_err(|_| corrupt("a tenant key must be 32 bytes"))
     }
 
-    /// Seals a value with the tenant's key (creating the key if needed).
-    pub async fn seal(&self, tenant: &str, value: &Value) -> Result<Value, KeyringError> {
-        let key = self
-            .key(tenant, true)
-            .await?
-            .ok_or_else(|| KeyringError::Unavailable("no tenant key".into()))?;
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key));
-        let nonce = random::<12>();
-        let plaintext =
-            serde_json::to_vec(value).map_err(|e| KeyringError::Corrupt(e.to_string()))?;
-        let ciphertext = cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext.as_slice())
-            .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
-        Ok(
-            json!({"$sealed": {"v": 1, "tenant": tenant, "nonce": B64.encode(nonce), "ct": B64.encode(ciphertext)}}),
-        )
+    /// Seals `plaintext` with the tenant's key (creating the key if needed),
+    /// bound to `context` (authenticated, not stored: a sealed section cannot
+    /// be moved to another message). Refuses an erased tenant.
+    pub async fn seal(
+        &self,
+        tenant: &TenantId,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Sealed, KeyringError> {
+        match self.key(tenant, true).await? {
+            Some(KeyState::Live(key)) => Ok(encrypt(tenant, &key, plaintext, context)?),
+            Some(KeyState::Erased) => Err(KeyringError::Erased(tenant.clone())),
+            None => Err(KeyringError::Unavailable("no tenant key".into())),
+        }
     }
 
-    /// Opens a value sealed by [`Keyring::seal`]; other values pass through.
-    pub async fn open(&self, value: &Value) -> Result<Opened, KeyringError> {
-        let Some(sealed) = value.get("$sealed") else {
-            return Ok(Opened::Plain(value.clone()));
+    /// Seals with the tenant's key only if it has one: `Ok(None)` when it has
+    /// none (it holds no sealed data), `Err(Erased)` when it was erased.
+    pub async fn seal_if_keyed(
+        &self,
+        tenant: &TenantId,
+        plaintext: &[u8],
+        context: &[u8],
+    ) -> Result<Option<Sealed>, KeyringError> {
+        match self.key(tenant, false).await? {
+            Some(KeyState::Live(key)) => Ok(Some(encrypt(tenant, &key, plaintext, context)?)),
+            Some(KeyState::Erased) => Err(KeyringError::Erased(tenant.clone())),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a sealed section; `None` when the tenant's key was destroyed.
+    pub async fn open(
+        &self,
+        sealed: &Sealed,
+        context: &[u8],
+    ) -> Result<Option<Vec<u8>>, KeyringError> {
+        let key = match self.key(&sealed.tenant, false).await? {
+            Some(KeyState::Live(key)) => key,
+            // A key purged by an earlier version counts as erased too.
+            Some(KeyState::Erased) | None => return Ok(None),
         };
-        let field = |name: &str| {
-            sealed
-                .get(name)
-                .and_then(Value::as_str)
-                .ok_or_else(|| KeyringError::Corrupt(format!("missing {name}")))
-        };
-        let tenant = field("tenant")?;
-        let Some(key) = self.key(tenant, false).await? else {
-            return Ok(Opened::Erased);
-        };
-        let nonce = B64
-            .decode(field("nonce")?)
-            .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
-        let ciphertext = B64
-            .decode(field("ct")?)
-            .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
+        let nonce = B64.decode(&sealed.nonce).map_err(corrupt)?;
+        let ciphertext = B64.decode(&sealed.ct).map_err(corrupt)?;
         if nonce.len() != 12 {
-            return Err(KeyringError::Corrupt("bad nonce".into()));
+            return Err(corrupt("bad nonce"));
         }
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key));
-        let plaintext = cipher
-            .decrypt(Nonce::from_slice(&nonce), ciphertext.as_slice())
-            .map_err(|_| KeyringError::Corrupt("authentication failed".into()))?;
-        serde_json::from_slice(&plaintext)
-            .map(Opened::Plain)
-            .map_err(|e| KeyringError::Corrupt(e.to_string()))
+        cipher
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: context,
+                },
+            )
+            .map(Some)
+            .map_err(|_| corrupt("authentication failed"))
     }
 
-    /// Opens a value, answering the erased marker for destroyed keys.
-    pub async fn open_or_erased(&self, value: &Value) -> Result<Value, KeyringError> {
-        Ok(match self.open(value).await? {
-            Opened::Plain(value) => value,
-            Opened::Erased => erased_marker(),
-        })
-    }
-
-    /// Destroys the tenant's key: every value sealed with it is unreadable.
+    /// Destroys the tenant's key for good: it is replaced by a tombstone, so
+    /// every value sealed with it is unreadable and no new key is made.
+    /// Idempotent.
     pub async fn destroy(&self, tenant: &str) -> Result<(), KeyringError> {
+        let tenant = TenantId::parse(tenant).map_err(corrupt)?;
+        let tenant = &tenant;
         self.store
-            .purge(tenant)
+            .put(tenant.as_str(), TOMBSTONE.into())
             .await
             .map_err(|e| KeyringError::Unavailable(e.to_string()))?;
-        self.remember(tenant, None);
+        self.remember(tenant, KeyState::Erased);
         Ok(())
     }
 
-    /// Forgets cached keys (after another server may have destroyed some).
-    pub fn forget(&self, tenant: &str) {
+    /// Forgets a cached key (after another server may have destroyed it).
+    pub fn forget(&self, tenant: &TenantId) {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(tenant);
     }
+}
+
+fn encrypt(
+    tenant: &TenantId,
+    key: &[u8; 32],
+    plaintext: &[u8],
+    context: &[u8],
+) -> Result<Sealed, KeyringError> {
+    let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
+    let nonce = random::<12>();
+    let ciphertext = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: context,
+            },
+        )
+        .map_err(corrupt)?;
+    Ok(Sealed {
+        tenant: tenant.clone(),
+        nonce: B64.encode(nonce),
+        ct: B64.encode(ciphertext),
+    })
 }
 
 fn decode_hex(text: &str) -> Option<Vec<u8>> {
@@ -267,140 +323,6 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// The tenant a scope JSON names, if any.
-fn scope_tenant(event: &Value) -> Option<String> {
-    event
-        .get("scope")?
-        .get("tenant")?
-        .as_str()
-        .map(str::to_owned)
-}
-
-/// The single variant body of an externally tagged event, mutably.
-fn body_mut<'a>(event: &'a mut Value, variant: &str) -> Option<&'a mut Value> {
-    event.get_mut(variant)
-}
-
-/// The change request events that carry the request's complete state, the
-/// proposed change included (every one but the older id-only closing forms).
-const CHANGE_REQUEST_STATES: [&str; 6] = [
-    "ChangeRequestOpened",
-    "ChangeRequestApproving",
-    "ChangeRequestApproved",
-    "ChangeRequestFailed",
-    "ChangeRequestRejected",
-    "ChangeRequestWithdrawn",
-];
-
-/// The body of a change request event that carries the complete state.
-fn change_request_body(event: &mut Value) -> Option<&mut Value> {
-    let variant = CHANGE_REQUEST_STATES
-        .into_iter()
-        .find(|v| event.get(*v).is_some())?;
-    body_mut(event, variant)
-}
-
-impl Keyring {
-    /// Seals the tenant data of one event (as JSON) of `aggregate_type`:
-    /// the values of tenant-scoped layers and change requests, and tenant names.
-    pub async fn seal_event(
-        &self,
-        aggregate_type: &str,
-        mut event: Value,
-    ) -> Result<Value, KeyringError> {
-        match aggregate_type {
-            "layer" => {
-                if let Some(body) = body_mut(&mut event, "LayerChanged")
-                    && let Some(tenant) = scope_tenant(body)
-                    && let Some(values) = body.get_mut("values")
-                {
-                    *values = self.seal(&tenant, values).await?;
-                }
-            }
-            "tenant" => {
-                if let Some(body) = body_mut(&mut event, "TenantDefined")
-                    && let Some(tenant) = body.get("id").and_then(Value::as_str).map(str::to_owned)
-                    && let Some(name) = body.get_mut("name")
-                    && name.is_string()
-                {
-                    let sealed = self.seal(&tenant, name).await?;
-                    *name = Value::String(format!("$sealed:{sealed}"));
-                }
-            }
-            "change-request" => {
-                if let Some(body) = change_request_body(&mut event)
-                    && let Some(tenant) = scope_tenant(body)
-                    && let Some(change) = body.get_mut("change")
-                {
-                    for field in ["values", "patch"] {
-                        if let Some(values) = change.get_mut(field) {
-                            *values = self.seal(&tenant, values).await?;
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(event)
-    }
-
-    /// Opens what [`Keyring::seal_event`] sealed; erased data becomes the
-    /// erased marker (or no name).
-    pub async fn open_event(
-        &self,
-        aggregate_type: &str,
-        mut event: Value,
-    ) -> Result<Value, KeyringError> {
-        match aggregate_type {
-            "layer" => {
-                if let Some(values) =
-                    body_mut(&mut event, "LayerChanged").and_then(|b| b.get_mut("values"))
-                {
-                    *values = self.open_or_erased(values).await?;
-                }
-            }
-            "tenant" => {
-                if let Some(name) =
-                    body_mut(&mut event, "TenantDefined").and_then(|b| b.get_mut("name"))
-                    && let Some(sealed) = name.as_str().and_then(|n| n.strip_prefix("$sealed:"))
-                {
-                    let sealed: Value = serde_json::from_str(sealed)
-                        .map_err(|e| KeyringError::Corrupt(e.to_string()))?;
-                    *name = match self.open(&sealed).await? {
-                        Opened::Plain(value) => value,
-                        Opened::Erased => Value::Null,
-                    };
-                }
-            }
-            "change-request" => {
-                if let Some(change) =
-                    change_request_body(&mut event).and_then(|b| b.get_mut("change"))
-                {
-                    for field in ["values", "patch"] {
-                        if let Some(values) = change.get_mut(field) {
-                            *values = self.open_or_erased(values).await?;
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        Ok(event)
-    }
-}
-
-impl crate::EventMessage<Value> {
-    /// This message with its tenant data opened (or marked erased).
-    pub async fn opened(mut self, keyring: &Keyring) -> Result<Self, KeyringError> {
-        let mut events = Vec::with_capacity(self.events.len());
-        for event in std::mem::take(&mut self.events) {
-            events.push(keyring.open_event(&self.aggregate_type, event).await?);
-        }
-        self.events = events;
-        Ok(self)
-    }
 }
 
 /// How many stored tenant keys [`Keyring::verify_master_key`] opens at most:
@@ -429,6 +351,10 @@ impl Keyring {
                 .map_err(|e| anyhow::anyhow!("cannot read the key of tenant {tenant}: {e}"))?;
             // A key purged meanwhile (an erasure) has nothing to check.
             let Some(stored) = stored else { continue };
+            // An erased tenant's tombstone holds no key.
+            if stored.as_ref() == TOMBSTONE {
+                continue;
+            }
             if let Err(error) = self.unwrap_key(&stored) {
                 let configured = if self.master.is_some() {
                     "the configured ECS_MASTER_KEY"

@@ -9,6 +9,7 @@
 pub mod bus;
 pub mod keyring;
 pub mod message;
+pub mod sealing;
 pub mod store;
 pub mod stream;
 

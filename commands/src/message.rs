@@ -1,4 +1,8 @@
-//! The wire format of one message in the events stream (format version 1).
+//! The wire format of one message in the events stream (format version 2).
+//!
+//! Version 2 carries a tenant's data in the message's `sealed` section
+//! (`crate::sealing`); version 1 sealed values in place inside the events and
+//! is still read.
 
 use std::collections::HashMap;
 
@@ -12,7 +16,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 /// The current message format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One accepted command: every event it produced, and who and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,6 +34,11 @@ pub struct EventMessage<E> {
     pub events: Vec<E>,
     #[serde(default, skip_serializing_if = "HashMap::is_empty")]
     pub metadata: HashMap<String, String>,
+    /// The tenant data of this message (event fields and metadata), sealed
+    /// with the key of the tenant it belongs to. Until it is opened, those
+    /// event fields hold placeholders and the metadata is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<ecs_domain::sealed::Sealed>,
 }
 
 /// The events of one message, typed by the aggregate they belong to.
@@ -161,16 +170,27 @@ impl ReadError {
     }
 }
 
-/// Decodes a stored message, opens its tenant data (erased data becomes the
-/// erased marker) and types its events.
+/// Decodes a stored message, opens its tenant data (erased data stays its
+/// placeholder) and types its events.
+///
+/// Reading a tenant's erasure destroys its key in the keyring (idempotent):
+/// whichever server erased the tenant, no reader that has seen the erasure
+/// opens the tenant's data again, not even from a key it had cached.
 pub async fn read_message(
     payload: &[u8],
     keyring: Option<&crate::keyring::Keyring>,
 ) -> Result<(EventMessage<Value>, AnyEvents), ReadError> {
     let mut message = EventMessage::decode(payload)?;
     if let Some(keyring) = keyring {
-        message = message.opened(keyring).await?;
+        keyring.open_message(&mut message).await?;
     }
     let events = message.typed_events()?;
+    if let (Some(keyring), AnyEvents::Tenant(tenant_events)) = (keyring, &events) {
+        for event in tenant_events {
+            if let TenantEvent::TenantErased { id, .. } = event {
+                keyring.destroy(id.as_str()).await?;
+            }
+        }
+    }
     Ok((message, events))
 }

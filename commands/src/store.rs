@@ -10,13 +10,13 @@ use async_nats::jetstream::{
 use async_trait::async_trait;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use ecs_domain::change_request::{ChangeRequest, ChangeRequestEvent};
-use ecs_domain::{Layer, Namespace, Tenant, Token, TokenEvent};
+use ecs_domain::{DomainError, Layer, Namespace, Tenant, Token, TokenEvent};
 use futures::StreamExt;
 use time::OffsetDateTime;
 
 use std::sync::Arc;
 
-use crate::keyring::Keyring;
+use crate::keyring::{Keyring, KeyringError};
 use crate::message::{EventMessage, FORMAT_VERSION};
 
 /// Metadata keys the store reads on commit and writes on the envelopes it returns.
@@ -32,8 +32,12 @@ pub mod meta {
     pub const DUPLICATE: &str = "duplicate";
 }
 
-/// An aggregate whose events go to subjects that carry a tenant token.
-pub trait Addressed: Aggregate<Error: Send + Sync + 'static> {
+/// An aggregate whose events go to subjects that carry a tenant token. Its
+/// errors include the domain's refusals (an erased tenant's data is refused
+/// by the store itself).
+pub trait Addressed:
+    Aggregate<Error: Send + Sync + 'static + From<ecs_domain::DomainError>>
+{
     /// The tenant the aggregate belongs to, or `_` for platform-level ones.
     fn tenant_token(aggregate_id: &str) -> &str;
 
@@ -188,7 +192,10 @@ impl<A: Addressed> JetStreamStore<A> {
         let mut message: EventMessage<serde_json::Value> =
             serde_json::from_slice(payload).map_err(undecodable)?;
         if let Some(keyring) = &self.keyring {
-            message = message.opened(keyring).await.map_err(unavailable)?;
+            keyring
+                .open_message(&mut message)
+                .await
+                .map_err(unavailable)?;
         }
         let events = message
             .events
@@ -206,6 +213,7 @@ impl<A: Addressed> JetStreamStore<A> {
             actor: message.actor,
             events,
             metadata: message.metadata,
+            sealed: None,
         })
     }
 
@@ -246,7 +254,7 @@ impl<A: Addressed> JetStreamStore<A> {
             .direct_get(position)
             .await
             .map_err(unavailable)?;
-        serde_json::from_slice(&message.payload).map_err(undecodable)
+        self.decode(&message.payload).await
     }
 }
 
@@ -342,38 +350,45 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
             .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let actor = metadata.remove(meta::ACTOR).unwrap_or_default();
         let revision = context.revision + events.len() as u64;
-        let mut stored_events = Vec::with_capacity(events.len());
-        for event in &events {
-            let value = serde_json::to_value(event).map_err(undecodable)?;
-            stored_events.push(match &self.keyring {
-                Some(keyring) => keyring
-                    .seal_event(&A::aggregate_type(), value)
-                    .await
-                    .map_err(unavailable)?,
-                None => value,
-            });
-        }
-        let stored = EventMessage {
+        let at = OffsetDateTime::now_utc();
+        let mut stored = EventMessage {
             v: FORMAT_VERSION,
             command_id: command_id.clone(),
             aggregate_type: A::aggregate_type(),
             aggregate_id: context.aggregate_id.clone(),
             revision,
-            at: OffsetDateTime::now_utc(),
+            at,
             actor: actor.clone(),
-            events: stored_events,
+            events: events
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(undecodable)?,
             metadata: metadata.clone(),
+            sealed: None,
         };
+        if let Some(keyring) = &self.keyring {
+            keyring
+                .seal_message(&mut stored)
+                .await
+                .map_err(|error| match error {
+                    KeyringError::Erased(tenant) => AggregateError::UserError(
+                        DomainError::TenantErased(tenant.to_string()).into(),
+                    ),
+                    other => unavailable(other),
+                })?;
+        }
         let message = EventMessage {
             v: FORMAT_VERSION,
             command_id: command_id.clone(),
             aggregate_type: A::aggregate_type(),
             aggregate_id: context.aggregate_id.clone(),
             revision,
-            at: OffsetDateTime::now_utc(),
+            at,
             actor,
             events,
             metadata,
+            sealed: None,
         };
         let payload = serde_json::to_vec(&stored).map_err(undecodable)?;
         if let Some(limit) = self.max_message

@@ -53,6 +53,11 @@ pub struct AuditRecord {
     /// For accepted changes: the change's position in the events stream.
     #[serde(default)]
     pub position: Option<u64>,
+    /// The tenant data of the record (reason, request and correlation ids,
+    /// message, before and after), sealed with the key of the tenant it
+    /// belongs to; those fields are then empty until a reader opens it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<crate::sealed::Sealed>,
 }
 
 /// Where an audit entry's `before` and `after` hold configuration values,

@@ -18,6 +18,7 @@ pub mod resolve;
 pub mod role;
 pub mod schema;
 pub mod scope;
+pub mod sealed;
 pub mod secrets;
 pub mod sensitive;
 pub mod tenant;

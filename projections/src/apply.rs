@@ -162,7 +162,7 @@ async fn apply_message(
                         edition,
                     } => (id, revision, name, edition),
                     TenantEvent::TenantErased { id, .. } => {
-                        erase_tenant(tx, id.as_str(), message).await?;
+                        erase_tenant(tx, id.as_str(), pos, message).await?;
                         continue;
                     }
                 };
@@ -296,11 +296,15 @@ async fn apply_change_request(
     Ok(())
 }
 
-/// Makes every value of an erased tenant unreadable in the projections,
-/// keeping the record that it was erased, when and by whom.
+/// Makes everything of an erased tenant unreadable in the projections —
+/// values, names, messages, reasons, request metadata, its keys' names — and
+/// revokes its keys, keeping the record that it was erased, when and by whom.
+/// Audit entries belong to the tenant when they name it or when one of its
+/// keys acted; the erasure's own entry stays whole.
 async fn erase_tenant(
     tx: &mut Transaction<'_, Postgres>,
     tenant: &str,
+    position: i64,
     message: &EventMessage<Value>,
 ) -> sqlx::Result<()> {
     let erased = Json(ecs_commands::keyring::erased_marker());
@@ -319,7 +323,7 @@ async fn erase_tenant(
             false,
         ),
         (
-            "UPDATE change_requests SET message = '', change = CASE
+            "UPDATE change_requests SET message = '', reason = NULL, change = CASE
                  WHEN change ? 'values' THEN jsonb_set(change, '{values}', $2)
                  WHEN change ? 'patch' THEN jsonb_set(change, '{patch}', $2)
                  ELSE change END
@@ -328,8 +332,11 @@ async fn erase_tenant(
         ),
         (
             "UPDATE audit SET before = CASE WHEN before IS NULL THEN NULL ELSE $2 END,
-                 after = CASE WHEN after IS NULL THEN NULL ELSE $2 END, message = NULL
-             WHERE tenant = $1",
+                 after = CASE WHEN after IS NULL THEN NULL ELSE $2 END, message = NULL,
+                 reason = NULL, request_id = NULL, correlation_id = NULL
+             WHERE action <> 'tenant.erased'
+               AND (tenant = $1
+                    OR actor IN (SELECT 'token:' || id FROM tokens WHERE tenant = $1))",
             false,
         ),
     ];
@@ -342,6 +349,19 @@ async fn erase_tenant(
         };
         query.execute(&mut **tx).await?;
     }
+    sqlx::query("UPDATE tenants SET erased_position = $2 WHERE id = $1")
+        .bind(tenant)
+        .bind(position)
+        .execute(&mut **tx)
+        .await?;
+    // Last: the audit statement finds the tenant's keys by their tenant.
+    sqlx::query(
+        "UPDATE tokens SET name = '', revoked_at = COALESCE(revoked_at, $2) WHERE tenant = $1",
+    )
+    .bind(tenant)
+    .bind(message.at)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

@@ -441,9 +441,16 @@ pub struct AuditProjector {
     stream: String,
     applied: watch::Sender<u64>,
     halts: Halts,
+    keyring: Option<std::sync::Arc<ecs_commands::keyring::Keyring>>,
 }
 
 impl AuditProjector {
+    /// Opens tenant data sealed in the audit stream (see `ecs_commands::sealing`).
+    pub fn with_keyring(mut self, keyring: std::sync::Arc<ecs_commands::keyring::Keyring>) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
     /// Returns the projector and a receiver of the last applied stream sequence.
     pub fn new(
         pool: sqlx::PgPool,
@@ -458,6 +465,7 @@ impl AuditProjector {
                 stream: stream.into(),
                 applied,
                 halts: Halts::default(),
+                keyring: None,
             },
             receiver,
         )
@@ -566,7 +574,10 @@ impl AuditProjector {
             return Ok(Unreadable(None));
         }
         match serde_json::from_slice::<AuditRecord>(payload) {
-            Ok(record) if record.outcome == Outcome::Refused => {
+            Ok(mut record) if record.outcome == Outcome::Refused => {
+                if let Some(keyring) = &self.keyring {
+                    keyring.open_record(&mut record).await?;
+                }
                 record_refused(&mut tx, &record, published).await?;
             }
             // Accepted changes are recorded from the events stream.
@@ -635,6 +646,7 @@ fn audit_record(row: &PgRow) -> sqlx::Result<(AuditRecord, OffsetDateTime)> {
         .transpose()
         .map_err(|e| sqlx::Error::Decode(format!("audit scope: {e}").into()))?;
     let record = AuditRecord {
+        sealed: None,
         id: row.try_get("key")?,
         at: at
             .format(&Rfc3339)

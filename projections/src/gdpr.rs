@@ -65,3 +65,24 @@ impl ReadModel {
         .await
     }
 }
+
+impl ReadModel {
+    /// The tenants erased after `after`, with the position of each erasure,
+    /// in position order: what a reader of the feed over HTTP must forget.
+    pub async fn tenants_erased_since(&self, after: u64) -> sqlx::Result<Vec<(TenantId, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT id, erased_position FROM tenants WHERE erased_position > $1
+             ORDER BY erased_position",
+        )
+        .bind(after as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(id, position)| {
+                TenantId::parse(id)
+                    .map(|id| (id, position as u64))
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+            })
+            .collect()
+    }
+}

@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push};
 use bytes::Bytes;
+use ecs_domain::TenantId;
 use ecs_domain::feed::{FEED_BUCKET, namespace_filters};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -17,6 +18,12 @@ use crate::ClientSettings;
 pub enum Item {
     /// A feed message; `settled` when nothing more is pending right now.
     Message { payload: Bytes, settled: bool },
+    /// The item under `key` was removed from the feed (a tenant's erasure
+    /// purges its items): the client forgets it.
+    Removed { key: String, settled: bool },
+    /// The tenant was erased (the HTTP feed says so in one event): the
+    /// client forgets it and its layers.
+    TenantErased { tenant: TenantId, settled: bool },
     /// The initial state has been delivered completely.
     Synced,
 }
@@ -56,6 +63,12 @@ impl Feed {
                         if *remaining != u64::MAX && pending == 0 {
                             *remaining = 0;
                         }
+                        if let Some(key) = removed_key(&message) {
+                            return Some(Ok(Item::Removed {
+                                key,
+                                settled: pending == 0,
+                            }));
+                        }
                         Some(Ok(Item::Message {
                             payload: message.payload.clone(),
                             settled: pending == 0,
@@ -67,6 +80,21 @@ impl Feed {
             Feed::Http(reader) => reader.next().await,
         }
     }
+}
+
+/// The key of a bucket message that removes its item (a delete or purge
+/// marker), read from the message's framing: the `KV-Operation` header and
+/// the subject `$KV.<bucket>.<key>`.
+fn removed_key(message: &jetstream::Message) -> Option<String> {
+    let operation = message.headers.as_ref()?.get("KV-Operation")?.as_str();
+    if operation != "DEL" && operation != "PURGE" {
+        return None;
+    }
+    message
+        .subject
+        .as_str()
+        .strip_prefix(&format!("$KV.{FEED_BUCKET}."))
+        .map(str::to_owned)
 }
 
 async fn open_nats(settings: &ClientSettings) -> Result<Feed, String> {
@@ -162,6 +190,24 @@ impl SseReader {
                             payload: Bytes::from(data),
                             settled: self.synced && self.events.is_empty(),
                         }));
+                    }
+                    "erased" => {
+                        #[derive(serde::Deserialize)]
+                        struct Erased {
+                            tenant: TenantId,
+                        }
+                        match serde_json::from_str::<Erased>(&data) {
+                            Ok(erased) => {
+                                return Some(Ok(Item::TenantErased {
+                                    tenant: erased.tenant,
+                                    settled: self.synced && self.events.is_empty(),
+                                }));
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "skipping an erasure this client cannot read");
+                                continue;
+                            }
+                        }
                     }
                     "synced" => {
                         self.synced = true;

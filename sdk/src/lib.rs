@@ -375,6 +375,21 @@ async fn bootstrap(inner: &Inner, mut feed: Feed) -> Option<Feed> {
                     break;
                 }
             }
+            Some(Ok(Item::Removed { key, settled })) => {
+                remove(
+                    inner,
+                    |state| {
+                        state.remove(&key);
+                    },
+                    false,
+                );
+                if settled {
+                    break;
+                }
+            }
+            Some(Ok(Item::TenantErased { tenant, .. })) => {
+                remove(inner, |state| state.remove_tenant(&tenant), false);
+            }
             Some(Ok(Item::Synced)) => break,
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed error during bootstrap");
@@ -399,6 +414,16 @@ fn apply(inner: &Inner, payload: &[u8], settle: bool) {
         }
     };
     write(&inner.state).apply(message);
+    if settle {
+        notify(inner);
+    }
+}
+
+/// Forgets items removed from the feed (an erased tenant's): what
+/// depended on it no longer resolves, and the cache file is rewritten
+/// without it.
+fn remove(inner: &Inner, forget: impl FnOnce(&mut State), settle: bool) {
+    forget(&mut write(&inner.state));
     if settle {
         notify(inner);
     }
@@ -464,6 +489,16 @@ async fn follow(inner: Arc<Inner>, mut feed: Option<Feed>) {
         };
         match next {
             Some(Ok(Item::Message { payload, settled })) => apply(&inner, &payload, settled),
+            Some(Ok(Item::Removed { key, settled })) => remove(
+                &inner,
+                |state| {
+                    state.remove(&key);
+                },
+                settled,
+            ),
+            Some(Ok(Item::TenantErased { tenant, settled })) => {
+                remove(&inner, |state| state.remove_tenant(&tenant), settled)
+            }
             Some(Ok(Item::Synced)) => notify(&inner),
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed interrupted; bootstrapping afresh");
@@ -482,7 +517,7 @@ async fn write_cache(inner: Arc<Inner>) {
     let mut applied = inner.applied.subscribe();
     // Write what the bootstrap brought at once.
     applied.mark_changed();
-    let mut written = 0;
+    let mut written = (0, 0);
     loop {
         tokio::select! {
             _ = inner.shutdown.cancelled() => return,
@@ -490,13 +525,13 @@ async fn write_cache(inner: Arc<Inner>) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let state = read(&inner.state).clone();
-        if state.position == written {
+        let version = (state.position, state.removed);
+        if version == written {
             continue;
         }
         let path = path.clone();
-        let position = state.position;
         match tokio::task::spawn_blocking(move || cache::write(&path, &state)).await {
-            Ok(Ok(())) => written = position,
+            Ok(Ok(())) => written = version,
             Ok(Err(error)) => tracing::warn!(%error, "cannot write the cache file"),
             Err(error) => tracing::warn!(%error, "cache writer failed"),
         }

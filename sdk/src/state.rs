@@ -16,6 +16,10 @@ pub struct State {
     items: BTreeMap<String, FeedMessage>,
     /// The highest position applied.
     pub position: u64,
+    /// How many items were removed (they carry no position); with
+    /// `position`, tells the cache writer that the state changed.
+    #[serde(skip)]
+    pub removed: u64,
 }
 
 impl State {
@@ -33,6 +37,27 @@ impl State {
         self.position = self.position.max(message.position);
         self.items.insert(key, message);
         true
+    }
+
+    /// Forgets the item under `key`, removed from the feed. Returns whether
+    /// the client held it.
+    pub fn remove(&mut self, key: &str) -> bool {
+        let held = self.items.remove(key).is_some();
+        if held {
+            self.removed += 1;
+        }
+        held
+    }
+
+    /// Forgets an erased tenant: its item and every layer of its scope.
+    pub fn remove_tenant(&mut self, tenant: &TenantId) {
+        let before = self.items.len();
+        self.items.retain(|_, message| match &message.item {
+            FeedItem::Tenant { tenant: t, .. } => t != tenant,
+            FeedItem::Layer { scope, .. } => scope.tenant.as_ref() != Some(tenant),
+            FeedItem::Namespace { .. } => true,
+        });
+        self.removed += (before - self.items.len()) as u64;
     }
 
     pub fn namespace(&self, namespace: &NamespaceName) -> Option<NamespaceState> {

@@ -71,11 +71,20 @@ fn feed_event(message: &FeedMessage) -> Event {
         .data(serde_json::to_string(message).unwrap_or_default())
 }
 
+/// An `erased` event: the reader forgets the tenant and its layers.
+fn erased_event(tenant: &ecs_domain::TenantId, position: u64) -> Event {
+    Event::default()
+        .event("erased")
+        .id(position.to_string())
+        .data(serde_json::json!({"tenant": tenant, "position": position}).to_string())
+}
+
 /// The next batch: every item changed after the last position sent, read in
 /// one snapshot. `sent` advances to the position that snapshot is complete
 /// up to, never to a position read elsewhere: a change applied meanwhile is
 /// above it and comes with the next batch.
 async fn fill(state: &mut FeedState) -> Result<(), ApiError> {
+    let after = state.sent;
     let batch = state
         .app
         .read
@@ -83,12 +92,20 @@ async fn fill(state: &mut FeedState) -> Result<(), ApiError> {
         .await?;
     // Schemas are read afresh per batch, so a schema change masks from then on.
     let mut masker = Masker::new(&state.app.read, &state.role, Reading::Configuration);
+    let batch_position = batch.position;
     for mut message in batch.messages {
         masker.feed(&mut message).await?;
         hide_tenant_name(&state.role, &mut message);
         state.queue.push_back(feed_event(&message));
     }
-    state.sent = state.sent.max(batch.position);
+    // After the items, so an erased tenant's last state is forgotten too;
+    // only erasures the snapshot covers, so `sent` never passes what was read.
+    for (tenant, position) in state.app.read.tenants_erased_since(after).await? {
+        if position <= batch_position {
+            state.queue.push_back(erased_event(&tenant, position));
+        }
+    }
+    state.sent = state.sent.max(batch_position);
     if !state.synced {
         state.synced = true;
         state.queue.push_back(

@@ -946,6 +946,7 @@ fn envelope(
         actor: "bench".to_owned(),
         events: vec![event],
         metadata: HashMap::from([("role".to_owned(), "admin".to_owned())]),
+        sealed: None,
     }
 }
 
@@ -984,8 +985,8 @@ async fn generate(js: &jetstream::Context, keyring: &Keyring, events: u64) -> an
             name: Some(format!("Tenant {t}")),
             edition: EditionName::parse(if t % 3 == 0 { "enterprise" } else { "pro" })?,
         })?;
-        let event = keyring.seal_event(&Tenant::aggregate_type(), event).await?;
-        let message = envelope(&Tenant::aggregate_type(), id.to_string(), 1, event);
+        let mut message = envelope(&Tenant::aggregate_type(), id.to_string(), 1, event);
+        keyring.seal_message(&mut message).await?;
         publisher
             .message(subject::<Tenant>(id.as_str()), &message)
             .await?;
@@ -1022,8 +1023,8 @@ async fn generate(js: &jetstream::Context, keyring: &Keyring, events: u64) -> an
                 LayerChange::Patched
             },
         })?;
-        let event = keyring.seal_event(&layer_type, event).await?;
-        let message = envelope(&layer_type, id.clone(), revision, event);
+        let mut message = envelope(&layer_type, id.clone(), revision, event);
+        keyring.seal_message(&mut message).await?;
         publisher.message(subject::<Layer>(id), &message).await?;
         if (i + 1) % 200_000 == 0 {
             println!(
