@@ -76,7 +76,7 @@ impl Connection {
                 None => Ok(Profile::default()),
             };
         }
-        let mut file: ProfileFile = figment::Figment::from(figment::providers::Toml::file(&path))
+        let mut file: ProfileFile = figment::Figment::from(<figment::providers::Toml as figment::providers::Format>::file(&path))
             .extract()
             .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
         let Some(name) = self.profile.clone().or(file.default_profile.clone()) else {

@@ -109,7 +109,7 @@ pub fn convert(text: &str, format: FileFormat, separator: Option<&str>, schema: 
     if !document.is_object() {
         return Err("the file must hold an object of keys".into());
     }
-    Ok(fit(document, schema, format.is_flat()))
+    fit(document, schema, format.is_flat())
 }
 
 /// `.env` lines: `KEY=VALUE`, `export KEY=VALUE`, quotes, `#` comments.
@@ -223,33 +223,50 @@ fn types(schema: Option<&Value>) -> Vec<&str> {
 
 /// Renames keys to the schema's spelling and gives strings the schema's
 /// types; `infer` (flat formats): without a schema type, `true`, `false` and
-/// numbers are inferred.
-fn fit(value: Value, schema: Option<&Value>, infer: bool) -> Value {
+/// numbers are inferred. Keys that name the same property (`Checkout.MaxItems`
+/// and `checkout.currency`) merge; two values for one key are an error.
+fn fit(value: Value, schema: Option<&Value>, infer: bool) -> Result<Value, String> {
     match value {
         Value::Object(map) => {
             let properties = schema.and_then(|s| s.get("properties")).and_then(Value::as_object);
             let additional = schema.and_then(|s| s.get("additionalProperties")).filter(|s| s.is_object());
-            map.into_iter()
-                .map(|(key, child)| {
-                    let known = properties.and_then(|p| {
-                        p.get(&key).map(|s| (key.clone(), s)).or_else(|| {
-                            p.iter().find(|(name, _)| loose(name) == loose(&key)).map(|(n, s)| (n.clone(), s))
-                        })
-                    });
-                    match known {
-                        Some((name, sub)) => (name, fit(child, Some(sub), infer)),
-                        None => (key, fit(child, additional, infer)),
+            let mut fitted = Map::new();
+            for (key, child) in map {
+                let known = properties.and_then(|p| {
+                    p.get(&key).map(|s| (key.clone(), s)).or_else(|| {
+                        p.iter().find(|(name, _)| loose(name) == loose(&key)).map(|(n, s)| (n.clone(), s))
+                    })
+                });
+                let (name, child) = match known {
+                    Some((name, sub)) => (name, fit(child, Some(sub), infer)?),
+                    None => (key.clone(), fit(child, additional, infer)?),
+                };
+                let merged = match fitted.remove(&name) {
+                    None => child,
+                    Some(Value::Object(mut existing)) if child.is_object() => {
+                        for (k, v) in child.as_object().into_iter().flatten() {
+                            if existing.insert(k.clone(), v.clone()).is_some() {
+                                return Err(format!("`{key}` sets {name}/{k} twice"));
+                            }
+                        }
+                        Value::Object(existing)
                     }
-                })
-                .collect::<Map<_, _>>()
-                .into()
+                    Some(_) => return Err(format!("`{key}` sets {name} twice")),
+                };
+                fitted.insert(name, merged);
+            }
+            Ok(Value::Object(fitted))
         }
         Value::Array(items) => {
             let item_schema = schema.and_then(|s| s.get("items"));
-            Value::Array(items.into_iter().map(|i| fit(i, item_schema, infer)).collect())
+            items
+                .into_iter()
+                .map(|i| fit(i, item_schema, infer))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
         }
-        Value::String(text) => typed(text, &types(schema), infer),
-        other => other,
+        Value::String(text) => Ok(typed(text, &types(schema), infer)),
+        other => Ok(other),
     }
 }
 
@@ -314,5 +331,12 @@ mod tests {
         let doc = convert("payment.provider = adyen\n! c\npayment.retries: 3\n", FileFormat::Properties, None, None)
             .expect("convert");
         assert_eq!(doc, json!({"payment": {"provider": "adyen", "retries": 3}}));
+    }
+
+    #[test]
+    fn keys_naming_one_property_merge_and_a_value_set_twice_is_refused() {
+        let schema = json!({"properties": {"max_items": {"type": "integer"}}});
+        let twice = convert("MAX_ITEMS=1\nmax_items=2\n", FileFormat::Env, None, Some(&schema));
+        assert!(twice.expect_err("set twice").contains("max_items twice"));
     }
 }

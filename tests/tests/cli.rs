@@ -278,7 +278,7 @@ async fn importing_appsettings_json_and_a_dotenv_file() {
     std::fs::write(&appsettings, APPSETTINGS).unwrap();
     let path = appsettings.to_str().unwrap();
 
-    let dry = expect(&app, 0, &["import", "shop", path, "--scope", "env=prod", "--dry-run", "-o", "json"]).await;
+    let dry = expect(&app, 0, &["import", "shop", path, "--dry-run", "-o", "json"]).await;
     let expected = json!({
         "Logging": {"LogLevel": {"Default": "Information", "Microsoft.AspNetCore": "Warning"}},
         "AllowedHosts": "*",
@@ -286,10 +286,10 @@ async fn importing_appsettings_json_and_a_dotenv_file() {
         "checkout": {"max_items": 250, "currency": "CHF", "features": {"express": true},
                      "Retry": {"Count": 3, "BackoffSeconds": 1.5}, "Regions": ["eu-west", "eu-central"]}});
     assert_eq!(json_of(&dry), expected);
-    assert_eq!(app.get_layer("shop", "env=prod").await.status, StatusCode::NOT_FOUND, "a dry run writes nothing");
+    assert_eq!(app.get_layer("shop", "").await.status, StatusCode::NOT_FOUND, "a dry run writes nothing");
 
-    expect(&app, 0, &["import", "shop", path, "--scope", "env=prod"]).await;
-    assert_eq!(app.resolved("shop", "env=prod").await.body["values"], expected);
+    expect(&app, 0, &["import", "shop", path]).await;
+    assert_eq!(app.resolved("shop", "").await.body["values"], expected);
 
     let env = dir.path().join(".env");
     std::fs::write(&env, "# dev overrides\nCHECKOUT__MAX_ITEMS=10\nCHECKOUT__ZIP_PREFIX=0123\nexport CHECKOUT__FEATURES__EXPRESS=false\nCHECKOUT__REGIONS__0=local\nDEBUG=true\nGREETING=\"hello world\"\n").unwrap();
