@@ -37,7 +37,7 @@ enum Command {
     },
     /// The client subcommands (get, set, apply, …), talking to a server's HTTP API.
     #[command(flatten)]
-    Client(ecs_cli::Command),
+    Client(Box<ecs_cli::Command>),
 }
 
 fn init_tracing() {
@@ -54,7 +54,7 @@ fn init_tracing() {
 async fn main() -> anyhow::Result<()> {
     let cli: Cli = ecs_cli::parse();
     match cli.command {
-        Command::Client(command) => std::process::exit(ecs_cli::main(cli.client, command).await),
+        Command::Client(command) => std::process::exit(ecs_cli::main(cli.client, *command).await),
         Command::Serve { config } => {
             init_tracing();
             let settings = Settings::load(config.as_deref()).context("invalid settings")?;

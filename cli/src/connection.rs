@@ -56,8 +56,7 @@ struct ProfileFile {
 impl Connection {
     fn config_path(&self) -> Option<PathBuf> {
         self.cli_config.clone().or_else(|| {
-            std::env::var_os("HOME")
-                .map(|home| PathBuf::from(home).join(".config/ecs/cli.toml"))
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config/ecs/cli.toml"))
         })
     }
 
@@ -76,14 +75,19 @@ impl Connection {
                 None => Ok(Profile::default()),
             };
         }
-        let mut file: ProfileFile = figment::Figment::from(<figment::providers::Toml as figment::providers::Format>::file(&path))
-            .extract()
-            .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+        let mut file: ProfileFile = figment::Figment::from(
+            <figment::providers::Toml as figment::providers::Format>::file(&path),
+        )
+        .extract()
+        .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
         let Some(name) = self.profile.clone().or(file.default_profile.clone()) else {
             return Ok(Profile::default());
         };
         file.profiles.remove(&name).ok_or_else(|| {
-            CliError::usage(format!("--profile {name}: no such profile in {}", path.display()))
+            CliError::usage(format!(
+                "--profile {name}: no such profile in {}",
+                path.display()
+            ))
         })
     }
 
@@ -96,14 +100,23 @@ impl Connection {
             .clone()
             .or(profile.url)
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
-        let token = match (&self.token, &self.token_file, profile.token, profile.token_file) {
+        let token = match (
+            &self.token,
+            &self.token_file,
+            profile.token,
+            profile.token_file,
+        ) {
             (Some(token), ..) => Some(token.clone()),
             (None, Some(file), ..) => Some(read_token(file)?),
             (None, None, Some(token), _) => Some(token),
             (None, None, None, Some(file)) => Some(read_token(&file)?),
             (None, None, None, None) => {
                 let file = PathBuf::from(DEFAULT_TOKEN_FILE);
-                if file.exists() { Some(read_token(&file)?) } else { None }
+                if file.exists() {
+                    Some(read_token(&file)?)
+                } else {
+                    None
+                }
             }
         };
         Api::new(&url, token)
@@ -144,7 +157,9 @@ impl Api {
     pub fn new(url: &str, token: Option<String>) -> CliResult<Self> {
         let base = url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(CliError::usage(format!("--url {url}: must start with http:// or https://")));
+            return Err(CliError::usage(format!(
+                "--url {url}: must start with http:// or https://"
+            )));
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
@@ -181,18 +196,33 @@ impl Api {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                Value::String(String::from_utf8_lossy(&bytes).into_owned())
-            })
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         if status.is_success() {
-            return Ok(Reply { status: status.as_u16(), body });
+            return Ok(Reply {
+                status: status.as_u16(),
+                body,
+            });
         }
-        Err(CliError::Api { status: status.as_u16(), problem: problem_of(status, body) })
+        Err(CliError::Api {
+            status: status.as_u16(),
+            problem: problem_of(status, body),
+        })
     }
 
     pub async fn get(&self, path: &str, query: &[(String, String)]) -> CliResult<Value> {
-        Ok(self.send(Method::GET, path, Send { query, ..Send::default() }).await?.body)
+        Ok(self
+            .send(
+                Method::GET,
+                path,
+                Send {
+                    query,
+                    ..Send::default()
+                },
+            )
+            .await?
+            .body)
     }
 }
 

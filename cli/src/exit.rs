@@ -116,7 +116,11 @@ impl CliError {
         let mut lines = vec![format!(
             "error: {status} {}: {}",
             text("code"),
-            if text("detail").is_empty() { text("title") } else { text("detail") }
+            if text("detail").is_empty() {
+                text("title")
+            } else {
+                text("detail")
+            }
         )];
         if !text("field").is_empty() {
             lines.push(format!("  field: {}", text("field")));
@@ -137,7 +141,10 @@ impl CliError {
                     "  {}: locked at {} by {}",
                     get("pointer"),
                     get("locked_pointer"),
-                    violation.get("locked_by").map(Value::to_string).unwrap_or_default()
+                    violation
+                        .get("locked_by")
+                        .map(Value::to_string)
+                        .unwrap_or_default()
                 );
             }
             if let Some(layer) = violation.get("layer") {

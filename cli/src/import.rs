@@ -48,7 +48,9 @@ impl FileFormat {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Keys are matched to the schema's properties ignoring case, `_` and `-`\n(MAX_ITEMS and MaxItems both become max_items); a value takes the type the schema\ngives it, else true/false, numbers and strings are inferred (.env and .properties).\nThe document is merged into the layer (RFC 7386).\n\nExamples:\n  ecs import checkout appsettings.json --scope env=prod --dry-run\n  ecs import checkout .env --scope env=dev,service=web -m 'from the old .env'")]
+#[command(
+    after_help = "Keys are matched to the schema's properties ignoring case, `_` and `-`\n(MAX_ITEMS and MaxItems both become max_items); a value takes the type the schema\ngives it, else true/false, numbers and strings are inferred (.env and .properties).\nThe document is merged into the layer (RFC 7386).\n\nExamples:\n  ecs import checkout appsettings.json --scope env=prod --dry-run\n  ecs import checkout .env --scope env=dev,service=web -m 'from the old .env'"
+)]
 pub struct ImportArgs {
     pub namespace: String,
     /// appsettings.json, .env, *.properties, *.yaml, *.json (`-`: standard input with --format).
@@ -72,7 +74,12 @@ pub async fn import(api: &Api, out: &mut Printer, args: ImportArgs) -> CliResult
     let format = args
         .format
         .or_else(|| FileFormat::of(&args.file))
-        .ok_or_else(|| CliError::usage(format!("{}: name the format with --format", args.file.display())))?;
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "{}: name the format with --format",
+                args.file.display()
+            ))
+        })?;
     let text = read_text(&args.file)?;
     let namespace = api
         .get(&format!("/v1/namespaces/{}", segment(&args.namespace)), &[])
@@ -93,14 +100,28 @@ pub async fn import(api: &Api, out: &mut Printer, args: ImportArgs) -> CliResult
         .send(
             reqwest::Method::PATCH,
             &layer_path(&args.namespace, ""),
-            Send { query: &args.scope.query(), body: Some(&body), if_match: args.write.if_match },
+            Send {
+                query: &args.scope.query(),
+                body: Some(&body),
+                if_match: args.write.if_match,
+            },
         )
         .await?;
-    written(out, &format!("{} at {}", args.namespace, args.scope), &reply.body, reply.status)
+    written(
+        out,
+        &format!("{} at {}", args.namespace, args.scope),
+        &reply.body,
+        reply.status,
+    )
 }
 
 /// The document a file holds, fitted to the schema.
-pub fn convert(text: &str, format: FileFormat, separator: Option<&str>, schema: Option<&Value>) -> Result<Value, String> {
+pub fn convert(
+    text: &str,
+    format: FileFormat,
+    separator: Option<&str>,
+    schema: Option<&Value>,
+) -> Result<Value, String> {
     let document = match format {
         FileFormat::Json | FileFormat::Yaml => parse_document(text)?,
         FileFormat::Env => nest(parse_env(text)?, separator.unwrap_or("__"))?,
@@ -145,7 +166,8 @@ fn parse_properties(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut pending = String::new();
     for (number, raw) in text.lines().enumerate() {
         let line = raw.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         if let Some(continued) = line.strip_suffix('\\') {
@@ -157,7 +179,10 @@ fn parse_properties(text: &str) -> Result<Vec<(String, String)>, String> {
         let split = entry
             .find(['=', ':'])
             .ok_or_else(|| format!("line {}: not key=value", number + 1))?;
-        pairs.push((entry[..split].trim().to_owned(), entry[split + 1..].trim().to_owned()));
+        pairs.push((
+            entry[..split].trim().to_owned(),
+            entry[split + 1..].trim().to_owned(),
+        ));
     }
     Ok(pairs)
 }
@@ -182,7 +207,9 @@ fn nest(pairs: Vec<(String, String)>, separator: &str) -> Result<Value, String> 
                 map.insert((*part).to_owned(), Value::String(value.clone()));
                 break;
             }
-            node = map.entry((*part).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            node = map
+                .entry((*part).to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
         }
     }
     Ok(arrays(root))
@@ -191,8 +218,8 @@ fn nest(pairs: Vec<(String, String)>, separator: &str) -> Result<Value, String> 
 fn arrays(value: Value) -> Value {
     match value {
         Value::Object(map) => {
-            let is_array = !map.is_empty()
-                && (0..map.len()).all(|i| map.contains_key(&i.to_string()));
+            let is_array =
+                !map.is_empty() && (0..map.len()).all(|i| map.contains_key(&i.to_string()));
             if is_array {
                 let mut map = map;
                 let items = (0..map.len())
@@ -209,7 +236,10 @@ fn arrays(value: Value) -> Value {
 
 /// A key as compared with the schema's: case, `_` and `-` ignored.
 fn loose(key: &str) -> String {
-    key.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// The schema's types for a node (`type` as a string or a list).
@@ -228,13 +258,19 @@ fn types(schema: Option<&Value>) -> Vec<&str> {
 fn fit(value: Value, schema: Option<&Value>, infer: bool) -> Result<Value, String> {
     match value {
         Value::Object(map) => {
-            let properties = schema.and_then(|s| s.get("properties")).and_then(Value::as_object);
-            let additional = schema.and_then(|s| s.get("additionalProperties")).filter(|s| s.is_object());
+            let properties = schema
+                .and_then(|s| s.get("properties"))
+                .and_then(Value::as_object);
+            let additional = schema
+                .and_then(|s| s.get("additionalProperties"))
+                .filter(|s| s.is_object());
             let mut fitted = Map::new();
             for (key, child) in map {
                 let known = properties.and_then(|p| {
                     p.get(&key).map(|s| (key.clone(), s)).or_else(|| {
-                        p.iter().find(|(name, _)| loose(name) == loose(&key)).map(|(n, s)| (n.clone(), s))
+                        p.iter()
+                            .find(|(name, _)| loose(name) == loose(&key))
+                            .map(|(n, s)| (n.clone(), s))
                     })
                 });
                 let (name, child) = match known {
@@ -279,13 +315,23 @@ fn typed(text: String, types: &[&str], infer: bool) -> Value {
     };
     let as_integer = || trimmed.parse::<i64>().ok().map(Value::from);
     let as_number = || {
-        as_integer().or_else(|| trimmed.parse::<f64>().ok().and_then(Number::from_f64).map(Value::Number))
+        as_integer().or_else(|| {
+            trimmed
+                .parse::<f64>()
+                .ok()
+                .and_then(Number::from_f64)
+                .map(Value::Number)
+        })
     };
     if types.contains(&"string") {
         return Value::String(text);
     }
     let converted = if types.is_empty() {
-        if infer { as_bool().or_else(as_number) } else { None }
+        if infer {
+            as_bool().or_else(as_number)
+        } else {
+            None
+        }
     } else {
         types.iter().find_map(|t| match *t {
             "boolean" => as_bool(),
@@ -293,10 +339,21 @@ fn typed(text: String, types: &[&str], infer: bool) -> Value {
             "number" => as_number(),
             "array" | "object" => serde_json::from_str::<Value>(trimmed)
                 .ok()
-                .filter(|v| if *t == "array" { v.is_array() } else { v.is_object() })
+                .filter(|v| {
+                    if *t == "array" {
+                        v.is_array()
+                    } else {
+                        v.is_object()
+                    }
+                })
                 .or_else(|| {
                     (*t == "array").then(|| {
-                        Value::Array(trimmed.split(',').map(|s| Value::String(s.trim().to_owned())).collect())
+                        Value::Array(
+                            trimmed
+                                .split(',')
+                                .map(|s| Value::String(s.trim().to_owned()))
+                                .collect(),
+                        )
                     })
                 }),
             "null" => (trimmed.is_empty() || trimmed == "null").then_some(Value::Null),
@@ -328,15 +385,25 @@ mod tests {
 
     #[test]
     fn properties_nest_by_dots() {
-        let doc = convert("payment.provider = adyen\n! c\npayment.retries: 3\n", FileFormat::Properties, None, None)
-            .expect("convert");
+        let doc = convert(
+            "payment.provider = adyen\n! c\npayment.retries: 3\n",
+            FileFormat::Properties,
+            None,
+            None,
+        )
+        .expect("convert");
         assert_eq!(doc, json!({"payment": {"provider": "adyen", "retries": 3}}));
     }
 
     #[test]
     fn keys_naming_one_property_merge_and_a_value_set_twice_is_refused() {
         let schema = json!({"properties": {"max_items": {"type": "integer"}}});
-        let twice = convert("MAX_ITEMS=1\nmax_items=2\n", FileFormat::Env, None, Some(&schema));
+        let twice = convert(
+            "MAX_ITEMS=1\nmax_items=2\n",
+            FileFormat::Env,
+            None,
+            Some(&schema),
+        );
         assert!(twice.expect_err("set twice").contains("max_items twice"));
     }
 }

@@ -113,7 +113,11 @@ pub struct Outcome {
 pub fn parse<P: Parser>() -> P {
     P::try_parse().unwrap_or_else(|error| {
         let _ = error.print();
-        std::process::exit(if error.use_stderr() { Exit::Usage.code() } else { 0 })
+        std::process::exit(if error.use_stderr() {
+            Exit::Usage.code()
+        } else {
+            0
+        })
     })
 }
 
@@ -126,9 +130,21 @@ where
     match Cli::try_parse_from(args) {
         Ok(cli) => run(cli.global, cli.command, false).await,
         Err(error) => Outcome {
-            code: if error.use_stderr() { Exit::Usage.code() } else { 0 },
-            stdout: if error.use_stderr() { String::new() } else { error.to_string() },
-            stderr: if error.use_stderr() { error.to_string() } else { String::new() },
+            code: if error.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            },
+            stdout: if error.use_stderr() {
+                String::new()
+            } else {
+                error.to_string()
+            },
+            stderr: if error.use_stderr() {
+                error.to_string()
+            } else {
+                String::new()
+            },
         },
     }
 }
@@ -146,7 +162,11 @@ pub async fn run(global: Global, command: Command, colour: bool) -> Outcome {
             error.exit().code()
         }
     };
-    Outcome { code, stdout: out.stdout, stderr: out.stderr }
+    Outcome {
+        code,
+        stdout: out.stdout,
+        stderr: out.stderr,
+    }
 }
 
 /// Runs a command for the binary: prints its output and returns the exit code.
@@ -183,9 +203,9 @@ async fn dispatch(global: &Global, command: Command, out: &mut Printer) -> Resul
         Command::Import(args) => import::import(&api, out, args).await.map(|()| done),
         Command::Tokens { command } => tokens::tokens(&api, out, command).await.map(|()| done),
         Command::Audit(args) => audit::audit(&api, out, args).await.map(|()| done),
-        Command::ChangeRequests { command } => {
-            change_requests::change_requests(&api, out, command).await.map(|()| done)
-        }
+        Command::ChangeRequests { command } => change_requests::change_requests(&api, out, command)
+            .await
+            .map(|()| done),
         Command::Admin { command } => admin::admin(&api, out, command).await,
         Command::Completions { .. } => Ok(done),
     }

@@ -92,7 +92,11 @@ impl Printer {
     }
 
     /// Prints `value` as JSON or YAML; `human` draws it in table mode.
-    pub fn emit<T: Serialize>(&mut self, value: &T, human: impl FnOnce(&mut Printer)) -> CliResult<()> {
+    pub fn emit<T: Serialize>(
+        &mut self,
+        value: &T,
+        human: impl FnOnce(&mut Printer),
+    ) -> CliResult<()> {
         match self.format {
             Format::Json => {
                 let text = serde_json::to_string_pretty(value)

@@ -97,7 +97,11 @@ impl fmt::Display for Scope {
         if self.0.is_empty() {
             return f.write_str(GLOBAL);
         }
-        let pairs: Vec<String> = self.0.iter().map(|(d, v)| format!("{}={v}", d.name())).collect();
+        let pairs: Vec<String> = self
+            .0
+            .iter()
+            .map(|(d, v)| format!("{}={v}", d.name()))
+            .collect();
         f.write_str(&pairs.join(","))
     }
 }

@@ -44,12 +44,20 @@ fn checkout_schema() -> Value {
 
 async fn seed(app: &TestApp) {
     let ns = json!({"description": "Checkout", "schema": checkout_schema()});
-    assert_eq!(app.put_namespace("checkout", &ns).await.status, StatusCode::CREATED);
-    assert_eq!(app.put_tenant("acme", "enterprise").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_namespace("checkout", &ns).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.put_tenant("acme", "enterprise").await.status,
+        StatusCode::CREATED
+    );
 }
 
 async fn applied_position(app: &TestApp) -> u64 {
-    app.get("/v1/admin/projections").await.body["applied"].as_u64().unwrap()
+    app.get("/v1/admin/projections").await.body["applied"]
+        .as_u64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -57,52 +65,170 @@ async fn reading_and_writing_layers() {
     let app = spawn_app().await;
     seed(&app).await;
 
-    let set = expect(&app, 0, &["set", "checkout", "max_items=250", "features.express=true", "currency=USD",
-        "--scope", "env=prod", "-m", "bigger carts", "-o", "json"]).await;
+    let set = expect(
+        &app,
+        0,
+        &[
+            "set",
+            "checkout",
+            "max_items=250",
+            "features.express=true",
+            "currency=USD",
+            "--scope",
+            "env=prod",
+            "-m",
+            "bigger carts",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(json_of(&set)["revision"], 1);
     let layer = app.get_layer("checkout", "env=prod").await.body;
-    assert_eq!(layer["values"], json!({"max_items": 250, "features": {"express": true}, "currency": "USD"}));
+    assert_eq!(
+        layer["values"],
+        json!({"max_items": 250, "features": {"express": true}, "currency": "USD"})
+    );
     assert_eq!(layer["message"], "bigger carts");
 
-    let get = expect(&app, 0, &["get", "checkout", "--scope", "env=prod", "-o", "json"]).await;
+    let get = expect(
+        &app,
+        0,
+        &["get", "checkout", "--scope", "env=prod", "-o", "json"],
+    )
+    .await;
     assert_eq!(json_of(&get)["values"], layer["values"]);
     let human = expect(&app, 0, &["get", "checkout", "--scope", "env=prod"]).await;
     assert!(human.stdout.contains("max_items: 250"), "{}", human.stdout);
 
-    expect(&app, 0, &["unset", "checkout", "features.express", "--scope", "env=prod"]).await;
+    expect(
+        &app,
+        0,
+        &[
+            "unset",
+            "checkout",
+            "features.express",
+            "--scope",
+            "env=prod",
+        ],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let patch = dir.path().join("patch.yaml");
     std::fs::write(&patch, "payment:\n  provider: adyen\ncurrency: null\n").unwrap();
-    expect(&app, 0, &["patch", "checkout", "-f", patch.to_str().unwrap(), "--scope", "env=prod"]).await;
+    expect(
+        &app,
+        0,
+        &[
+            "patch",
+            "checkout",
+            "-f",
+            patch.to_str().unwrap(),
+            "--scope",
+            "env=prod",
+        ],
+    )
+    .await;
     let layer = app.get_layer("checkout", "env=prod").await.body;
     assert_eq!(layer["revision"], 3);
-    assert_eq!(layer["values"], json!({"max_items": 250, "features": {}, "payment": {"provider": "adyen"}}));
+    assert_eq!(
+        layer["values"],
+        json!({"max_items": 250, "features": {}, "payment": {"provider": "adyen"}})
+    );
 
-    let resolved = expect(&app, 0, &["resolve", "checkout", "--context", "env=prod,tenant=acme", "--explain", "-o", "json"]).await;
+    let resolved = expect(
+        &app,
+        0,
+        &[
+            "resolve",
+            "checkout",
+            "--context",
+            "env=prod,tenant=acme",
+            "--explain",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     let resolved = json_of(&resolved);
     assert_eq!(resolved["values"]["currency"], "EUR");
     assert_eq!(resolved["sources"]["/currency"]["origin"], "schema-default");
-    assert_eq!(resolved["sources"]["/max_items"]["scope"], json!({"env": "prod"}));
-    let explained = expect(&app, 0, &["resolve", "checkout", "--context", "env=prod", "--explain"]).await;
-    assert!(explained.stdout.contains("schema-default"), "{}", explained.stdout);
+    assert_eq!(
+        resolved["sources"]["/max_items"]["scope"],
+        json!({"env": "prod"})
+    );
+    let explained = expect(
+        &app,
+        0,
+        &["resolve", "checkout", "--context", "env=prod", "--explain"],
+    )
+    .await;
+    assert!(
+        explained.stdout.contains("schema-default"),
+        "{}",
+        explained.stdout
+    );
 
     let first_position = json_of(&set)["position"].as_u64().unwrap().to_string();
-    let past = expect(&app, 0, &["resolve", "checkout", "--context", "env=prod", "--position", &first_position, "-o", "json"]).await;
+    let past = expect(
+        &app,
+        0,
+        &[
+            "resolve",
+            "checkout",
+            "--context",
+            "env=prod",
+            "--position",
+            &first_position,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(json_of(&past)["values"]["currency"], "USD");
 
-    let history = expect(&app, 0, &["history", "checkout", "--scope", "env=prod", "-o", "json"]).await;
+    let history = expect(
+        &app,
+        0,
+        &["history", "checkout", "--scope", "env=prod", "-o", "json"],
+    )
+    .await;
     assert_eq!(json_of(&history)["revisions"].as_array().unwrap().len(), 3);
     let table = expect(&app, 0, &["history", "checkout", "--scope", "env=prod"]).await;
     assert!(table.stdout.contains("bigger carts"), "{}", table.stdout);
 
-    expect(&app, 0, &["rollback", "checkout", "--scope", "env=prod", "--revision", "1", "-m", "back"]).await;
+    expect(
+        &app,
+        0,
+        &[
+            "rollback",
+            "checkout",
+            "--scope",
+            "env=prod",
+            "--revision",
+            "1",
+            "-m",
+            "back",
+        ],
+    )
+    .await;
     let layer = app.get_layer("checkout", "env=prod").await.body;
-    assert_eq!((layer["revision"].clone(), layer["values"]["currency"].clone()), (json!(4), json!("USD")));
+    assert_eq!(
+        (
+            layer["revision"].clone(),
+            layer["values"]["currency"].clone()
+        ),
+        (json!(4), json!("USD"))
+    );
 
     let namespaces = expect(&app, 0, &["namespaces", "-o", "json"]).await;
     assert_eq!(json_of(&namespaces)["namespaces"][0]["name"], "checkout");
     let tenants = expect(&app, 0, &["tenants", "-o", "yaml"]).await;
-    assert!(tenants.stdout.contains("id: acme") && tenants.stdout.contains("edition: enterprise"), "{}", tenants.stdout);
+    assert!(
+        tenants.stdout.contains("id: acme") && tenants.stdout.contains("edition: enterprise"),
+        "{}",
+        tenants.stdout
+    );
     let table = expect(&app, 0, &["tenants"]).await;
     assert!(table.stdout.contains("acme"), "{}", table.stdout);
 }
@@ -111,18 +237,60 @@ async fn reading_and_writing_layers() {
 async fn each_failure_has_its_exit_code() {
     let app = spawn_app().await;
     seed(&app).await;
-    expect(&app, 0, &["set", "checkout", "max_items=5", "--scope", "env=prod"]).await;
+    expect(
+        &app,
+        0,
+        &["set", "checkout", "max_items=5", "--scope", "env=prod"],
+    )
+    .await;
 
     // Not found: a namespace, a layer.
     expect(&app, 3, &["get", "nowhere", "--scope", "env=prod"]).await;
     let missing = expect(&app, 3, &["get", "checkout", "--scope", "env=dev"]).await;
-    assert!(missing.stderr.contains("layer-not-found"), "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("layer-not-found"),
+        "{}",
+        missing.stderr
+    );
     // Conflict: a stale If-Match.
-    let stale = expect(&app, 4, &["set", "checkout", "max_items=6", "--scope", "env=prod", "--if-match", "7"]).await;
-    assert!(stale.stderr.contains("stale-revision") && stale.stderr.contains("current revision: 1"), "{}", stale.stderr);
+    let stale = expect(
+        &app,
+        4,
+        &[
+            "set",
+            "checkout",
+            "max_items=6",
+            "--scope",
+            "env=prod",
+            "--if-match",
+            "7",
+        ],
+    )
+    .await;
+    assert!(
+        stale.stderr.contains("stale-revision") && stale.stderr.contains("current revision: 1"),
+        "{}",
+        stale.stderr
+    );
     // Validation: every violated pointer is printed.
-    let invalid = expect(&app, 5, &["set", "checkout", "max_items=0", "features.express=\"yes\"", "--scope", "env=prod"]).await;
-    assert!(invalid.stderr.contains("/max_items") && invalid.stderr.contains("/features/express"), "{}", invalid.stderr);
+    let invalid = expect(
+        &app,
+        5,
+        &[
+            "set",
+            "checkout",
+            "max_items=0",
+            "features.express=\"yes\"",
+            "--scope",
+            "env=prod",
+        ],
+    )
+    .await;
+    assert!(
+        invalid.stderr.contains("/max_items") && invalid.stderr.contains("/features/express"),
+        "{}",
+        invalid.stderr
+    );
     // Unauthorized.
     let denied = ecs_as(&app, "wrong-token", &["namespaces"]).await;
     assert_eq!(denied.code, 6, "{}", denied.stderr);
@@ -132,7 +300,15 @@ async fn each_failure_has_its_exit_code() {
     let bad = expect(&app, 64, &["get", "checkout", "--scope", "env=no!pe"]).await;
     assert!(bad.stderr.contains("field: env"), "{}", bad.stderr);
     // Unavailable: nothing listens there.
-    let closed = ecs_cli::run_from(["ecs", "--url", "http://127.0.0.1:9", "--token", "x", "namespaces"]).await;
+    let closed = ecs_cli::run_from([
+        "ecs",
+        "--url",
+        "http://127.0.0.1:9",
+        "--token",
+        "x",
+        "namespaces",
+    ])
+    .await;
     assert_eq!(closed.code, 7, "{}", closed.stderr);
     // Help exits 0 and shows examples.
     let help = expect(&app, 0, &["set", "--help"]).await;
@@ -142,22 +318,42 @@ async fn each_failure_has_its_exit_code() {
 /// A server with a namespace of every kind of content, written through the API.
 async fn populate(app: &TestApp) {
     seed(app).await;
-    assert_eq!(app.put_tenant("globex", "standard").await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_tenant("globex", "standard").await.status,
+        StatusCode::CREATED
+    );
     let approval = json!({"description": "Billing", "approval": {"scopes": [{"env": "prod"}]}});
-    assert_eq!(app.put_namespace("billing", &approval).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_namespace("billing", &approval).await.status,
+        StatusCode::CREATED
+    );
     for (query, body) in [
-        ("", json!({"values": {"max_items": 50, "features": {"express": false}}})),
-        ("env=prod", json!({"values": {"max_items": 100, "payment": {"provider": "stripe"}}, "lock": ["/payment/provider"]})),
-        ("env=prod&tenant=acme", json!({"values": {"max_items": 250, "currency": "CHF"}})),
-        ("tenant=globex", json!({"values": {"features": {"express": true}}})),
+        (
+            "",
+            json!({"values": {"max_items": 50, "features": {"express": false}}}),
+        ),
+        (
+            "env=prod",
+            json!({"values": {"max_items": 100, "payment": {"provider": "stripe"}}, "lock": ["/payment/provider"]}),
+        ),
+        (
+            "env=prod&tenant=acme",
+            json!({"values": {"max_items": 250, "currency": "CHF"}}),
+        ),
+        (
+            "tenant=globex",
+            json!({"values": {"features": {"express": true}}}),
+        ),
     ] {
         let answer = app.put_layer("checkout", query, &body).await;
         assert!(answer.status.is_success(), "{}", answer.body);
     }
     // A cleared layer is not exported.
-    app.put_layer("checkout", "env=dev", &json!({"values": {"max_items": 1}})).await;
+    app.put_layer("checkout", "env=dev", &json!({"values": {"max_items": 1}}))
+        .await;
     app.delete("/v1/namespaces/checkout/layer?env=dev").await;
-    app.put_layer("billing", "env=dev", &json!({"values": {"retries": 3}})).await;
+    app.put_layer("billing", "env=dev", &json!({"values": {"retries": 3}}))
+        .await;
 }
 
 fn read_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
@@ -166,7 +362,10 @@ fn read_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8
         for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
             let path = entry.unwrap().path();
             if path.is_file() {
-                files.insert(path.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&path).unwrap());
+                files.insert(
+                    path.strip_prefix(dir).unwrap().display().to_string(),
+                    std::fs::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -183,28 +382,58 @@ async fn export_then_apply_on_an_empty_server_round_trips_byte_identically() {
     let exported = read_tree(first.path());
     assert_eq!(
         exported.keys().cloned().collect::<Vec<_>>(),
-        ["namespaces/billing.yaml", "namespaces/checkout.yaml", "tenants.yaml"]
+        [
+            "namespaces/billing.yaml",
+            "namespaces/checkout.yaml",
+            "tenants.yaml"
+        ]
     );
     let checkout = String::from_utf8(exported["namespaces/checkout.yaml"].clone()).unwrap();
-    assert!(checkout.contains("env=prod,tenant=acme:") && checkout.contains("- /payment/provider"), "{checkout}");
-    assert!(!checkout.contains("env=dev"), "a cleared layer is not exported: {checkout}");
+    assert!(
+        checkout.contains("env=prod,tenant=acme:") && checkout.contains("- /payment/provider"),
+        "{checkout}"
+    );
+    assert!(
+        !checkout.contains("env=dev"),
+        "a cleared layer is not exported: {checkout}"
+    );
     // The source already matches its own export.
     expect(&source, 0, &["apply", dir]).await;
 
     let target = spawn_app().await;
     let plan = expect(&target, 2, &["apply", dir]).await;
-    assert!(plan.stdout.contains("namespace checkout: create"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("+ /max_items = 250"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("+ lock /payment/provider"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("namespace checkout: create"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("+ /max_items = 250"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("+ lock /payment/provider"),
+        "{}",
+        plan.stdout
+    );
     let json_plan = expect(&target, 2, &["apply", dir, "-o", "json"]).await;
     assert_eq!(json_of(&json_plan)["steps"].as_array().unwrap().len(), 9);
 
     let applied = expect(&target, 0, &["apply", dir, "--yes", "-m", "restore"]).await;
-    assert!(applied.stdout.contains("Applied 9 change(s)."), "{}", applied.stdout);
+    assert!(
+        applied.stdout.contains("Applied 9 change(s)."),
+        "{}",
+        applied.stdout
+    );
 
     let second = tempfile::tempdir().unwrap();
     expect(&target, 0, &["export", second.path().to_str().unwrap()]).await;
-    assert_eq!(read_tree(second.path()), exported, "export → apply → export is byte-identical");
+    assert_eq!(
+        read_tree(second.path()),
+        exported,
+        "export → apply → export is byte-identical"
+    );
 
     // A second apply plans nothing and writes nothing.
     let before = applied_position(&target).await;
@@ -213,18 +442,36 @@ async fn export_then_apply_on_an_empty_server_round_trips_byte_identically() {
     assert_eq!(applied_position(&target).await, before);
 
     // An edited file plans exactly its change; a removed layer is cleared.
-    let edited = checkout.replace("max_items: 250", "max_items: 300").replace(
-        "  tenant=globex:\n    values:\n      features:\n        express: true\n",
-        "",
-    );
+    let edited = checkout
+        .replace("max_items: 250", "max_items: 300")
+        .replace(
+            "  tenant=globex:\n    values:\n      features:\n        express: true\n",
+            "",
+        );
     assert_ne!(edited, checkout);
     std::fs::write(first.path().join("namespaces/checkout.yaml"), &edited).unwrap();
     let plan = expect(&target, 2, &["apply", dir]).await;
-    assert!(plan.stdout.contains("layer checkout env=prod,tenant=acme: change"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("~ /max_items: 250 -> 300"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("layer checkout tenant=globex: clear"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("layer checkout env=prod,tenant=acme: change"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("~ /max_items: 250 -> 300"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("layer checkout tenant=globex: clear"),
+        "{}",
+        plan.stdout
+    );
     expect(&target, 0, &["apply", dir, "--yes"]).await;
-    assert_eq!(target.resolved("checkout", "tenant=globex").await.body["values"]["features"]["express"], false);
+    assert_eq!(
+        target.resolved("checkout", "tenant=globex").await.body["values"]["features"]["express"],
+        false
+    );
     expect(&target, 0, &["apply", dir]).await;
 }
 
@@ -232,23 +479,43 @@ async fn export_then_apply_on_an_empty_server_round_trips_byte_identically() {
 async fn a_concurrent_change_stops_apply() {
     let app = spawn_app().await;
     seed(&app).await;
-    app.put_layer("checkout", "env=prod", &json!({"values": {"max_items": 10}})).await;
+    app.put_layer(
+        "checkout",
+        "env=prod",
+        &json!({"values": {"max_items": 10}}),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     expect(&app, 0, &["export", dir.path().to_str().unwrap()]).await;
     let file = dir.path().join("namespaces/checkout.yaml");
-    let text = std::fs::read_to_string(&file).unwrap().replace("max_items: 10", "max_items: 20");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("max_items: 10", "max_items: 20");
     std::fs::write(&file, text).unwrap();
 
     let api = ecs_cli::Api::new(&app.address, Some(ADMIN_TOKEN.to_owned())).unwrap();
     let plan = ecs_cli::code::plan(&api, dir.path()).await.unwrap();
     assert_eq!(plan.steps.len(), 1);
     // Someone writes the layer between the plan and its execution.
-    app.put_layer("checkout", "env=prod", &json!({"values": {"max_items": 15}})).await;
+    app.put_layer(
+        "checkout",
+        "env=prod",
+        &json!({"values": {"max_items": 15}}),
+    )
+    .await;
     let mut out = ecs_cli::output::Printer::default();
     let error = plan.execute(&api, "apply", &mut out).await.unwrap_err();
     assert_eq!(error.exit(), ecs_cli::Exit::Conflict);
-    assert!(error.to_string().contains("changed on the server since the plan was made"), "{error}");
-    assert_eq!(app.get_layer("checkout", "env=prod").await.body["values"]["max_items"], 15);
+    assert!(
+        error
+            .to_string()
+            .contains("changed on the server since the plan was made"),
+        "{error}"
+    );
+    assert_eq!(
+        app.get_layer("checkout", "env=prod").await.body["values"]["max_items"],
+        15
+    );
 }
 
 const APPSETTINGS: &str = r#"{
@@ -272,13 +539,23 @@ async fn importing_appsettings_json_and_a_dotenv_file() {
             "max_items": {"type": "integer"}, "currency": {"type": "string"},
             "features": {"type": "object", "properties": {"express": {"type": "boolean"}}},
             "zip_prefix": {"type": "string"}}}}});
-    assert_eq!(app.put_namespace("shop", &json!({"schema": schema})).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.put_namespace("shop", &json!({"schema": schema}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let dir = tempfile::tempdir().unwrap();
     let appsettings = dir.path().join("appsettings.json");
     std::fs::write(&appsettings, APPSETTINGS).unwrap();
     let path = appsettings.to_str().unwrap();
 
-    let dry = expect(&app, 0, &["import", "shop", path, "--dry-run", "-o", "json"]).await;
+    let dry = expect(
+        &app,
+        0,
+        &["import", "shop", path, "--dry-run", "-o", "json"],
+    )
+    .await;
     let expected = json!({
         "Logging": {"LogLevel": {"Default": "Information", "Microsoft.AspNetCore": "Warning"}},
         "AllowedHosts": "*",
@@ -286,14 +563,31 @@ async fn importing_appsettings_json_and_a_dotenv_file() {
         "checkout": {"max_items": 250, "currency": "CHF", "features": {"express": true},
                      "Retry": {"Count": 3, "BackoffSeconds": 1.5}, "Regions": ["eu-west", "eu-central"]}});
     assert_eq!(json_of(&dry), expected);
-    assert_eq!(app.get_layer("shop", "").await.status, StatusCode::NOT_FOUND, "a dry run writes nothing");
+    assert_eq!(
+        app.get_layer("shop", "").await.status,
+        StatusCode::NOT_FOUND,
+        "a dry run writes nothing"
+    );
 
     expect(&app, 0, &["import", "shop", path]).await;
     assert_eq!(app.resolved("shop", "").await.body["values"], expected);
 
     let env = dir.path().join(".env");
     std::fs::write(&env, "# dev overrides\nCHECKOUT__MAX_ITEMS=10\nCHECKOUT__ZIP_PREFIX=0123\nexport CHECKOUT__FEATURES__EXPRESS=false\nCHECKOUT__REGIONS__0=local\nDEBUG=true\nGREETING=\"hello world\"\n").unwrap();
-    expect(&app, 0, &["import", "shop", env.to_str().unwrap(), "--scope", "env=dev", "-m", "from .env"]).await;
+    expect(
+        &app,
+        0,
+        &[
+            "import",
+            "shop",
+            env.to_str().unwrap(),
+            "--scope",
+            "env=dev",
+            "-m",
+            "from .env",
+        ],
+    )
+    .await;
     let layer = app.get_layer("shop", "env=dev").await.body;
     assert_eq!(layer["message"], "from .env");
     assert_eq!(
@@ -306,9 +600,28 @@ async fn importing_appsettings_json_and_a_dotenv_file() {
     assert_eq!(resolved["checkout"]["currency"], "CHF");
 
     let props = dir.path().join("app.properties");
-    std::fs::write(&props, "checkout.currency = USD\n! comment\nCheckout.MaxItems: 7\n").unwrap();
-    let dry = expect(&app, 0, &["import", "shop", props.to_str().unwrap(), "--dry-run", "-o", "json"]).await;
-    assert_eq!(json_of(&dry), json!({"checkout": {"currency": "USD", "max_items": 7}}));
+    std::fs::write(
+        &props,
+        "checkout.currency = USD\n! comment\nCheckout.MaxItems: 7\n",
+    )
+    .unwrap();
+    let dry = expect(
+        &app,
+        0,
+        &[
+            "import",
+            "shop",
+            props.to_str().unwrap(),
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        json_of(&dry),
+        json!({"checkout": {"currency": "USD", "max_items": 7}})
+    );
     let unknown = dir.path().join("settings.ini");
     std::fs::write(&unknown, "a=1").unwrap();
     expect(&app, 64, &["import", "shop", unknown.to_str().unwrap()]).await;
@@ -318,72 +631,328 @@ async fn importing_appsettings_json_and_a_dotenv_file() {
 async fn diff_and_promote() {
     let app = spawn_app().await;
     seed(&app).await;
-    let staging = app.put_layer("checkout", "env=staging", &json!({"values": {"max_items": 300, "features": {"express": true}}})).await;
-    app.put_layer("checkout", "env=prod", &json!({"values": {"max_items": 100, "currency": "USD"}})).await;
+    let staging = app
+        .put_layer(
+            "checkout",
+            "env=staging",
+            &json!({"values": {"max_items": 300, "features": {"express": true}}}),
+        )
+        .await;
+    app.put_layer(
+        "checkout",
+        "env=prod",
+        &json!({"values": {"max_items": 100, "currency": "USD"}}),
+    )
+    .await;
 
-    let diff = expect(&app, 2, &["diff", "checkout", "--from", "env=staging", "--to", "env=prod"]).await;
-    assert!(diff.stdout.contains("~ /max_items: 300 -> 100"), "{}", diff.stdout);
-    assert!(diff.stdout.contains("- /features/express (was true)"), "{}", diff.stdout);
-    assert!(diff.stdout.contains("+ /currency = \"USD\""), "{}", diff.stdout);
-    let same = expect(&app, 0, &["diff", "checkout", "--from", "env=prod", "--to", "env=prod", "-o", "json"]).await;
+    let diff = expect(
+        &app,
+        2,
+        &[
+            "diff",
+            "checkout",
+            "--from",
+            "env=staging",
+            "--to",
+            "env=prod",
+        ],
+    )
+    .await;
+    assert!(
+        diff.stdout.contains("~ /max_items: 300 -> 100"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("- /features/express (was true)"),
+        "{}",
+        diff.stdout
+    );
+    assert!(
+        diff.stdout.contains("+ /currency = \"USD\""),
+        "{}",
+        diff.stdout
+    );
+    let same = expect(
+        &app,
+        0,
+        &[
+            "diff", "checkout", "--from", "env=prod", "--to", "env=prod", "-o", "json",
+        ],
+    )
+    .await;
     assert_eq!(json_of(&same)["changes"], json!([]));
 
-    let promote = expect(&app, 2, &["promote", "checkout", "--from", "env=staging", "--to", "env=prod"]).await;
-    assert!(promote.stdout.contains("~ /max_items: 100 -> 300"), "{}", promote.stdout);
-    assert_eq!(app.get_layer("checkout", "env=prod").await.body["revision"], 1, "nothing without --yes");
-    expect(&app, 0, &["promote", "checkout", "--from", "env=staging", "--to", "env=prod", "--yes"]).await;
+    let promote = expect(
+        &app,
+        2,
+        &[
+            "promote",
+            "checkout",
+            "--from",
+            "env=staging",
+            "--to",
+            "env=prod",
+        ],
+    )
+    .await;
+    assert!(
+        promote.stdout.contains("~ /max_items: 100 -> 300"),
+        "{}",
+        promote.stdout
+    );
+    assert_eq!(
+        app.get_layer("checkout", "env=prod").await.body["revision"],
+        1,
+        "nothing without --yes"
+    );
+    expect(
+        &app,
+        0,
+        &[
+            "promote",
+            "checkout",
+            "--from",
+            "env=staging",
+            "--to",
+            "env=prod",
+            "--yes",
+        ],
+    )
+    .await;
     let prod = app.get_layer("checkout", "env=prod").await.body;
     assert_eq!(prod["revision"], 2, "one change");
-    assert_eq!(prod["values"], json!({"max_items": 300, "currency": "USD", "features": {"express": true}}));
+    assert_eq!(
+        prod["values"],
+        json!({"max_items": 300, "currency": "USD", "features": {"express": true}})
+    );
     assert_eq!(prod["message"], "promote from env=staging");
-    expect(&app, 0, &["promote", "checkout", "--from", "env=staging", "--to", "env=prod"]).await;
+    expect(
+        &app,
+        0,
+        &[
+            "promote",
+            "checkout",
+            "--from",
+            "env=staging",
+            "--to",
+            "env=prod",
+        ],
+    )
+    .await;
 
     // Two revisions, two points in time, two resolved contexts.
-    let revisions = expect(&app, 2, &["diff", "checkout", "--scope", "env=prod", "--from-revision", "1", "--to-revision", "2", "-o", "json"]).await;
+    let revisions = expect(
+        &app,
+        2,
+        &[
+            "diff",
+            "checkout",
+            "--scope",
+            "env=prod",
+            "--from-revision",
+            "1",
+            "--to-revision",
+            "2",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(json_of(&revisions)["changes"].as_array().unwrap().len(), 2);
     let position = staging.position().to_string();
-    let times = expect(&app, 2, &["diff", "checkout", "--scope", "env=prod", "--from-position", &position]).await;
-    assert!(times.stdout.contains("+ /max_items = 300"), "{}", times.stdout);
-    let resolved = expect(&app, 2, &["diff", "checkout", "--resolved", "--from", "env=staging", "--to", "env=prod"]).await;
-    assert!(resolved.stdout.contains("+ /currency") || resolved.stdout.contains("~ /currency: \"EUR\" -> \"USD\""), "{}", resolved.stdout);
-    expect(&app, 3, &["diff", "checkout", "--scope", "env=prod", "--from-revision", "9", "--to-revision", "2"]).await;
+    let times = expect(
+        &app,
+        2,
+        &[
+            "diff",
+            "checkout",
+            "--scope",
+            "env=prod",
+            "--from-position",
+            &position,
+        ],
+    )
+    .await;
+    assert!(
+        times.stdout.contains("+ /max_items = 300"),
+        "{}",
+        times.stdout
+    );
+    let resolved = expect(
+        &app,
+        2,
+        &[
+            "diff",
+            "checkout",
+            "--resolved",
+            "--from",
+            "env=staging",
+            "--to",
+            "env=prod",
+        ],
+    )
+    .await;
+    assert!(
+        resolved.stdout.contains("+ /currency")
+            || resolved.stdout.contains("~ /currency: \"EUR\" -> \"USD\""),
+        "{}",
+        resolved.stdout
+    );
+    expect(
+        &app,
+        3,
+        &[
+            "diff",
+            "checkout",
+            "--scope",
+            "env=prod",
+            "--from-revision",
+            "9",
+            "--to-revision",
+            "2",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn tokens_audit_change_requests_admin_and_completions() {
     let app = spawn_app().await;
     seed(&app).await;
-    let issued = expect(&app, 0, &["tokens", "issue", "ci", "--role", "editor", "--namespace", "checkout", "-o", "json"]).await;
+    let issued = expect(
+        &app,
+        0,
+        &[
+            "tokens",
+            "issue",
+            "ci",
+            "--role",
+            "editor",
+            "--namespace",
+            "checkout",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     let issued = json_of(&issued);
-    let (id, secret) = (issued["id"].as_str().unwrap().to_owned(), issued["token"].as_str().unwrap().to_owned());
+    let (id, secret) = (
+        issued["id"].as_str().unwrap().to_owned(),
+        issued["token"].as_str().unwrap().to_owned(),
+    );
     let list = expect(&app, 0, &["tokens", "-o", "json"]).await;
-    assert!(json_of(&list)["tokens"].as_array().unwrap().iter().any(|t| t["id"] == id.as_str()));
-    expect(&app, 64, &["tokens", "issue", "x", "--role", "editor", "--tenant", "acme", "--env", "prod"]).await;
+    assert!(
+        json_of(&list)["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == id.as_str())
+    );
+    expect(
+        &app,
+        64,
+        &[
+            "tokens", "issue", "x", "--role", "editor", "--tenant", "acme", "--env", "prod",
+        ],
+    )
+    .await;
 
     // An approval policy: the editor's write opens a change request; the admin approves it.
     let policy = json!({"schema": checkout_schema(), "approval": {"scopes": [{"env": "prod"}]}});
-    assert!(app.put_namespace("checkout", &policy).await.status.is_success());
-    let opened = ecs_as(&app, &secret, &["set", "checkout", "max_items=9", "--scope", "env=prod", "-o", "json"]).await;
+    assert!(
+        app.put_namespace("checkout", &policy)
+            .await
+            .status
+            .is_success()
+    );
+    let opened = ecs_as(
+        &app,
+        &secret,
+        &[
+            "set",
+            "checkout",
+            "max_items=9",
+            "--scope",
+            "env=prod",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     assert_eq!(opened.code, 0, "{}", opened.stderr);
-    let request = json_of(&opened)["change_request"].as_str().unwrap().to_owned();
-    let listed = expect(&app, 0, &["change-requests", "list", "--status", "open", "-o", "json"]).await;
-    assert_eq!(json_of(&listed)["change_requests"][0]["id"], request.as_str());
+    let request = json_of(&opened)["change_request"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed = expect(
+        &app,
+        0,
+        &["change-requests", "list", "--status", "open", "-o", "json"],
+    )
+    .await;
+    assert_eq!(
+        json_of(&listed)["change_requests"][0]["id"],
+        request.as_str()
+    );
     let shown = expect(&app, 0, &["change-requests", "show", &request]).await;
     assert!(shown.stdout.contains("/max_items"), "{}", shown.stdout);
-    expect(&app, 0, &["change-requests", "approve", &request, "-m", "fine"]).await;
-    assert_eq!(app.get_layer("checkout", "env=prod").await.body["values"]["max_items"], 9);
+    expect(
+        &app,
+        0,
+        &["change-requests", "approve", &request, "-m", "fine"],
+    )
+    .await;
+    assert_eq!(
+        app.get_layer("checkout", "env=prod").await.body["values"]["max_items"],
+        9
+    );
     expect(&app, 3, &["change-requests", "show", "ffffffffffffffff"]).await;
-    let again = ecs_as(&app, &secret, &["set", "checkout", "max_items=8", "--scope", "env=prod", "-o", "json"]).await;
-    let second = json_of(&again)["change_request"].as_str().unwrap().to_owned();
+    let again = ecs_as(
+        &app,
+        &secret,
+        &[
+            "set",
+            "checkout",
+            "max_items=8",
+            "--scope",
+            "env=prod",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    let second = json_of(&again)["change_request"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     expect(&app, 0, &["cr", "reject", &second, "-m", "no"]).await;
 
     expect(&app, 0, &["tokens", "revoke", &id]).await;
     let revoked = ecs_as(&app, &secret, &["namespaces"]).await;
     assert_eq!(revoked.code, 6, "{}", revoked.stderr);
 
-    let audit = expect(&app, 0, &["audit", "--namespace", "checkout", "--outcome", "accepted", "-o", "json"]).await;
+    let audit = expect(
+        &app,
+        0,
+        &[
+            "audit",
+            "--namespace",
+            "checkout",
+            "--outcome",
+            "accepted",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
     let entries = json_of(&audit)["entries"].as_array().unwrap().clone();
-    assert!(entries.iter().any(|e| e["action"] == "change-request.approved"), "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "change-request.approved"),
+        "{entries:?}"
+    );
     let refused = expect(&app, 0, &["audit", "--outcome", "refused"]).await;
     assert!(refused.stdout.contains("refused"), "{}", refused.stdout);
     expect(&app, 64, &["audit", "--outcome", "maybe"]).await;
@@ -391,9 +960,18 @@ async fn tokens_audit_change_requests_admin_and_completions() {
     let status = expect(&app, 0, &["admin", "status", "-o", "json"]).await;
     assert_eq!(json_of(&status)["readiness"]["ready"], true);
     assert_eq!(json_of(&status)["lag"], 0);
-    let before = app.get("/v1/namespaces/checkout/resolved?env=prod").await.body["values"].clone();
+    let before = app
+        .get("/v1/namespaces/checkout/resolved?env=prod")
+        .await
+        .body["values"]
+        .clone();
     expect(&app, 0, &["admin", "rebuild"]).await;
-    assert_eq!(app.get("/v1/namespaces/checkout/resolved?env=prod").await.body["values"], before);
+    assert_eq!(
+        app.get("/v1/namespaces/checkout/resolved?env=prod")
+            .await
+            .body["values"],
+        before
+    );
 
     for shell in ["bash", "zsh", "fish"] {
         let completions = expect(&app, 0, &["completions", shell]).await;
@@ -416,5 +994,8 @@ async fn the_demo_directory_applies_and_is_in_export_form() {
     );
     let exported = tempfile::tempdir().unwrap();
     expect(&app, 0, &["export", exported.path().to_str().unwrap()]).await;
-    assert_eq!(read_tree(exported.path()), read_tree(std::path::Path::new(demo)));
+    assert_eq!(
+        read_tree(exported.path()),
+        read_tree(std::path::Path::new(demo))
+    );
 }

@@ -36,17 +36,25 @@ impl Current {
     pub async fn read(api: &Api, namespaces: Option<&[String]>) -> CliResult<Current> {
         let mut current = Current::default();
         let tenants = api.get("/v1/tenants", &[]).await?;
-        for tenant in tenants["tenants"].as_array().ok_or_else(|| bad_answer("tenants"))? {
+        for tenant in tenants["tenants"]
+            .as_array()
+            .ok_or_else(|| bad_answer("tenants"))?
+        {
             let id = text(tenant, "id").ok_or_else(|| bad_answer("tenant id"))?;
             let spec = TenantSpec {
                 name: text(tenant, "name"),
                 edition: text(tenant, "edition").ok_or_else(|| bad_answer("edition"))?,
             };
-            current.tenant_revisions.insert(id.clone(), tenant["revision"].as_u64().unwrap_or(0));
+            current
+                .tenant_revisions
+                .insert(id.clone(), tenant["revision"].as_u64().unwrap_or(0));
             current.config.tenants.insert(id, spec);
         }
         let list = api.get("/v1/namespaces", &[]).await?;
-        for ns in list["namespaces"].as_array().ok_or_else(|| bad_answer("namespaces"))? {
+        for ns in list["namespaces"]
+            .as_array()
+            .ok_or_else(|| bad_answer("namespaces"))?
+        {
             let name = text(ns, "name").ok_or_else(|| bad_answer("namespace name"))?;
             if namespaces.is_some_and(|wanted| !wanted.contains(&name)) {
                 continue;
@@ -56,7 +64,9 @@ impl Current {
                 schema: ns.get("schema").filter(|s| !s.is_null()).cloned(),
                 approval: ns.get("approval").filter(|s| !s.is_null()).cloned(),
             };
-            current.namespace_revisions.insert(name.clone(), ns["revision"].as_u64().unwrap_or(0));
+            current
+                .namespace_revisions
+                .insert(name.clone(), ns["revision"].as_u64().unwrap_or(0));
             current.config.layers.insert(name.clone(), BTreeMap::new());
             current.config.namespaces.insert(name, spec);
         }
@@ -65,7 +75,10 @@ impl Current {
             if message["kind"] != "layer" {
                 continue;
             }
-            let (Some(ns), Some(scope)) = (text(&message, "namespace"), Scope::from_json(&message["scope"])) else {
+            let (Some(ns), Some(scope)) = (
+                text(&message, "namespace"),
+                Scope::from_json(&message["scope"]),
+            ) else {
                 return Err(bad_answer("feed layer"));
             };
             let layer = LayerSpec {
@@ -77,11 +90,17 @@ impl Current {
                     .filter_map(|p| p.as_str().map(str::to_owned))
                     .collect(),
             };
-            current
-                .layer_revisions
-                .insert((ns.clone(), scope.clone()), message["revision"].as_u64().unwrap_or(0));
+            current.layer_revisions.insert(
+                (ns.clone(), scope.clone()),
+                message["revision"].as_u64().unwrap_or(0),
+            );
             if !layer.is_empty() {
-                current.config.layers.entry(ns).or_default().insert(scope, layer);
+                current
+                    .config
+                    .layers
+                    .entry(ns)
+                    .or_default()
+                    .insert(scope, layer);
             }
         }
         Ok(current)
@@ -124,12 +143,13 @@ async fn feed_snapshot(api: &Api, namespaces: &[String]) -> CliResult<Vec<Value>
             }
             match kind {
                 "synced" => return Ok(messages),
-                "feed" => messages.push(
-                    serde_json::from_str(&data).map_err(|_| bad_answer("feed message"))?,
-                ),
+                "feed" => messages
+                    .push(serde_json::from_str(&data).map_err(|_| bad_answer("feed message"))?),
                 _ => {}
             }
         }
     }
-    Err(CliError::Unavailable("the feed ended before it was synced".into()))
+    Err(CliError::Unavailable(
+        "the feed ended before it was synced".into(),
+    ))
 }

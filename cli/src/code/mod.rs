@@ -16,7 +16,9 @@ pub use model::Config;
 pub use plan::Plan;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Writes DIR/tenants.yaml and DIR/namespaces/<namespace>.yaml (schema, description,\napproval policy, layers keyed by scope), sorted so that git diffs stay minimal.\n\nExamples:\n  ecs export config/\n  ecs export config/ --namespace checkout")]
+#[command(
+    after_help = "Writes DIR/tenants.yaml and DIR/namespaces/<namespace>.yaml (schema, description,\napproval policy, layers keyed by scope), sorted so that git diffs stay minimal.\n\nExamples:\n  ecs export config/\n  ecs export config/ --namespace checkout"
+)]
 pub struct ExportArgs {
     pub dir: PathBuf,
     /// Only these namespaces (repeatable); all when absent.
@@ -46,7 +48,8 @@ pub async fn export(api: &Api, out: &mut Printer, args: ExportArgs) -> CliResult
         if std::fs::read_to_string(&path).is_ok_and(|existing| &existing == text) {
             continue;
         }
-        std::fs::write(&path, text).map_err(|e| CliError::failure(format!("{}: {e}", path.display())))?;
+        std::fs::write(&path, text)
+            .map_err(|e| CliError::failure(format!("{}: {e}", path.display())))?;
     }
     let listed: Vec<&String> = files.keys().collect();
     out.emit(&listed, |out| {
@@ -57,7 +60,9 @@ pub async fn export(api: &Api, out: &mut Printer, args: ExportArgs) -> CliResult
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Without --yes: prints the plan and exits 2 when there are changes, 0 when none.\nWith --yes: applies it, every write conditional on the revision the plan saw (If-Match);\na concurrent change stops it with exit 4.\n\nExamples:\n  ecs apply deploy/demo/\n  ecs apply config/ --yes -m 'release 42'")]
+#[command(
+    after_help = "Without --yes: prints the plan and exits 2 when there are changes, 0 when none.\nWith --yes: applies it, every write conditional on the revision the plan saw (If-Match);\na concurrent change stops it with exit 4.\n\nExamples:\n  ecs apply deploy/demo/\n  ecs apply config/ --yes -m 'release 42'"
+)]
 pub struct ApplyArgs {
     pub dir: PathBuf,
     /// Apply the plan (otherwise only print it).
@@ -79,7 +84,11 @@ pub async fn apply(api: &Api, out: &mut Printer, args: ApplyArgs) -> CliResult<E
     let plan = plan(api, &args.dir).await?;
     if !args.yes {
         out.emit(&plan, |out| plan.print(out))?;
-        return Ok(if plan.is_empty() { Exit::Success } else { Exit::Changes });
+        return Ok(if plan.is_empty() {
+            Exit::Success
+        } else {
+            Exit::Changes
+        });
     }
     if plan.is_empty() {
         out.emit(&plan, |out| plan.print(out))?;

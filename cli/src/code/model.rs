@@ -96,13 +96,17 @@ impl Config {
     /// Reads a directory written by `ecs export` (or by hand).
     pub fn read(dir: &Path) -> CliResult<Config> {
         if !dir.is_dir() {
-            return Err(CliError::usage(format!("{} is not a directory", dir.display())));
+            return Err(CliError::usage(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
         }
         let mut config = Config::default();
         let tenants = dir.join(TENANTS_FILE);
         if tenants.exists() {
             let text = std::fs::read_to_string(&tenants).map_err(|e| invalid(&tenants, e))?;
-            let file: TenantsFile = serde_norway::from_str(&text).map_err(|e| invalid(&tenants, e))?;
+            let file: TenantsFile =
+                serde_norway::from_str(&text).map_err(|e| invalid(&tenants, e))?;
             config.tenants = file.tenants;
         }
         let namespaces = dir.join(NAMESPACES_DIR);
@@ -117,9 +121,13 @@ impl Config {
         paths.sort();
         for path in paths {
             let text = std::fs::read_to_string(&path).map_err(|e| invalid(&path, e))?;
-            let file: NamespaceFile = serde_norway::from_str(&text).map_err(|e| invalid(&path, e))?;
+            let file: NamespaceFile =
+                serde_norway::from_str(&text).map_err(|e| invalid(&path, e))?;
             if config.namespaces.contains_key(&file.namespace) {
-                return Err(invalid(&path, format!("namespace {} is declared twice", file.namespace)));
+                return Err(invalid(
+                    &path,
+                    format!("namespace {} is declared twice", file.namespace),
+                ));
             }
             let mut layers = BTreeMap::new();
             for (key, layer) in file.layers {
@@ -127,7 +135,10 @@ impl Config {
                     .parse()
                     .map_err(|e| invalid(&path, format!("layers: `{key}`: {e}")))?;
                 if !layer.values.is_object() {
-                    return Err(invalid(&path, format!("layers: `{key}`: values must be an object")));
+                    return Err(invalid(
+                        &path,
+                        format!("layers: `{key}`: values must be an object"),
+                    ));
                 }
                 if layers.insert(scope, layer).is_some() {
                     return Err(invalid(&path, format!("layers: `{key}` is declared twice")));
@@ -147,7 +158,9 @@ impl Config {
     /// The files' contents by path relative to the directory.
     pub fn render(&self) -> CliResult<BTreeMap<String, String>> {
         let mut files = BTreeMap::new();
-        let tenants = TenantsFile { tenants: self.tenants.clone() };
+        let tenants = TenantsFile {
+            tenants: self.tenants.clone(),
+        };
         files.insert(TENANTS_FILE.to_owned(), to_yaml(&tenants)?);
         for (name, spec) in &self.namespaces {
             let layers = self

@@ -112,7 +112,11 @@ impl Plan {
                 action,
                 fields,
                 spec: spec.clone(),
-                expected_revision: current.namespace_revisions.get(namespace).copied().unwrap_or(0),
+                expected_revision: current
+                    .namespace_revisions
+                    .get(namespace)
+                    .copied()
+                    .unwrap_or(0),
             });
         }
         let mut layers = Vec::new();
@@ -120,9 +124,13 @@ impl Plan {
             let empty = Default::default();
             let wanted = desired.layers.get(namespace).unwrap_or(&empty);
             let existing = current.config.layers.get(namespace).unwrap_or(&empty);
-            let scopes: std::collections::BTreeSet<&Scope> = wanted.keys().chain(existing.keys()).collect();
+            let scopes: std::collections::BTreeSet<&Scope> =
+                wanted.keys().chain(existing.keys()).collect();
             for scope in scopes {
-                let blank = LayerSpec { values: json!({}), lock: Vec::new() };
+                let blank = LayerSpec {
+                    values: json!({}),
+                    lock: Vec::new(),
+                };
                 let after = wanted.get(scope).unwrap_or(&blank);
                 let before = existing.get(scope).unwrap_or(&blank);
                 if after == before {
@@ -142,8 +150,18 @@ impl Plan {
                     scope_key: scope.clone(),
                     action,
                     changes: diff(&before.values, &after.values),
-                    lock_added: after.lock.iter().filter(|p| !before.lock.contains(p)).cloned().collect(),
-                    lock_removed: before.lock.iter().filter(|p| !after.lock.contains(p)).cloned().collect(),
+                    lock_added: after
+                        .lock
+                        .iter()
+                        .filter(|p| !before.lock.contains(p))
+                        .cloned()
+                        .collect(),
+                    lock_removed: before
+                        .lock
+                        .iter()
+                        .filter(|p| !after.lock.contains(p))
+                        .cloned()
+                        .collect(),
                     spec: after.clone(),
                     expected_revision: current.layer_revisions.get(&key).copied().unwrap_or(0),
                 });
@@ -151,7 +169,11 @@ impl Plan {
         }
         // Broader layers first: a narrower layer's write is validated with them.
         layers.sort_by_key(|step| match step {
-            Step::Layer { namespace, scope_key, .. } => (namespace.clone(), scope_key.len(), scope_key.clone()),
+            Step::Layer {
+                namespace,
+                scope_key,
+                ..
+            } => (namespace.clone(), scope_key.len(), scope_key.clone()),
             _ => unreachable!("only layers are sorted"),
         });
         steps.extend(layers);
@@ -166,7 +188,13 @@ impl Plan {
         }
         for step in &self.steps {
             out.coloured(crate::output::Colour::Bold, step.title());
-            if let Step::Layer { changes, lock_added, lock_removed, .. } = step {
+            if let Step::Layer {
+                changes,
+                lock_added,
+                lock_removed,
+                ..
+            } = step
+            {
                 for change in changes {
                     out.change(format!("  {}", change.line()));
                 }
@@ -178,13 +206,19 @@ impl Plan {
                 }
             }
         }
-        out.line(format!("{} change(s). Run with --yes to apply them.", self.steps.len()));
+        out.line(format!(
+            "{} change(s). Run with --yes to apply them.",
+            self.steps.len()
+        ));
     }
 
     /// Applies every step in order; the first refusal stops it (412: someone
     /// changed the item since the plan was made).
     pub async fn execute(&self, api: &Api, message: &str, out: &mut Printer) -> CliResult<()> {
-        let progress = ProgressBar::with_draw_target(Some(self.steps.len() as u64), ProgressDrawTarget::stderr());
+        let progress = ProgressBar::with_draw_target(
+            Some(self.steps.len() as u64),
+            ProgressDrawTarget::stderr(),
+        );
         if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({eta} left)") {
             progress.set_style(style);
         }
@@ -205,7 +239,11 @@ impl Plan {
                 }
             };
             let done = if reply.get("change_request").is_some() {
-                format!("{}: approval required, change request {} opened", step.title(), reply["change_request"])
+                format!(
+                    "{}: approval required, change request {} opened",
+                    step.title(),
+                    reply["change_request"]
+                )
             } else {
                 format!("{}: done, revision {}", step.title(), reply["revision"])
             };
@@ -226,16 +264,44 @@ impl Step {
             Action::Clear => "clear",
         };
         match self {
-            Step::Tenant { tenant, action, spec, .. } => {
-                format!("tenant {tenant}: {} (edition {})", verb(action), spec.edition)
+            Step::Tenant {
+                tenant,
+                action,
+                spec,
+                ..
+            } => {
+                format!(
+                    "tenant {tenant}: {} (edition {})",
+                    verb(action),
+                    spec.edition
+                )
             }
-            Step::Namespace { namespace, action, fields, .. } if fields.is_empty() => {
+            Step::Namespace {
+                namespace,
+                action,
+                fields,
+                ..
+            } if fields.is_empty() => {
                 format!("namespace {namespace}: {}", verb(action))
             }
-            Step::Namespace { namespace, action, fields, .. } => {
-                format!("namespace {namespace}: {} {}", verb(action), fields.join(", "))
+            Step::Namespace {
+                namespace,
+                action,
+                fields,
+                ..
+            } => {
+                format!(
+                    "namespace {namespace}: {} {}",
+                    verb(action),
+                    fields.join(", ")
+                )
             }
-            Step::Layer { namespace, scope_key, action, .. } => {
+            Step::Layer {
+                namespace,
+                scope_key,
+                action,
+                ..
+            } => {
                 format!("layer {namespace} {scope_key}: {}", verb(action))
             }
         }
@@ -243,21 +309,37 @@ impl Step {
 
     async fn execute(&self, api: &Api, message: &str) -> CliResult<Value> {
         let (method, path, query, body, expected) = match self {
-            Step::Tenant { tenant, spec, expected_revision, .. } => (
+            Step::Tenant {
+                tenant,
+                spec,
+                expected_revision,
+                ..
+            } => (
                 Method::PUT,
                 format!("/v1/tenants/{}", segment(tenant)),
                 Vec::new(),
                 serde_json::to_value(spec).map_err(|e| CliError::failure(e.to_string()))?,
                 *expected_revision,
             ),
-            Step::Namespace { namespace, spec, expected_revision, .. } => (
+            Step::Namespace {
+                namespace,
+                spec,
+                expected_revision,
+                ..
+            } => (
                 Method::PUT,
                 format!("/v1/namespaces/{}", segment(namespace)),
                 Vec::new(),
                 serde_json::to_value(spec).map_err(|e| CliError::failure(e.to_string()))?,
                 *expected_revision,
             ),
-            Step::Layer { namespace, scope_key, action: Action::Clear, expected_revision, .. } => {
+            Step::Layer {
+                namespace,
+                scope_key,
+                action: Action::Clear,
+                expected_revision,
+                ..
+            } => {
                 let mut query = scope_key.query();
                 query.push(("message".into(), message.to_owned()));
                 (
@@ -268,7 +350,13 @@ impl Step {
                     *expected_revision,
                 )
             }
-            Step::Layer { namespace, scope_key, spec, expected_revision, .. } => (
+            Step::Layer {
+                namespace,
+                scope_key,
+                spec,
+                expected_revision,
+                ..
+            } => (
                 Method::PUT,
                 format!("/v1/namespaces/{}/layer", segment(namespace)),
                 scope_key.query(),
@@ -278,7 +366,15 @@ impl Step {
         };
         let body = (!body.is_null()).then_some(&body);
         let reply = api
-            .send(method, &path, Send { query: &query, body, if_match: Some(expected) })
+            .send(
+                method,
+                &path,
+                Send {
+                    query: &query,
+                    body,
+                    if_match: Some(expected),
+                },
+            )
             .await?;
         Ok(reply.body)
     }

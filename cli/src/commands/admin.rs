@@ -45,7 +45,16 @@ pub async fn admin(api: &Api, out: &mut Printer, command: AdminCommand) -> CliRe
             let answer = json!({"projections": projections, "readiness": ready, "lag": target.saturating_sub(applied)});
             out.emit(&answer, |out| {
                 out.table(
-                    &["applied", "target", "lag", "caught up", "rebuilding", "ready", "nats", "postgres"],
+                    &[
+                        "applied",
+                        "target",
+                        "lag",
+                        "caught up",
+                        "rebuilding",
+                        "ready",
+                        "nats",
+                        "postgres",
+                    ],
                     vec![vec![
                         applied.to_string(),
                         target.to_string(),
@@ -58,17 +67,32 @@ pub async fn admin(api: &Api, out: &mut Printer, command: AdminCommand) -> CliRe
                     ]],
                 );
             })?;
-            Ok(if ready["ready"] == json!(true) { Exit::Success } else { Exit::Unavailable })
+            Ok(if ready["ready"] == json!(true) {
+                Exit::Success
+            } else {
+                Exit::Unavailable
+            })
         }
         AdminCommand::Rebuild { no_wait } => {
-            let reply = api.send(Method::POST, "/v1/admin/projections/rebuild", Send::default()).await?;
+            let reply = api
+                .send(
+                    Method::POST,
+                    "/v1/admin/projections/rebuild",
+                    Send::default(),
+                )
+                .await?;
             let target = reply.body["target_position"].as_u64().unwrap_or(0);
             if no_wait {
-                out.emit(&reply.body, |out| out.line(format!("rebuild started, replaying to position {target}")))?;
+                out.emit(&reply.body, |out| {
+                    out.line(format!("rebuild started, replaying to position {target}"))
+                })?;
                 return Ok(Exit::Success);
             }
-            let progress = ProgressBar::with_draw_target(Some(target), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} messages, {per_sec}, {eta} left") {
+            let progress =
+                ProgressBar::with_draw_target(Some(target), ProgressDrawTarget::stderr());
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} messages, {per_sec}, {eta} left")
+            {
                 progress.set_style(style);
             }
             let status = loop {
@@ -81,7 +105,10 @@ pub async fn admin(api: &Api, out: &mut Printer, command: AdminCommand) -> CliRe
             };
             progress.finish_and_clear();
             out.emit(&status, |out| {
-                out.line(format!("rebuilt: projections at position {}", cell(&status["applied"])));
+                out.line(format!(
+                    "rebuilt: projections at position {}",
+                    cell(&status["applied"])
+                ));
             })?;
             Ok(Exit::Success)
         }

@@ -7,7 +7,9 @@ use crate::exit::CliResult;
 use crate::output::{Printer, cell};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ecs audit --namespace checkout --outcome refused\n  ecs audit --tenant acme --since 2026-11-01T00:00:00Z -o json")]
+#[command(
+    after_help = "Examples:\n  ecs audit --namespace checkout --outcome refused\n  ecs audit --tenant acme --since 2026-11-01T00:00:00Z -o json"
+)]
 pub struct AuditArgs {
     #[arg(long)]
     pub tenant: Option<String>,
@@ -66,11 +68,26 @@ pub async fn audit(api: &Api, out: &mut Printer, args: AuditArgs) -> CliResult<(
                     cell(&e["actor"]),
                     cell(&e["namespace"]),
                     cell(&e["tenant"]),
-                    if e["reason"].is_null() { cell(&e["message"]) } else { cell(&e["reason"]) },
+                    if e["reason"].is_null() {
+                        cell(&e["message"])
+                    } else {
+                        cell(&e["reason"])
+                    },
                 ]
             })
             .collect();
-        out.table(&["at", "outcome", "action", "actor", "namespace", "tenant", "message / reason"], rows);
+        out.table(
+            &[
+                "at",
+                "outcome",
+                "action",
+                "actor",
+                "namespace",
+                "tenant",
+                "message / reason",
+            ],
+            rows,
+        );
         if let Some(cursor) = page["next_cursor"].as_str() {
             out.note(format!("more: --cursor {cursor}"));
         }

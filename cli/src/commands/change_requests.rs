@@ -36,8 +36,15 @@ pub enum ChangeRequestsCommand {
     Withdraw { id: String },
 }
 
-pub async fn change_requests(api: &Api, out: &mut Printer, command: Option<ChangeRequestsCommand>) -> CliResult<()> {
-    let command = command.unwrap_or(ChangeRequestsCommand::List { status: None, namespace: None });
+pub async fn change_requests(
+    api: &Api,
+    out: &mut Printer,
+    command: Option<ChangeRequestsCommand>,
+) -> CliResult<()> {
+    let command = command.unwrap_or(ChangeRequestsCommand::List {
+        status: None,
+        namespace: None,
+    });
     let (id, verb, reason) = match command {
         ChangeRequestsCommand::List { status, namespace } => {
             let query: Vec<(String, String)> = [("status", status), ("namespace", namespace)]
@@ -55,24 +62,56 @@ pub async fn change_requests(api: &Api, out: &mut Printer, command: Option<Chang
                             cell(&r["id"]),
                             cell(&r["status"]),
                             cell(&r["namespace"]),
-                            r.get("scope").map(|s| crate::scope::Scope::from_json(s).unwrap_or_default().to_string()).unwrap_or_default(),
+                            r.get("scope")
+                                .map(|s| {
+                                    crate::scope::Scope::from_json(s)
+                                        .unwrap_or_default()
+                                        .to_string()
+                                })
+                                .unwrap_or_default(),
                             cell(&r["requested_by"]),
                             cell(&r["message"]),
                         ]
                     })
                     .collect();
-                out.table(&["id", "status", "namespace", "scope", "requested by", "message"], rows);
+                out.table(
+                    &[
+                        "id",
+                        "status",
+                        "namespace",
+                        "scope",
+                        "requested by",
+                        "message",
+                    ],
+                    rows,
+                );
             });
         }
         ChangeRequestsCommand::Show { id } => {
-            let request = api.get(&format!("/v1/change-requests/{}", segment(&id)), &[]).await?;
+            let request = api
+                .get(&format!("/v1/change-requests/{}", segment(&id)), &[])
+                .await?;
             return out.emit(&request, |out| {
-                out.line(format!("change request {} ({})", cell(&request["id"]), cell(&request["status"])));
+                out.line(format!(
+                    "change request {} ({})",
+                    cell(&request["id"]),
+                    cell(&request["status"])
+                ));
                 let rows = request["diff"]
                     .as_object()
                     .into_iter()
                     .flatten()
-                    .map(|(pointer, d)| vec![pointer.clone(), d.get("before").map(cell).unwrap_or_else(|| "(absent)".into()), d.get("after").map(cell).unwrap_or_else(|| "(absent)".into())])
+                    .map(|(pointer, d)| {
+                        vec![
+                            pointer.clone(),
+                            d.get("before")
+                                .map(cell)
+                                .unwrap_or_else(|| "(absent)".into()),
+                            d.get("after")
+                                .map(cell)
+                                .unwrap_or_else(|| "(absent)".into()),
+                        ]
+                    })
                     .collect();
                 out.table(&["key", "before", "after"], rows);
             });
@@ -86,10 +125,16 @@ pub async fn change_requests(api: &Api, out: &mut Printer, command: Option<Chang
         .send(
             Method::POST,
             &format!("/v1/change-requests/{}/{verb}", segment(&id)),
-            Send { body: Some(&body), ..Send::default() },
+            Send {
+                body: Some(&body),
+                ..Send::default()
+            },
         )
         .await?;
     out.emit(&reply.body, |out| {
-        out.line(format!("change request {id}: {}", cell(reply.body.get("status").unwrap_or(&json!(verb)))));
+        out.line(format!(
+            "change request {id}: {}",
+            cell(reply.body.get("status").unwrap_or(&json!(verb)))
+        ));
     })
 }

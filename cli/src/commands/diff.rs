@@ -13,7 +13,9 @@ use crate::scope::Scope;
 use crate::values::{Change, diff, merge_patch};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Exits 0 when both sides are equal, 2 when they differ.\n\nExamples:\n  ecs diff checkout --from env=staging --to env=prod\n  ecs diff checkout --scope env=prod --from-revision 3 --to-revision 5\n  ecs diff checkout --scope env=prod --from-at 2026-11-01T00:00:00Z --to-at 2026-12-01T00:00:00Z\n  ecs diff checkout --resolved --from env=prod,tenant=acme --to env=prod,tenant=globex")]
+#[command(
+    after_help = "Exits 0 when both sides are equal, 2 when they differ.\n\nExamples:\n  ecs diff checkout --from env=staging --to env=prod\n  ecs diff checkout --scope env=prod --from-revision 3 --to-revision 5\n  ecs diff checkout --scope env=prod --from-at 2026-11-01T00:00:00Z --to-at 2026-12-01T00:00:00Z\n  ecs diff checkout --resolved --from env=prod,tenant=acme --to env=prod,tenant=globex"
+)]
 pub struct DiffArgs {
     pub namespace: String,
     /// Both sides' scope (or context), unless --from/--to say otherwise.
@@ -80,7 +82,9 @@ async fn values(api: &Api, ns: &str, side: &Side<'_>, resolved: bool) -> CliResu
         return Ok(api.get(&path, &query).await?["values"].clone());
     }
     if let Some(revision) = side.revision {
-        let history = api.get(&layer_path(ns, "/history"), &side.scope.query()).await?;
+        let history = api
+            .get(&layer_path(ns, "/history"), &side.scope.query())
+            .await?;
         return history["revisions"]
             .as_array()
             .into_iter()
@@ -92,16 +96,26 @@ async fn values(api: &Api, ns: &str, side: &Side<'_>, resolved: bool) -> CliResu
                 problem: json!({"code": "revision-not-found", "detail": format!("the layer at {} has no revision {revision}", side.scope)}),
             });
     }
-    layer_values(api, ns, &query).await.map(|(values, _)| values)
+    layer_values(api, ns, &query)
+        .await
+        .map(|(values, _)| values)
 }
 
 /// A layer's values and revision; `({}, 0)` when it does not exist.
-pub async fn layer_values(api: &Api, ns: &str, query: &[(String, String)]) -> CliResult<(Value, u64)> {
+pub async fn layer_values(
+    api: &Api,
+    ns: &str,
+    query: &[(String, String)],
+) -> CliResult<(Value, u64)> {
     match api.get(&layer_path(ns, ""), query).await {
-        Ok(layer) => Ok((layer["values"].clone(), layer["revision"].as_u64().unwrap_or(0))),
-        Err(CliError::Api { status: 404, problem }) if problem["code"] == "layer-not-found" => {
-            Ok((json!({}), 0))
-        }
+        Ok(layer) => Ok((
+            layer["values"].clone(),
+            layer["revision"].as_u64().unwrap_or(0),
+        )),
+        Err(CliError::Api {
+            status: 404,
+            problem,
+        }) if problem["code"] == "layer-not-found" => Ok((json!({}), 0)),
         Err(error) => Err(error),
     }
 }
@@ -136,13 +150,23 @@ pub async fn diff_command(api: &Api, out: &mut Printer, args: DiffArgs) -> CliRe
     let changes = diff(&before, &after);
     let answer = json!({"from": from.describe(), "to": to.describe(), "changes": changes});
     out.emit(&answer, |out| {
-        print_changes(out, &format!("--- {}\n+++ {}", from.describe(), to.describe()), &changes);
+        print_changes(
+            out,
+            &format!("--- {}\n+++ {}", from.describe(), to.describe()),
+            &changes,
+        );
     })?;
-    Ok(if changes.is_empty() { Exit::Success } else { Exit::Changes })
+    Ok(if changes.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Changes
+    })
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Copies the keys the source layer sets onto the target layer (keys only the target\nhas are kept) as one audited change, conditional on the target's revision.\nWithout --yes: prints the diff and exits 2 when there is something to promote.\n\nExamples:\n  ecs promote checkout --from env=staging --to env=prod\n  ecs promote checkout --from env=staging --to env=prod --yes -m 'release 42'")]
+#[command(
+    after_help = "Copies the keys the source layer sets onto the target layer (keys only the target\nhas are kept) as one audited change, conditional on the target's revision.\nWithout --yes: prints the diff and exits 2 when there is something to promote.\n\nExamples:\n  ecs promote checkout --from env=staging --to env=prod\n  ecs promote checkout --from env=staging --to env=prod --yes -m 'release 42'"
+)]
 pub struct PromoteArgs {
     pub namespace: String,
     #[arg(long)]
@@ -181,9 +205,14 @@ pub async fn promote(api: &Api, out: &mut Printer, args: PromoteArgs) -> CliResu
     let changes = diff(&target, &promoted);
     let header = format!("promote {} {} -> {}", args.namespace, args.from, args.to);
     if changes.is_empty() || !args.yes {
-        let answer = json!({"from": args.from.to_json(), "to": args.to.to_json(), "changes": changes});
+        let answer =
+            json!({"from": args.from.to_json(), "to": args.to.to_json(), "changes": changes});
         out.emit(&answer, |out| print_changes(out, &header, &changes))?;
-        return Ok(if changes.is_empty() { Exit::Success } else { Exit::Changes });
+        return Ok(if changes.is_empty() {
+            Exit::Success
+        } else {
+            Exit::Changes
+        });
     }
     if out.format == crate::output::Format::Table {
         print_changes(out, &header, &changes);
@@ -196,9 +225,18 @@ pub async fn promote(api: &Api, out: &mut Printer, args: PromoteArgs) -> CliResu
         .send(
             Method::PATCH,
             &layer_path(&args.namespace, ""),
-            Send { query: &args.to.query(), body: Some(&body), if_match: Some(revision) },
+            Send {
+                query: &args.to.query(),
+                body: Some(&body),
+                if_match: Some(revision),
+            },
         )
         .await?;
-    written(out, &format!("{} at {}", args.namespace, args.to), &reply.body, reply.status)?;
+    written(
+        out,
+        &format!("{} at {}", args.namespace, args.to),
+        &reply.body,
+        reply.status,
+    )?;
     Ok(Exit::Success)
 }

@@ -53,7 +53,9 @@ pub struct WriteOptions {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ecs get checkout --scope env=prod,tenant=acme\n  ecs get checkout --scope env=prod --position 42 -o json")]
+#[command(
+    after_help = "Examples:\n  ecs get checkout --scope env=prod,tenant=acme\n  ecs get checkout --scope env=prod --position 42 -o json"
+)]
 pub struct GetArgs {
     pub namespace: String,
     /// The layer's scope: env=…,service=…,tenant=…,edition=… (global when absent).
@@ -84,7 +86,9 @@ pub async fn get(api: &Api, out: &mut Printer, args: GetArgs) -> CliResult<()> {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ecs set checkout max_items=250 features.express=true currency=USD --scope env=prod -m 'bigger carts'\n  ecs set checkout /payment/provider='\"adyen\"' --scope tenant=acme --if-match 3")]
+#[command(
+    after_help = "Examples:\n  ecs set checkout max_items=250 features.express=true currency=USD --scope env=prod -m 'bigger carts'\n  ecs set checkout /payment/provider='\"adyen\"' --scope tenant=acme --if-match 3"
+)]
 pub struct SetArgs {
     pub namespace: String,
     /// KEY=VALUE: a dotted path or JSON pointer; the value is JSON when it parses, else a string.
@@ -97,7 +101,9 @@ pub struct SetArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ecs patch checkout -f patch.yaml --scope env=prod -m 'from review'\n  (a null value deletes the key from the layer: RFC 7386)")]
+#[command(
+    after_help = "Examples:\n  ecs patch checkout -f patch.yaml --scope env=prod -m 'from review'\n  (a null value deletes the key from the layer: RFC 7386)"
+)]
 pub struct PatchArgs {
     pub namespace: String,
     /// A JSON or YAML merge patch of the layer's values (`-`: standard input).
@@ -136,7 +142,11 @@ async fn send_patch(
         .send(
             Method::PATCH,
             &layer_path(ns, ""),
-            Send { query: &scope.query(), body: Some(&body), if_match: write.if_match },
+            Send {
+                query: &scope.query(),
+                body: Some(&body),
+                if_match: write.if_match,
+            },
         )
         .await?;
     written(out, &format!("{ns} at {scope}"), &reply.body, reply.status)
@@ -148,10 +158,17 @@ pub fn written(out: &mut Printer, what: &str, body: &Value, status: u16) -> CliR
         if status == 202 || body.get("change_request").is_some() {
             out.line(format!(
                 "{what}: approval required, change request {} opened",
-                cell(body.get("change_request").or(body.get("id")).unwrap_or(&Value::Null))
+                cell(
+                    body.get("change_request")
+                        .or(body.get("id"))
+                        .unwrap_or(&Value::Null)
+                )
             ));
         } else if body["duplicate"] == json!(true) {
-            out.line(format!("{what}: already applied, revision {}", cell(&body["revision"])));
+            out.line(format!(
+                "{what}: already applied, revision {}",
+                cell(&body["revision"])
+            ));
         } else {
             out.line(format!(
                 "{what}: revision {} (position {})",
@@ -193,7 +210,9 @@ pub async fn unset(api: &Api, out: &mut Printer, args: UnsetArgs) -> CliResult<(
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ecs resolve checkout --context env=prod,tenant=acme --explain\n  ecs resolve checkout --context env=prod,tenant=acme --at 2026-11-28T10:00:00Z -o json")]
+#[command(
+    after_help = "Examples:\n  ecs resolve checkout --context env=prod,tenant=acme --explain\n  ecs resolve checkout --context env=prod,tenant=acme --at 2026-11-28T10:00:00Z -o json"
+)]
 pub struct ResolveArgs {
     pub namespace: String,
     /// The reader's context: env=…,service=…,tenant=…,edition=….
@@ -249,7 +268,10 @@ pub struct HistoryArgs {
 
 pub async fn history(api: &Api, out: &mut Printer, args: HistoryArgs) -> CliResult<()> {
     let history = api
-        .get(&layer_path(&args.namespace, "/history"), &args.scope.query())
+        .get(
+            &layer_path(&args.namespace, "/history"),
+            &args.scope.query(),
+        )
         .await?;
     out.emit(&history, |out| {
         let rows = history["revisions"]
@@ -267,12 +289,17 @@ pub async fn history(api: &Api, out: &mut Printer, args: HistoryArgs) -> CliResu
                 ]
             })
             .collect();
-        out.table(&["revision", "position", "at", "actor", "message", "values"], rows);
+        out.table(
+            &["revision", "position", "at", "actor", "message", "values"],
+            rows,
+        );
     })
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  ecs rollback checkout --scope env=prod --revision 3 -m 'back to the reviewed values'")]
+#[command(
+    after_help = "Examples:\n  ecs rollback checkout --scope env=prod --revision 3 -m 'back to the reviewed values'"
+)]
 pub struct RollbackArgs {
     pub namespace: String,
     #[arg(long, default_value = "global")]
@@ -290,10 +317,19 @@ pub async fn rollback(api: &Api, out: &mut Printer, args: RollbackArgs) -> CliRe
         .send(
             Method::POST,
             &layer_path(&args.namespace, "/rollback"),
-            Send { query: &args.scope.query(), body: Some(&body), if_match: args.write.if_match },
+            Send {
+                query: &args.scope.query(),
+                body: Some(&body),
+                if_match: args.write.if_match,
+            },
         )
         .await?;
-    written(out, &format!("{} at {}", args.namespace, args.scope), &reply.body, reply.status)
+    written(
+        out,
+        &format!("{} at {}", args.namespace, args.scope),
+        &reply.body,
+        reply.status,
+    )
 }
 
 pub async fn namespaces(api: &Api, out: &mut Printer) -> CliResult<()> {
@@ -308,12 +344,20 @@ pub async fn namespaces(api: &Api, out: &mut Printer) -> CliResult<()> {
                     cell(&n["name"]),
                     cell(&n["revision"]),
                     if n["schema"].is_null() { "no" } else { "yes" }.to_owned(),
-                    if n.get("approval").is_some_and(|a| !a.is_null()) { "yes" } else { "no" }.to_owned(),
+                    if n.get("approval").is_some_and(|a| !a.is_null()) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .to_owned(),
                     cell(&n["description"]),
                 ]
             })
             .collect();
-        out.table(&["namespace", "revision", "schema", "approval", "description"], rows);
+        out.table(
+            &["namespace", "revision", "schema", "approval", "description"],
+            rows,
+        );
     })
 }
 
@@ -324,7 +368,14 @@ pub async fn tenants(api: &Api, out: &mut Printer) -> CliResult<()> {
             .as_array()
             .into_iter()
             .flatten()
-            .map(|t| vec![cell(&t["id"]), cell(&t["name"]), cell(&t["edition"]), cell(&t["revision"])])
+            .map(|t| {
+                vec![
+                    cell(&t["id"]),
+                    cell(&t["name"]),
+                    cell(&t["edition"]),
+                    cell(&t["revision"]),
+                ]
+            })
             .collect();
         out.table(&["tenant", "name", "edition", "revision"], rows);
     })

@@ -13,7 +13,9 @@ pub enum TokensCommand {
     /// List API keys (never their secrets).
     List,
     /// Issue an API key; its secret is printed once.
-    #[command(after_help = "Examples:\n  ecs tokens issue ci --role editor --namespace checkout\n  ecs tokens issue acme-admin --role tenant-admin --tenant acme -o json")]
+    #[command(
+        after_help = "Examples:\n  ecs tokens issue ci --role editor --namespace checkout\n  ecs tokens issue acme-admin --role tenant-admin --tenant acme -o json"
+    )]
     Issue(IssueArgs),
     /// Revoke an API key by id.
     Revoke { id: String },
@@ -52,7 +54,7 @@ pub async fn tokens(api: &Api, out: &mut Printer, command: Option<TokensCommand>
                         vec![
                             cell(&t["id"]),
                             cell(&t["name"]),
-                            t.get("role").map(|r| cell(r)).unwrap_or_default(),
+                            t.get("role").map(cell).unwrap_or_default(),
                             cell(t.get("revoked_at").unwrap_or(&Value::Null)),
                             cell(t.get("expires_at").unwrap_or(&Value::Null)),
                         ]
@@ -65,7 +67,12 @@ pub async fn tokens(api: &Api, out: &mut Printer, command: Option<TokensCommand>
             let mut body = Map::new();
             body.insert("name".into(), args.name.into());
             body.insert("role".into(), args.role.into());
-            let optional = [("tenant", args.tenant), ("env", args.env), ("service", args.service), ("expires_at", args.expires_at)];
+            let optional = [
+                ("tenant", args.tenant),
+                ("env", args.env),
+                ("service", args.service),
+                ("expires_at", args.expires_at),
+            ];
             for (key, value) in optional {
                 if let Some(value) = value {
                     body.insert(key.into(), value.into());
@@ -76,17 +83,31 @@ pub async fn tokens(api: &Api, out: &mut Printer, command: Option<TokensCommand>
             }
             let body = Value::Object(body);
             let reply = api
-                .send(Method::POST, "/v1/tokens", Send { body: Some(&body), ..Send::default() })
+                .send(
+                    Method::POST,
+                    "/v1/tokens",
+                    Send {
+                        body: Some(&body),
+                        ..Send::default()
+                    },
+                )
                 .await?;
             let issued = reply.body;
             out.emit(&issued, |out| {
-                out.note(format!("issued token {} (store the secret now: it is not shown again)", cell(&issued["id"])));
+                out.note(format!(
+                    "issued token {} (store the secret now: it is not shown again)",
+                    cell(&issued["id"])
+                ));
                 out.line(cell(&issued["token"]));
             })
         }
         TokensCommand::Revoke { id } => {
             let reply = api
-                .send(Method::DELETE, &format!("/v1/tokens/{}", segment(&id)), Send::default())
+                .send(
+                    Method::DELETE,
+                    &format!("/v1/tokens/{}", segment(&id)),
+                    Send::default(),
+                )
                 .await?;
             out.emit(&reply.body, |out| out.line(format!("revoked token {id}")))
         }
