@@ -999,3 +999,46 @@ async fn the_demo_directory_applies_and_is_in_export_form() {
         read_tree(std::path::Path::new(demo))
     );
 }
+
+#[tokio::test]
+async fn profiles_give_the_url_and_token() {
+    let app = spawn_app().await;
+    seed(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{ADMIN_TOKEN}\n")).unwrap();
+    let config = dir.path().join("cli.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "default_profile = \"broken\"\n[profiles.test]\nurl = \"{}\"\ntoken_file = \"{}\"\n[profiles.broken]\nurl = \"http://127.0.0.1:9\"\n",
+            app.address,
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let listed = with_config(config, &["--profile", "test", "namespaces", "-o", "json"]).await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(json_of(&listed)["namespaces"][0]["name"], "checkout");
+    // The default profile is used without --profile; flags win over it.
+    assert_eq!(with_config(config, &["namespaces"]).await.code, 7);
+    let flagged = with_config(
+        config,
+        &["namespaces", "--url", &app.address, "--token", ADMIN_TOKEN],
+    )
+    .await;
+    assert_eq!(flagged.code, 0, "{}", flagged.stderr);
+    assert_eq!(
+        with_config(config, &["--profile", "nope", "namespaces"])
+            .await
+            .code,
+        64
+    );
+}
+
+async fn with_config(config: &str, args: &[&str]) -> Outcome {
+    let mut line = vec!["ecs", "--cli-config", config];
+    line.extend_from_slice(args);
+    ecs_cli::run_from(line).await
+}

@@ -83,7 +83,7 @@ pub async fn plan(api: &Api, dir: &std::path::Path) -> CliResult<Plan> {
 pub async fn apply(api: &Api, out: &mut Printer, args: ApplyArgs) -> CliResult<Exit> {
     let plan = plan(api, &args.dir).await?;
     if !args.yes {
-        out.emit(&plan, |out| plan.print(out))?;
+        out.emit(&plan, |out| plan.print(out, true))?;
         return Ok(if plan.is_empty() {
             Exit::Success
         } else {
@@ -91,11 +91,11 @@ pub async fn apply(api: &Api, out: &mut Printer, args: ApplyArgs) -> CliResult<E
         });
     }
     if plan.is_empty() {
-        out.emit(&plan, |out| plan.print(out))?;
+        out.emit(&plan, |out| plan.print(out, false))?;
         return Ok(Exit::Success);
     }
     if out.format == crate::output::Format::Table {
-        plan.print(out);
+        plan.print(out, false);
     }
     let mut log = Printer::new(crate::output::Format::Table, false);
     let result = plan.execute(api, &args.message, &mut log).await;

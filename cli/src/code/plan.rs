@@ -181,7 +181,8 @@ impl Plan {
     }
 
     /// The plan for people.
-    pub fn print(&self, out: &mut Printer) {
+    /// `hint`: end with how to apply it (when it was only planned).
+    pub fn print(&self, out: &mut Printer, hint: bool) {
         if self.is_empty() {
             out.line("No changes: the server matches the directory.");
             return;
