@@ -143,7 +143,10 @@ impl CliError {
                     get("locked_pointer"),
                     violation
                         .get("locked_by")
-                        .map(Value::to_string)
+                        .map(|by| match crate::scope::Scope::from_json(by) {
+                            Some(scope) => scope.to_string(),
+                            None => by.to_string(),
+                        })
                         .unwrap_or_default()
                 );
             }

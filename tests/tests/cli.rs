@@ -291,6 +291,32 @@ async fn each_failure_has_its_exit_code() {
         "{}",
         invalid.stderr
     );
+    // A lock names the pointer and the scope locking it.
+    app.put_layer(
+        "checkout",
+        "",
+        &json!({"values": {"payment": {"provider": "stripe"}}, "lock": ["/payment/provider"]}),
+    )
+    .await;
+    let locked = expect(
+        &app,
+        5,
+        &[
+            "set",
+            "checkout",
+            "payment.provider=adyen",
+            "--scope",
+            "tenant=acme",
+        ],
+    )
+    .await;
+    assert!(
+        locked
+            .stderr
+            .contains("/payment/provider: locked at /payment/provider by global"),
+        "{}",
+        locked.stderr
+    );
     // Unauthorized.
     let denied = ecs_as(&app, "wrong-token", &["namespaces"]).await;
     assert_eq!(denied.code, 6, "{}", denied.stderr);
