@@ -76,7 +76,9 @@ pub struct ApplyArgs {
 /// The plan for a directory against the server.
 pub async fn plan(api: &Api, dir: &std::path::Path) -> CliResult<Plan> {
     let desired = Config::read(dir)?;
-    let current = Current::read(api, None).await?;
+    // Only the declared namespaces' layers matter to the plan.
+    let declared: Vec<String> = desired.namespaces.keys().cloned().collect();
+    let current = Current::read(api, Some(&declared)).await?;
     Ok(Plan::between(&desired, &current))
 }
 

@@ -207,10 +207,12 @@ impl Plan {
                 }
             }
         }
-        out.line(format!(
-            "{} change(s). Run with --yes to apply them.",
-            self.steps.len()
-        ));
+        if hint {
+            out.line(format!(
+                "{} change(s). Run with --yes to apply them.",
+                self.steps.len()
+            ));
+        }
     }
 
     /// Applies every step in order; the first refusal stops it (412: someone
