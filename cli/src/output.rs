@@ -143,3 +143,18 @@ pub fn cell(value: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_only_when_allowed() {
+        let mut plain = Printer::new(Format::Table, false);
+        plain.change("+ /a = 1");
+        assert_eq!(plain.stdout, "+ /a = 1\n");
+        let mut coloured = Printer::new(Format::Table, true);
+        coloured.change("- /a (was 1)");
+        assert_eq!(coloured.stdout, "\x1b[31m- /a (was 1)\x1b[0m\n");
+    }
+}

@@ -193,7 +193,43 @@ async fn reading_and_writing_layers() {
         &["history", "checkout", "--scope", "env=prod", "-o", "json"],
     )
     .await;
-    assert_eq!(json_of(&history)["revisions"].as_array().unwrap().len(), 3);
+    let revisions = json_of(&history)["revisions"].as_array().unwrap().clone();
+    assert_eq!(revisions.len(), 3);
+    let first = revisions.iter().find(|r| r["revision"] == 1).unwrap();
+    let first_at = first["at"].as_str().unwrap();
+    let then = expect(
+        &app,
+        0,
+        &[
+            "resolve",
+            "checkout",
+            "--context",
+            "env=prod",
+            "--at",
+            first_at,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(json_of(&then)["values"]["features"]["express"], true);
+    let layer_then = expect(
+        &app,
+        0,
+        &[
+            "get",
+            "checkout",
+            "--scope",
+            "env=prod",
+            "--position",
+            &first_position,
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(json_of(&layer_then)["revision"], 1);
+    expect(&app, 64, &["resolve", "checkout", "--at", "yesterday"]).await;
     let table = expect(&app, 0, &["history", "checkout", "--scope", "env=prod"]).await;
     assert!(table.stdout.contains("bigger carts"), "{}", table.stdout);
 
@@ -647,6 +683,29 @@ async fn importing_appsettings_json_and_a_dotenv_file() {
     assert_eq!(
         json_of(&dry),
         json!({"checkout": {"currency": "USD", "max_items": 7}})
+    );
+    let yaml = dir.path().join("values.yml");
+    std::fs::write(
+        &yaml,
+        "Checkout:\n  MaxItems: 12\n  Features: {Express: true}\n",
+    )
+    .unwrap();
+    let dry = expect(
+        &app,
+        0,
+        &[
+            "import",
+            "shop",
+            yaml.to_str().unwrap(),
+            "--dry-run",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(
+        json_of(&dry),
+        json!({"checkout": {"max_items": 12, "features": {"express": true}}})
     );
     let unknown = dir.path().join("settings.ini");
     std::fs::write(&unknown, "a=1").unwrap();
