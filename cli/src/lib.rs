@@ -54,8 +54,12 @@ pub enum Command {
     /// Restore a layer's earlier revision as a new one.
     Rollback(read_write::RollbackArgs),
     /// List namespaces.
+    #[command(
+        after_help = "Examples:\n  ecs namespaces\n  ecs namespaces -o json | jq -r '.namespaces[].name'"
+    )]
     Namespaces,
     /// List tenants.
+    #[command(after_help = "Examples:\n  ecs tenants\n  ecs tenants -o yaml")]
     Tenants,
     /// Compare two scopes, revisions, points in time or resolved contexts.
     Diff(diff::DiffArgs),
@@ -68,7 +72,10 @@ pub enum Command {
     /// Import appsettings.json, .env, .properties, YAML or JSON into a layer.
     Import(import::ImportArgs),
     /// API keys: list (default), issue, revoke.
-    #[command(alias = "token")]
+    #[command(
+        alias = "token",
+        after_help = "Examples:\n  ecs tokens\n  ecs tokens issue ci --role editor --namespace checkout > ci-token\n  ecs tokens revoke 0192…"
+    )]
     Tokens {
         #[command(subcommand)]
         command: Option<TokensCommand>,
@@ -76,17 +83,24 @@ pub enum Command {
     /// The audit log.
     Audit(audit::AuditArgs),
     /// Change requests: list (default), show, approve, reject, withdraw.
-    #[command(alias = "cr")]
+    #[command(
+        alias = "cr",
+        after_help = "Examples:\n  ecs change-requests list --status open\n  ecs change-requests show 9f2c…\n  ecs change-requests approve 9f2c… -m 'reviewed'"
+    )]
     ChangeRequests {
         #[command(subcommand)]
         command: Option<ChangeRequestsCommand>,
     },
     /// Operations: projection status and rebuild.
+    #[command(after_help = "Examples:\n  ecs admin status\n  ecs admin rebuild")]
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
     /// Print shell completions: ecs completions bash|zsh|fish.
+    #[command(
+        after_help = "Examples:\n  ecs completions bash > /etc/bash_completion.d/ecs\n  ecs completions zsh > \"${fpath[1]}/_ecs\"\n  ecs completions fish > ~/.config/fish/completions/ecs.fish"
+    )]
     Completions { shell: Shell },
 }
 

@@ -372,6 +372,35 @@ async fn each_failure_has_its_exit_code() {
     ])
     .await;
     assert_eq!(closed.code, 7, "{}", closed.stderr);
+    // Every subcommand's help exits 0 and shows examples.
+    for subcommand in [
+        "get",
+        "set",
+        "patch",
+        "unset",
+        "resolve",
+        "history",
+        "rollback",
+        "namespaces",
+        "tenants",
+        "diff",
+        "promote",
+        "export",
+        "apply",
+        "import",
+        "tokens",
+        "audit",
+        "change-requests",
+        "admin",
+        "completions",
+    ] {
+        let help = expect(&app, 0, &[subcommand, "--help"]).await;
+        assert!(
+            help.stdout.contains("Examples:"),
+            "{subcommand}: {}",
+            help.stdout
+        );
+    }
     // Help exits 0 and shows examples.
     let help = expect(&app, 0, &["set", "--help"]).await;
     assert!(help.stdout.contains("Examples:"), "{}", help.stdout);
