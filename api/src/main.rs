@@ -20,6 +20,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "ECS: configuration as a service for multi-tenant SaaS"
 )]
 struct Cli {
+    #[command(flatten)]
+    client: ecs_cli::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +35,9 @@ enum Command {
         #[arg(long, env = "ECS_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// The client subcommands (get, set, apply, …), talking to a server's HTTP API.
+    #[command(flatten)]
+    Client(Box<ecs_cli::Command>),
 }
 
 fn init_tracing() {
@@ -47,8 +52,9 @@ fn init_tracing() {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = ecs_cli::parse();
     match cli.command {
+        Command::Client(command) => std::process::exit(ecs_cli::main(cli.client, *command).await),
         Command::Serve { config } => {
             init_tracing();
             let settings = match Settings::load(config.as_deref()) {
