@@ -355,3 +355,144 @@ async fn a_refusal_lists_a_bounded_number_of_violations() {
     .await;
     assert_eq!(violations.len(), MAX_REPORTED_VIOLATIONS);
 }
+
+mod properties {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::ops::ControlFlow;
+
+    use ecs_domain::contexts::{affected_contexts, effective, resolve_each};
+    use ecs_domain::*;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    const ENVS: [Option<&str>; 3] = [None, Some("prod"), Some("dev")];
+    const SERVICES: [Option<&str>; 3] = [None, Some("api"), Some("web")];
+    const TENANTS: [Option<&str>; 4] = [None, Some("acme"), Some("globex"), Some("solo")];
+    const EDITIONS: [Option<&str>; 3] = [None, Some("pro"), Some("free")];
+
+    fn make(env: Option<&str>, service: Option<&str>, tenant: Option<&str>, edition: Option<&str>) -> Scope {
+        Scope {
+            env: env.map(|v| EnvName::parse(v).unwrap()),
+            service: service.map(|v| ServiceName::parse(v).unwrap()),
+            tenant: tenant.map(|v| TenantId::parse(v).unwrap()),
+            edition: edition.map(|v| EditionName::parse(v).unwrap()),
+        }
+    }
+
+    fn arb_scope() -> impl Strategy<Value = Scope> {
+        (0..3usize, 0..3usize, 0..4usize, 0..3usize)
+            .prop_map(|(e, s, t, d)| make(ENVS[e], SERVICES[s], TENANTS[t], EDITIONS[d]))
+    }
+
+    /// Acme is on pro, globex on free; solo is unknown (no edition).
+    fn editions() -> BTreeMap<TenantId, EditionName> {
+        [("acme", "pro"), ("globex", "free")]
+            .into_iter()
+            .map(|(t, e)| (TenantId::parse(t).unwrap(), EditionName::parse(e).unwrap()))
+            .collect()
+    }
+
+    fn arb_values() -> impl Strategy<Value = Value> {
+        proptest::collection::btree_map(
+            prop_oneof![Just("a"), Just("b")],
+            prop_oneof![
+                Just(Value::Null),
+                (0..3i64).prop_map(Value::from),
+                (0..3i64).prop_map(|n| json!({"x": n})),
+            ],
+            0..3,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+    }
+
+    fn arb_lock() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(
+            prop_oneof![Just("/a".to_owned()), Just("/b/x".to_owned())],
+            0..2,
+        )
+    }
+
+    /// Every context a reader's services resolve: all combinations, a known
+    /// tenant with its own edition (an explicit other edition is a what-if
+    /// question, not a context anything is served in).
+    fn every_context() -> Vec<Scope> {
+        let editions = editions();
+        let mut all = BTreeSet::new();
+        for e in ENVS {
+            for s in SERVICES {
+                for t in TENANTS {
+                    for d in EDITIONS {
+                        let context = make(e, s, t, d);
+                        let own_edition = context.tenant.as_ref().and_then(|t| editions.get(t));
+                        if own_edition.is_none_or(|own| context.edition.as_ref() == Some(own)) {
+                            all.insert(context);
+                        }
+                    }
+                }
+            }
+        }
+        all.into_iter().collect()
+    }
+
+    fn applicable(scopes: &[Scope], context: &Scope) -> BTreeSet<Scope> {
+        scopes
+            .iter()
+            .filter(|s| s.is_within(context))
+            .cloned()
+            .collect()
+    }
+
+    proptest! {
+        /// The affected contexts cover every context a reader can name that
+        /// the written layer applies to (each resolves from the same layers
+        /// as one of them), and resolving them with shared prefixes gives
+        /// exactly what `resolve` gives.
+        #[test]
+        fn affected_contexts_cover_every_changed_context_and_resolve_exactly(
+            layers in proptest::collection::btree_map(arb_scope(), (arb_values(), arb_lock()), 1..8),
+            written_index in 0..8usize,
+        ) {
+            let layers: Vec<(Scope, (Value, Vec<String>))> = layers.into_iter().collect();
+            let written = layers[written_index % layers.len()].0.clone();
+            let scopes: Vec<Scope> = layers.iter().map(|(s, _)| s.clone()).collect();
+            let others = scopes.iter().filter(|s| **s != written);
+            let contexts = affected_contexts(&written, others, &editions());
+            prop_assert_eq!(&contexts[0], &effective(&written, &editions()));
+            for context in &contexts {
+                prop_assert!(written.is_within(context), "{} does not contain {}", context, written);
+            }
+            let covered: BTreeSet<BTreeSet<Scope>> =
+                contexts.iter().map(|c| applicable(&scopes, c)).collect();
+            for context in every_context() {
+                if written.is_within(&context) {
+                    prop_assert!(
+                        covered.contains(&applicable(&scopes, &context)),
+                        "context {} is not covered by {:?}", context, contexts
+                    );
+                }
+            }
+
+            let refs: Vec<LayerRef<'_>> = layers
+                .iter()
+                .map(|(scope, (values, lock))| LayerRef { scope, values, revision: 1, lock })
+                .collect();
+            let defaults: Map<String, Value> = json!({"a": 0, "b": {"x": 0}})
+                .as_object()
+                .cloned()
+                .unwrap();
+            let precedence = Precedence::default();
+            let mut seen = 0;
+            let mut mismatch = None;
+            resolve_each(&defaults, &refs, &contexts, &precedence, |context, document| {
+                let expected = resolve(&defaults, &refs, context, &precedence).values;
+                if document != &expected && mismatch.is_none() {
+                    mismatch = Some((context.clone(), document.clone(), expected));
+                }
+                seen += 1;
+                ControlFlow::Continue(())
+            });
+            prop_assert_eq!(mismatch, None);
+            prop_assert_eq!(seen, contexts.len());
+        }
+    }
+}
