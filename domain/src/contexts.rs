@@ -146,7 +146,9 @@ pub fn resolve_each(
             .count();
         stack.truncate(shared);
         for &next in &sequence[shared..] {
-            let mut partial = stack.last().map_or_else(|| base.clone(), |(_, p)| p.clone());
+            let mut partial = stack
+                .last()
+                .map_or_else(|| base.clone(), |(_, p)| p.clone());
             partial.apply(&layers[next]);
             stack.push((next, partial));
         }
@@ -302,8 +304,18 @@ mod tests {
             scope(&[("env", "prod"), ("tenant", "acme"), ("edition", "pro")]),
             scope(&[("env", "dev"), ("tenant", "acme"), ("edition", "pro")]),
             scope(&[("service", "api"), ("tenant", "bob"), ("edition", "free")]),
-            scope(&[("env", "prod"), ("service", "api"), ("tenant", "bob"), ("edition", "free")]),
-            scope(&[("env", "dev"), ("service", "api"), ("tenant", "bob"), ("edition", "free")]),
+            scope(&[
+                ("env", "prod"),
+                ("service", "api"),
+                ("tenant", "bob"),
+                ("edition", "free"),
+            ]),
+            scope(&[
+                ("env", "dev"),
+                ("service", "api"),
+                ("tenant", "bob"),
+                ("edition", "free"),
+            ]),
         ]
         .into_iter()
         .collect();
@@ -348,7 +360,13 @@ mod tests {
             json!({"db": {"port": 3}, "a": null}),
             json!({"c": {"d": true}}),
         ];
-        let locks = [vec!["/db/host".to_owned()], vec!["/a".to_owned()], vec![], vec![], vec![]];
+        let locks = [
+            vec!["/db/host".to_owned()],
+            vec!["/a".to_owned()],
+            vec![],
+            vec![],
+            vec![],
+        ];
         let scopes = [&global, &prod, &acme, &prod_acme, &api];
         let layers: Vec<LayerRef<'_>> = scopes
             .iter()
@@ -367,12 +385,18 @@ mod tests {
         assert_eq!(contexts.len(), 8, "{contexts:?}");
         let precedence = Precedence::default();
         let mut seen = 0;
-        resolve_each(&defaults, &layers, &contexts, &precedence, |context, document| {
-            let expected = resolve(&defaults, &layers, context, &precedence).values;
-            assert_eq!(document, &expected, "{context}");
-            seen += 1;
-            ControlFlow::Continue(())
-        });
+        resolve_each(
+            &defaults,
+            &layers,
+            &contexts,
+            &precedence,
+            |context, document| {
+                let expected = resolve(&defaults, &layers, context, &precedence).values;
+                assert_eq!(document, &expected, "{context}");
+                seen += 1;
+                ControlFlow::Continue(())
+            },
+        );
         assert_eq!(seen, contexts.len());
         // An env the layers never name adds no context.
         assert!(!contexts.iter().any(|c| c.env == EnvName::parse("dev").ok()));

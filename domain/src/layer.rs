@@ -199,11 +199,15 @@ impl Aggregate for Layer {
                 None => Ok(None),
             }
         };
-        let (ns, tenant, NamespaceLayers { layers, mut editions }) = futures::try_join!(
+        let (ns, tenant, overlapping) = futures::try_join!(
             reader.namespace(&namespace),
             tenant,
             reader.overlapping_layers(&namespace, &scope)
         )?;
+        let NamespaceLayers {
+            layers,
+            mut editions,
+        } = overlapping;
         let ns = ns.ok_or_else(|| DomainError::NamespaceNotFound(namespace.to_string()))?;
         if let Some(id) = &scope.tenant {
             let tenant = tenant.ok_or_else(|| DomainError::TenantNotFound(id.to_string()))?;

@@ -154,14 +154,7 @@ impl Partial {
     /// The schema defaults, before any layer.
     pub fn new(defaults: &Map<String, Value>) -> Self {
         let mut values = Map::new();
-        merge_layer(
-            &mut values,
-            defaults,
-            "",
-            &Source::SchemaDefault,
-            &[],
-            None,
-        );
+        merge_layer(&mut values, defaults, "", &Source::SchemaDefault, &[], None);
         Partial {
             values: Value::Object(values),
             locks: Vec::new(),
@@ -172,14 +165,7 @@ impl Partial {
     pub fn apply(&mut self, layer: &LayerRef<'_>) {
         if let (Value::Object(values), Value::Object(patch)) = (&mut self.values, layer.values) {
             // Sources are not recorded, so the source given is never read.
-            merge_layer(
-                values,
-                patch,
-                "",
-                &Source::SchemaDefault,
-                &self.locks,
-                None,
-            );
+            merge_layer(values, patch, "", &Source::SchemaDefault, &self.locks, None);
         }
         self.locks
             .extend(layer.lock.iter().map(|p| (p.clone(), layer.scope.clone())));

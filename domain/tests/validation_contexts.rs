@@ -146,7 +146,12 @@ async fn a_global_write_that_breaks_nothing_is_accepted() {
     let global = state(Scope::global(), json!({"coupon": "X"}), &[]);
     let acme_layer = state(scope(&[("tenant", "acme")]), json!({"discount": 5}), &[]);
     TestFramework::<Layer>::with(world(vec![global, acme_layer]))
-        .given(vec![changed(Scope::global(), 1, json!({"coupon": "X"}), &[])])
+        .given(vec![changed(
+            Scope::global(),
+            1,
+            json!({"coupon": "X"}),
+            &[],
+        )])
         .when_async(write(Scope::global(), json!({"coupon": "Y"}), None))
         .await
         .then_expect_events(vec![changed(
@@ -167,7 +172,12 @@ async fn an_edition_write_is_checked_in_its_tenants_contexts() {
     // when the pro edition removes them, acme's document fails the if/then;
     let violations = refusal(
         world(vec![pro_layer, acme_layer]),
-        vec![changed(pro.clone(), 1, json!({"card": {"brand": "visa"}}), &[])],
+        vec![changed(
+            pro.clone(),
+            1,
+            json!({"card": {"brand": "visa"}}),
+            &[],
+        )],
         write(pro, json!({"card": null}), None),
     )
     .await;
@@ -183,7 +193,11 @@ async fn a_layer_of_another_edition_never_applies_to_the_tenant() {
     let bob_layer = state(scope(&[("tenant", "bob")]), json!({"mode": "invoice"}), &[]);
     TestFramework::<Layer>::with(world(vec![pro_layer, bob_layer]))
         .given(vec![changed(pro.clone(), 1, json!({"card": {}}), &[])])
-        .when_async(write(pro.clone(), json!({"mode": "card", "card": {}}), None))
+        .when_async(write(
+            pro.clone(),
+            json!({"mode": "card", "card": {}}),
+            None,
+        ))
         .await
         .then_expect_events(vec![changed(
             pro,
@@ -214,11 +228,7 @@ async fn an_env_write_is_checked_where_the_env_and_a_tenant_combine() {
 
     // A discount at prod needs a coupon in every context prod reaches: acme
     // supplies one, bob does not.
-    let with_coupon = state(
-        scope(&[("tenant", "acme")]),
-        json!({"coupon": "A"}),
-        &[],
-    );
+    let with_coupon = state(scope(&[("tenant", "acme")]), json!({"coupon": "A"}), &[]);
     let bob_layer = state(scope(&[("tenant", "bob")]), json!({"mode": "invoice"}), &[]);
     let violations = refusal(
         world(vec![with_coupon, bob_layer]),
@@ -328,10 +338,13 @@ async fn a_context_that_already_failed_does_not_block_an_unrelated_write() {
         write(Scope::global(), json!({"limits": {}}), None),
     )
     .await;
-    assert_eq!(violations, [
-        (Some(Scope::global()), "/limits".to_owned()),
-        (Some(acme()), "/limits".to_owned())
-    ]);
+    assert_eq!(
+        violations,
+        [
+            (Some(Scope::global()), "/limits".to_owned()),
+            (Some(acme()), "/limits".to_owned())
+        ]
+    );
 }
 
 #[tokio::test]
@@ -370,7 +383,12 @@ mod properties {
     const TENANTS: [Option<&str>; 4] = [None, Some("acme"), Some("globex"), Some("solo")];
     const EDITIONS: [Option<&str>; 3] = [None, Some("pro"), Some("free")];
 
-    fn make(env: Option<&str>, service: Option<&str>, tenant: Option<&str>, edition: Option<&str>) -> Scope {
+    fn make(
+        env: Option<&str>,
+        service: Option<&str>,
+        tenant: Option<&str>,
+        edition: Option<&str>,
+    ) -> Scope {
         Scope {
             env: env.map(|v| EnvName::parse(v).unwrap()),
             service: service.map(|v| ServiceName::parse(v).unwrap()),

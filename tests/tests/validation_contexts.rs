@@ -55,7 +55,10 @@ fn assert_refused_in(answer: &Answer, expected: &[(Value, &str)]) {
         .iter()
         .map(|v| {
             assert!(v["message"].is_string(), "{v}");
-            (v["context"].clone(), v["pointer"].as_str().unwrap().to_owned())
+            (
+                v["context"].clone(),
+                v["pointer"].as_str().unwrap().to_owned(),
+            )
         })
         .collect();
     let expected: Vec<(Value, String)> = expected
@@ -74,28 +77,39 @@ async fn a_global_write_that_breaks_acmes_document_is_refused_and_one_that_does_
         StatusCode::CREATED,
     );
     assert_status(
-        &app.put_layer("checkout", "tenant=acme", &json!({"values": {"discount": 5}}))
-            .await,
+        &app.put_layer(
+            "checkout",
+            "tenant=acme",
+            &json!({"values": {"discount": 5}}),
+        )
+        .await,
         StatusCode::CREATED,
     );
 
     // Removing the coupon is valid at the global scope alone, but acme's
     // discount then has none.
-    let refused = app
-        .put_layer("checkout", "", &json!({"values": {}}))
-        .await;
-    assert_refused_in(&refused, &[(json!({"tenant": "acme", "edition": "pro"}), "")]);
+    let refused = app.put_layer("checkout", "", &json!({"values": {}})).await;
+    assert_refused_in(
+        &refused,
+        &[(json!({"tenant": "acme", "edition": "pro"}), "")],
+    );
     let refused = app
         .patch(
             "/v1/namespaces/checkout/layer",
             &json!({"values": {"coupon": null}}),
         )
         .await;
-    assert_refused_in(&refused, &[(json!({"tenant": "acme", "edition": "pro"}), "")]);
+    assert_refused_in(
+        &refused,
+        &[(json!({"tenant": "acme", "edition": "pro"}), "")],
+    );
     // Nothing was written.
     assert_eq!(app.get_layer("checkout", "").await.revision(), 1);
     let acme = app.resolved("checkout", "tenant=acme").await;
-    assert_eq!(acme.body["values"], json!({"coupon": "WELCOME", "discount": 5}));
+    assert_eq!(
+        acme.body["values"],
+        json!({"coupon": "WELCOME", "discount": 5})
+    );
 
     // A change that keeps every context valid passes.
     let accepted = app
@@ -103,7 +117,10 @@ async fn a_global_write_that_breaks_acmes_document_is_refused_and_one_that_does_
         .await;
     assert_status(&accepted, StatusCode::OK);
     let acme = app.resolved("checkout", "tenant=acme").await;
-    assert_eq!(acme.body["values"], json!({"coupon": "SPRING", "discount": 5}));
+    assert_eq!(
+        acme.body["values"],
+        json!({"coupon": "SPRING", "discount": 5})
+    );
 
     // Once acme carries its own coupon, the global one may go.
     assert_status(
@@ -133,13 +150,21 @@ async fn an_edition_write_is_checked_in_the_contexts_of_its_tenants() {
         StatusCode::CREATED,
     );
     assert_status(
-        &app.put_layer("checkout", "tenant=acme", &json!({"values": {"mode": "card"}}))
-            .await,
+        &app.put_layer(
+            "checkout",
+            "tenant=acme",
+            &json!({"values": {"mode": "card"}}),
+        )
+        .await,
         StatusCode::CREATED,
     );
     assert_status(
-        &app.put_layer("checkout", "tenant=bob", &json!({"values": {"mode": "invoice"}}))
-            .await,
+        &app.put_layer(
+            "checkout",
+            "tenant=bob",
+            &json!({"values": {"mode": "invoice"}}),
+        )
+        .await,
         StatusCode::CREATED,
     );
 
@@ -148,22 +173,36 @@ async fn an_edition_write_is_checked_in_the_contexts_of_its_tenants() {
     let refused = app
         .put_layer("checkout", "edition=pro", &json!({"values": {}}))
         .await;
-    assert_refused_in(&refused, &[(json!({"tenant": "acme", "edition": "pro"}), "")]);
+    assert_refused_in(
+        &refused,
+        &[(json!({"tenant": "acme", "edition": "pro"}), "")],
+    );
     assert_eq!(app.get_layer("checkout", "edition=pro").await.revision(), 1);
 
     // The free edition never applies to acme: bob's contexts are the only
     // ones it reaches, and bob pays by invoice.
     assert_status(
-        &app.put_layer("checkout", "edition=free", &json!({"values": {"discount": 1, "coupon": "F"}}))
-            .await,
+        &app.put_layer(
+            "checkout",
+            "edition=free",
+            &json!({"values": {"discount": 1, "coupon": "F"}}),
+        )
+        .await,
         StatusCode::CREATED,
     );
     // A tenant write is checked with its edition's layers too: bob switching
     // to card payment fails without card settings on free.
     let refused = app
-        .put_layer("checkout", "tenant=bob", &json!({"values": {"mode": "card"}}))
+        .put_layer(
+            "checkout",
+            "tenant=bob",
+            &json!({"values": {"mode": "card"}}),
+        )
         .await;
-    assert_refused_in(&refused, &[(json!({"tenant": "bob", "edition": "free"}), "")]);
+    assert_refused_in(
+        &refused,
+        &[(json!({"tenant": "bob", "edition": "free"}), "")],
+    );
 
     // And an env layer combines with every tenant: prod choosing card
     // payment breaks bob (free, no card settings) but not acme.
@@ -188,7 +227,10 @@ async fn an_edition_write_is_checked_in_the_contexts_of_its_tenants() {
         &[
             (json!({"env": "prod"}), ""),
             (json!({"env": "prod", "edition": "free"}), ""),
-            (json!({"env": "prod", "tenant": "bob", "edition": "free"}), ""),
+            (
+                json!({"env": "prod", "tenant": "bob", "edition": "free"}),
+                "",
+            ),
         ],
     );
 }

@@ -1695,36 +1695,37 @@ async fn validation(args: &Args) -> anyhow::Result<()> {
         args.tenants,
         ms(wide)
     );
-    println!("  floor: global PATCH, no other layers: median {}", ms(floor));
+    println!(
+        "  floor: global PATCH, no other layers: median {}",
+        ms(floor)
+    );
     println!("  ECS / floor: {ratio:.1}x (target <= {VALIDATION_TARGET_RATIO}x)");
     println!(
         "  of which the check in every context (in process, no I/O): {} ({} with no other layers)",
         ms(check),
         ms(check_floor)
     );
-    args.markdown(&[
-        Row::new(
-            format!(
-                "validation: one global write, {} tenant layers",
-                thousands(args.tenants as f64)
-            ),
-            format!(
-                "median {} over HTTP ({VALIDATION_WRITES} writes); the check in every context alone {}",
-                ms(wide),
-                ms(check)
-            ),
-        )
-        .floor(format!(
-            "median {}: the same write with no other layers (check alone {})",
-            ms(floor),
-            ms(check_floor)
-        ))
-        .ratio(format!("{ratio:.1}×"))
-        .target(
-            format!("≤ {VALIDATION_TARGET_RATIO}×"),
-            ratio <= VALIDATION_TARGET_RATIO,
+    args.markdown(&[Row::new(
+        format!(
+            "validation: one global write, {} tenant layers",
+            thousands(args.tenants as f64)
         ),
-    ])?;
+        format!(
+            "median {} over HTTP ({VALIDATION_WRITES} writes); the check in every context alone {}",
+            ms(wide),
+            ms(check)
+        ),
+    )
+    .floor(format!(
+        "median {}: the same write with no other layers (check alone {})",
+        ms(floor),
+        ms(check_floor)
+    ))
+    .ratio(format!("{ratio:.1}×"))
+    .target(
+        format!("≤ {VALIDATION_TARGET_RATIO}×"),
+        ratio <= VALIDATION_TARGET_RATIO,
+    )])?;
     match Arc::try_unwrap(ecs) {
         Ok(ecs) => ecs.stop().await,
         Err(_) => bail!("the ECS handle is still shared"),
