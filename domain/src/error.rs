@@ -13,6 +13,11 @@ pub struct SchemaViolation {
     /// The layer whose resolved document fails, when checking a schema change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<Scope>,
+    /// The context whose resolved document fails, when checking a layer write:
+    /// a write is checked in every context it can change (ADR 11), the
+    /// tenant's edition filled in as a reader's request would.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Scope>,
 }
 
 /// A write that would override a locked value.

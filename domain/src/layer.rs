@@ -5,12 +5,13 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{DomainError, SchemaViolation};
+use crate::contexts::{LayerWrite, SchemaCheck};
+use crate::error::DomainError;
 use crate::ids::NamespaceName;
 use crate::json::{is_valid_pointer, merge_patch};
 use crate::namespace::check_expected;
-use crate::ports::Services;
-use crate::resolve::{LayerRef, lock_violations, resolve};
+use crate::ports::{NamespaceLayers, Services};
+use crate::resolve::{LayerRef, lock_violations};
 use crate::schema::CompiledSchema;
 use crate::scope::Scope;
 
@@ -192,20 +193,27 @@ impl Aggregate for Layer {
         }
         let reader = &services.reader;
         // The three reads are independent: one round trip's wait, not three.
-        let tenant_known = async {
+        let tenant = async {
             match &scope.tenant {
-                Some(tenant) => Ok(reader.tenant(tenant).await?.is_some()),
-                None => Ok(true),
+                Some(tenant) => reader.tenant(tenant).await,
+                None => Ok(None),
             }
         };
-        let (ns, tenant_known, layers) = futures::try_join!(
+        let (ns, tenant, overlapping) = futures::try_join!(
             reader.namespace(&namespace),
-            tenant_known,
-            reader.layers(&namespace)
+            tenant,
+            reader.overlapping_layers(&namespace, &scope)
         )?;
+        let NamespaceLayers {
+            layers,
+            mut editions,
+        } = overlapping;
         let ns = ns.ok_or_else(|| DomainError::NamespaceNotFound(namespace.to_string()))?;
-        if let (Some(tenant), false) = (&scope.tenant, tenant_known) {
-            return Err(DomainError::TenantNotFound(tenant.to_string()));
+        if let Some(id) = &scope.tenant {
+            let tenant = tenant.ok_or_else(|| DomainError::TenantNotFound(id.to_string()))?;
+            // The written layer's own context resolves with its tenant's
+            // edition, even before the tenant has any layer here.
+            editions.insert(tenant.id, tenant.edition);
         }
         let current_values = self.state.as_ref().map(|s| &s.values);
         let current_lock = self
@@ -257,23 +265,28 @@ impl Aggregate for Layer {
 
         crate::secrets::check_secret_refs(&values)?;
         let others: Vec<_> = layers.into_iter().filter(|l| l.scope != scope).collect();
-        let mut refs: Vec<LayerRef<'_>> = others.iter().map(LayerState::as_ref).collect();
+        let refs: Vec<LayerRef<'_>> = others.iter().map(LayerState::as_ref).collect();
         let violations = lock_violations(&scope, &values, &refs, &services.precedence);
         if !violations.is_empty() {
             return Err(DomainError::LockViolations(violations));
         }
         if let Some(schema) = &ns.schema {
-            let compiled = CompiledSchema::compile(schema)?;
-            let revision = current + 1;
-            refs.push(LayerRef {
-                scope: &scope,
-                values: &values,
-                revision,
-                lock: &lock,
-            });
-            let resolved = resolve(&ns.defaults(), &refs, &scope, &services.precedence);
-            let violations: Vec<SchemaViolation> =
-                crate::secrets::schema_violations(&compiled, schema, &resolved.values);
+            let check = SchemaCheck {
+                schema,
+                compiled: &CompiledSchema::compile(schema)?,
+                defaults: &ns.defaults(),
+                precedence: &services.precedence,
+            };
+            let write = LayerWrite {
+                before: self.state.as_ref().map(LayerState::as_ref),
+                after: LayerRef {
+                    scope: &scope,
+                    values: &values,
+                    revision: current + 1,
+                    lock: &lock,
+                },
+            };
+            let violations = check.write_violations(&write, &refs, &editions);
             if !violations.is_empty() {
                 return Err(DomainError::SchemaViolations(violations));
             }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod change_request;
+pub mod contexts;
 pub mod error;
 pub mod feed;
 pub mod identity;

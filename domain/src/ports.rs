@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::DomainError;
-use crate::ids::{NamespaceName, TenantId};
+use crate::ids::{EditionName, NamespaceName, TenantId};
 use crate::layer::LayerState;
 use crate::namespace::NamespaceState;
 use crate::precedence::Precedence;
@@ -22,6 +22,33 @@ pub trait ConfigReader: Send + Sync {
     async fn tenant(&self, id: &TenantId) -> Result<Option<TenantState>, DomainError>;
     /// Every layer of a namespace that has at least one revision.
     async fn layers(&self, namespace: &NamespaceName) -> Result<Vec<LayerState>, DomainError>;
+    /// The layers of a namespace whose scope overlaps `scope` (the only ones
+    /// that can apply together with a layer there) and the edition of each
+    /// usable tenant they name: what a layer write needs to find every
+    /// context it can change (ADR 11). A store should answer it in one query;
+    /// this default filters [`ConfigReader::layers`] and asks for each tenant
+    /// apart.
+    async fn overlapping_layers(
+        &self,
+        namespace: &NamespaceName,
+        scope: &Scope,
+    ) -> Result<NamespaceLayers, DomainError> {
+        let layers: Vec<LayerState> = self
+            .layers(namespace)
+            .await?
+            .into_iter()
+            .filter(|l| l.scope.overlaps(scope))
+            .collect();
+        let mut editions = BTreeMap::new();
+        for tenant in layers.iter().filter_map(|l| l.scope.tenant.as_ref()) {
+            if !editions.contains_key(tenant)
+                && let Some(state) = self.tenant(tenant).await?
+            {
+                editions.insert(tenant.clone(), state.edition);
+            }
+        }
+        Ok(NamespaceLayers { layers, editions })
+    }
     /// One past revision of a layer.
     async fn layer_revision(
         &self,
@@ -29,6 +56,15 @@ pub trait ConfigReader: Send + Sync {
         scope: &Scope,
         revision: u64,
     ) -> Result<Option<LayerState>, DomainError>;
+}
+
+/// Layers of a namespace with the editions of the tenants they name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NamespaceLayers {
+    pub layers: Vec<LayerState>,
+    /// The edition of each usable (known, not erased) tenant that has a layer
+    /// in the namespace; a reader's context naming the tenant resolves with it.
+    pub editions: BTreeMap<TenantId, EditionName>,
 }
 
 /// The services handed to the namespace and layer aggregates.

@@ -68,23 +68,36 @@ fn remove_sources_at_or_below(sources: &mut BTreeMap<String, Source>, pointer: &
     sources.retain(|p, _| !is_at_or_below(p, pointer));
 }
 
+/// Where a merge records the source of every leaf: explain needs them, the
+/// write-time checks of many contexts do not and skip the bookkeeping.
+type Sources<'a> = Option<&'a mut BTreeMap<String, Source>>;
+
 fn merge_layer(
     target: &mut Map<String, Value>,
     patch: &Map<String, Value>,
     path: &str,
     source: &Source,
     locks: &[Lock],
-    sources: &mut BTreeMap<String, Source>,
+    mut sources: Sources<'_>,
 ) {
+    // Pointers are only needed for locks and sources; a merge without either
+    // (the common write-time case) builds none.
+    let needs_pointers = !locks.is_empty() || sources.is_some();
     for (key, value) in patch {
-        let pointer = child_pointer(path, key);
+        let pointer = if needs_pointers {
+            child_pointer(path, key)
+        } else {
+            String::new()
+        };
         if blocking_lock(&pointer, value, locks).is_some() {
             continue;
         }
         match value {
             Value::Null => {
                 target.remove(key);
-                remove_sources_at_or_below(sources, &pointer);
+                if let Some(sources) = sources.as_deref_mut() {
+                    remove_sources_at_or_below(sources, &pointer);
+                }
             }
             Value::Object(child_patch) => {
                 let child = target
@@ -92,23 +105,75 @@ fn merge_layer(
                     .or_insert_with(|| Value::Object(Map::new()));
                 if !child.is_object() {
                     *child = Value::Object(Map::new());
-                    remove_sources_at_or_below(sources, &pointer);
+                    if let Some(sources) = sources.as_deref_mut() {
+                        remove_sources_at_or_below(sources, &pointer);
+                    }
                 }
                 if let Value::Object(child) = child {
-                    merge_layer(child, child_patch, &pointer, source, locks, sources);
-                    if child.is_empty() {
-                        sources.insert(pointer, source.clone());
-                    } else {
-                        sources.remove(&pointer);
+                    merge_layer(
+                        child,
+                        child_patch,
+                        &pointer,
+                        source,
+                        locks,
+                        sources.as_deref_mut(),
+                    );
+                    if let Some(sources) = sources.as_deref_mut() {
+                        if child.is_empty() {
+                            sources.insert(pointer, source.clone());
+                        } else {
+                            sources.remove(&pointer);
+                        }
                     }
                 }
             }
             leaf => {
                 target.insert(key.clone(), leaf.clone());
-                remove_sources_at_or_below(sources, &pointer);
-                sources.insert(pointer, source.clone());
+                if let Some(sources) = sources.as_deref_mut() {
+                    remove_sources_at_or_below(sources, &pointer);
+                    sources.insert(pointer, source.clone());
+                }
             }
         }
+    }
+}
+
+/// A resolution in progress without explain: the document merged so far and
+/// the locks in force. Contexts that share their weakest layers clone the
+/// partial document after those layers instead of merging them again
+/// (`crate::contexts`); applying every applicable layer in ascending weight
+/// gives exactly the values of [`resolve`].
+#[derive(Debug, Clone)]
+pub struct Partial {
+    /// Always an object; held as a `Value` so that it validates without a copy.
+    values: Value,
+    locks: Vec<Lock>,
+}
+
+impl Partial {
+    /// The schema defaults, before any layer.
+    pub fn new(defaults: &Map<String, Value>) -> Self {
+        let mut values = Map::new();
+        merge_layer(&mut values, defaults, "", &Source::SchemaDefault, &[], None);
+        Partial {
+            values: Value::Object(values),
+            locks: Vec::new(),
+        }
+    }
+
+    /// Merges the next layer, weakest first; its locks bind the layers after it.
+    pub fn apply(&mut self, layer: &LayerRef<'_>) {
+        if let (Value::Object(values), Value::Object(patch)) = (&mut self.values, layer.values) {
+            // Sources are not recorded, so the source given is never read.
+            merge_layer(values, patch, "", &Source::SchemaDefault, &self.locks, None);
+        }
+        self.locks
+            .extend(layer.lock.iter().map(|p| (p.clone(), layer.scope.clone())));
+    }
+
+    /// The document resolved so far.
+    pub fn values(&self) -> &Value {
+        &self.values
     }
 }
 
@@ -135,7 +200,7 @@ pub fn resolve(
         "",
         &Source::SchemaDefault,
         &[],
-        &mut sources,
+        Some(&mut sources),
     );
     let mut locks: Vec<Lock> = Vec::new();
     for layer in applicable {
@@ -144,7 +209,7 @@ pub fn resolve(
             revision: layer.revision,
         };
         if let Value::Object(patch) = layer.values {
-            merge_layer(&mut values, patch, "", &source, &locks, &mut sources);
+            merge_layer(&mut values, patch, "", &source, &locks, Some(&mut sources));
         }
         locks.extend(layer.lock.iter().map(|p| (p.clone(), layer.scope.clone())));
     }

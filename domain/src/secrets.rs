@@ -258,6 +258,7 @@ pub fn schema_violations(
                 pointer: pointer.clone(),
                 message: format!("malformed secret reference: {reason}"),
                 layer: None,
+                context: None,
             });
         } else if subschema_at(schema, pointer).is_some_and(declares_string) {
             placeholders.push(pointer.clone());
@@ -268,6 +269,7 @@ pub fn schema_violations(
                           \"type\": \"string\" here"
                     .to_owned(),
                 layer: None,
+                context: None,
             });
         }
     }

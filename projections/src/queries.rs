@@ -1,7 +1,7 @@
 //! Reads of the projection tables, current and past.
 
 use async_trait::async_trait;
-use ecs_domain::ports::ConfigReader;
+use ecs_domain::ports::{ConfigReader, NamespaceLayers};
 use ecs_domain::{
     DomainError, EditionName, LayerChange, LayerState, NamespaceName, NamespaceState, Scope,
     TenantId, TenantState,
@@ -486,6 +486,49 @@ impl ConfigReader for ReadModel {
         .map(layer_state)
         .collect::<sqlx::Result<_>>()
         .map_err(unavailable)
+    }
+
+    async fn overlapping_layers(
+        &self,
+        namespace: &NamespaceName,
+        scope: &Scope,
+    ) -> Result<NamespaceLayers, DomainError> {
+        // One query: each layer that can apply together with one at `scope`
+        // (on every dimension it leaves the value open or fixes the same),
+        // with the edition of the tenant it names (none for an unknown or
+        // erased tenant).
+        let rows = sqlx::query(
+            "SELECT l.namespace, l.scope, l.values, l.lock, l.revision,
+                    t.edition AS tenant_edition
+             FROM layers l
+             LEFT JOIN tenants t ON t.id = l.tenant AND t.erased_at IS NULL
+             WHERE l.namespace = $1
+               AND ($2::text IS NULL OR l.env IS NULL OR l.env = $2)
+               AND ($3::text IS NULL OR l.service IS NULL OR l.service = $3)
+               AND ($4::text IS NULL OR l.tenant IS NULL OR l.tenant = $4)
+               AND ($5::text IS NULL OR l.edition IS NULL OR l.edition = $5)",
+        )
+        .bind(namespace.as_str())
+        .bind(scope.env.as_ref().map(|v| v.as_str()))
+        .bind(scope.service.as_ref().map(|v| v.as_str()))
+        .bind(scope.tenant.as_ref().map(|v| v.as_str()))
+        .bind(scope.edition.as_ref().map(|v| v.as_str()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let mut found = NamespaceLayers::default();
+        for row in &rows {
+            let layer = layer_state(row).map_err(unavailable)?;
+            let edition: Option<String> = row.try_get("tenant_edition").map_err(unavailable)?;
+            if let (Some(tenant), Some(edition)) = (&layer.scope.tenant, edition)
+                && !found.editions.contains_key(tenant)
+            {
+                let edition = decode(Value::String(edition), "edition").map_err(unavailable)?;
+                found.editions.insert(tenant.clone(), edition);
+            }
+            found.layers.push(layer);
+        }
+        Ok(found)
     }
 
     async fn layer_revision(

@@ -10,7 +10,9 @@
 //! * `pit`     — point-in-time resolved reads at random past positions over the
 //!   rebuilt log (runs right after `rebuild`, on its state);
 //! * `scale`   — server memory and SDK bootstrap time with 10,000 tenants and
-//!   20 namespaces.
+//!   20 namespaces;
+//! * `validation` — one global write checked in every context it can change,
+//!   with 10,000 tenant layers, vs the same write with no other layers.
 //!
 //! Every benchmark starts its own `nats-server` and PostgreSQL database (a
 //! private cluster unless `ECS_TEST_PG_URL` is set) and the ECS server
@@ -68,7 +70,7 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ALL: [&str; 5] = ["reads", "writes", "rebuild", "pit", "scale"];
+const ALL: [&str; 6] = ["reads", "writes", "rebuild", "pit", "scale", "validation"];
 
 /// Targets: ECS resolved reads reach this share of the static handler's
 /// throughput (%), the rebuild replays this many events per second, and a
@@ -80,8 +82,8 @@ const PIT_TARGET_P99_MS: f64 = 10.0;
 /// ECS against the raw engines (reads, writes, rebuild, point-in-time, scale).
 #[derive(Parser, Debug, Clone)]
 struct Args {
-    /// Benchmarks to run, comma-separated: reads, writes, rebuild, pit, scale
-    /// (`pit` implies `rebuild`, whose state it reads).
+    /// Benchmarks to run, comma-separated: reads, writes, rebuild, pit, scale,
+    /// validation (`pit` implies `rebuild`, whose state it reads).
     #[arg(long, value_delimiter = ',', default_values_t = ALL.map(String::from))]
     bench: Vec<String>,
     /// Events in the log for the rebuild and point-in-time benchmarks.
@@ -93,7 +95,7 @@ struct Args {
     /// Concurrent requests in flight (reads, writes and their floors).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Tenants for the scale benchmark.
+    /// Tenants for the scale and validation benchmarks.
     #[arg(long, default_value_t = 10_000)]
     tenants: usize,
     /// Namespaces for the scale benchmark.
@@ -187,6 +189,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs("scale") {
         scale(&args).await.context("scale benchmark")?;
+    }
+    if args.runs("validation") {
+        validation(&args).await.context("validation benchmark")?;
     }
     Ok(())
 }
@@ -1507,4 +1512,224 @@ fn nats_pid(nats: &NatsServer) -> Option<String> {
         }
     }
     None
+}
+
+// ---------------------------------------------------------------------------
+// validation: one global write, checked in every context it can change
+// ---------------------------------------------------------------------------
+
+/// Timed global writes per namespace; the median is reported.
+const VALIDATION_WRITES: usize = 21;
+
+/// Target: a global write with `--tenants` tenant layers takes at most this
+/// many times a global write with no other layers.
+const VALIDATION_TARGET_RATIO: f64 = 10.0;
+
+/// A schema with a rule across keys (`discount` requires `coupon`), so that
+/// every context's document is checked as a whole.
+fn validation_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "coupon": {"type": "string"},
+            "discount": {"type": "integer", "minimum": 0},
+            "limits": {"type": "object", "properties": {"rps": {"type": "integer"}}},
+            "features": {"type": "object"}
+        },
+        "dependentRequired": {"discount": ["coupon"]}
+    })
+}
+
+/// The values of tenant `t`'s layer in the validation benchmark.
+fn validation_tenant_values(t: usize) -> Value {
+    json!({"discount": t % 50, "limits": {"rps": 100 + t % 7}, "features": {"beta": t.is_multiple_of(2)}})
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The write-time check alone, in process: the global write against
+/// `tenants` tenant layers held in memory (no I/O), median of a few runs.
+fn validation_check_alone(tenants: usize) -> anyhow::Result<Duration> {
+    use ecs_domain::contexts::{LayerWrite, SchemaCheck};
+    use ecs_domain::schema::CompiledSchema;
+    use ecs_domain::{LayerRef, Precedence, json::schema_defaults};
+
+    let schema = validation_schema();
+    let compiled = CompiledSchema::compile(&schema)?;
+    let defaults = schema_defaults(&schema);
+    let precedence = Precedence::default();
+    let editions_of = ["standard", "pro", "enterprise"];
+    let mut scopes = Vec::new();
+    let mut editions = std::collections::BTreeMap::new();
+    for t in 0..tenants {
+        let tenant = TenantId::parse(format!("v{t:05}"))?;
+        editions.insert(tenant.clone(), EditionName::parse(editions_of[t % 3])?);
+        scopes.push(Scope {
+            tenant: Some(tenant),
+            ..Scope::global()
+        });
+    }
+    let values: Vec<Value> = (0..tenants).map(validation_tenant_values).collect();
+    let others: Vec<LayerRef<'_>> = scopes
+        .iter()
+        .zip(&values)
+        .map(|(scope, values)| LayerRef {
+            scope,
+            values,
+            revision: 1,
+            lock: &[],
+        })
+        .collect();
+    let global = Scope::global();
+    let before = json!({"coupon": "C0"});
+    let after = json!({"coupon": "C1"});
+    let check = SchemaCheck {
+        schema: &schema,
+        compiled: &compiled,
+        defaults: &defaults,
+        precedence: &precedence,
+    };
+    let write = LayerWrite {
+        before: Some(LayerRef {
+            scope: &global,
+            values: &before,
+            revision: 1,
+            lock: &[],
+        }),
+        after: LayerRef {
+            scope: &global,
+            values: &after,
+            revision: 2,
+            lock: &[],
+        },
+    };
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let violations = check.write_violations(&write, &others, &editions);
+        times.push(started.elapsed());
+        if !violations.is_empty() {
+            bail!("the benchmark's write should pass: {violations:?}");
+        }
+    }
+    Ok(median(&mut times))
+}
+
+async fn validation(args: &Args) -> anyhow::Result<()> {
+    println!(
+        "\n## validation: one global write with {} tenant layers vs one with no other layers",
+        args.tenants
+    );
+    let ecs = Arc::new(Ecs::fresh().await?);
+    for ns in ["alone", "wide"] {
+        ecs.put(
+            &format!("/v1/namespaces/{ns}"),
+            &json!({"description": "benchmark", "schema": validation_schema()}),
+        )
+        .await?;
+        ecs.put(
+            &format!("/v1/namespaces/{ns}/layer"),
+            &json!({"values": {"coupon": "C0", "limits": {"rps": 50}}}),
+        )
+        .await?;
+    }
+    let started = Instant::now();
+    let editions = ["standard", "pro", "enterprise"];
+    let next = Arc::new(AtomicU64::new(0));
+    let total = args.tenants as u64;
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (ecs, next) = (ecs.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let t = next.fetch_add(1, Ordering::Relaxed);
+                if t >= total {
+                    return anyhow::Ok(());
+                }
+                ecs.put(
+                    &format!("/v1/tenants/v{t:05}"),
+                    &json!({"edition": editions[(t % 3) as usize]}),
+                )
+                .await?;
+                ecs.put(
+                    &format!("/v1/namespaces/wide/layer?tenant=v{t:05}"),
+                    &json!({"values": validation_tenant_values(t as usize)}),
+                )
+                .await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    println!(
+        "  loaded {} tenants and their layers over HTTP in {:.1} s",
+        args.tenants,
+        started.elapsed().as_secs_f64()
+    );
+    let (_client, js) = jetstream_of(&ecs.nats).await?;
+    wait_feed_settled(&js, args.timeout()).await?;
+
+    // The two kinds of write alternate, so both see the same background.
+    let (mut floor, mut wide) = (Vec::new(), Vec::new());
+    for i in 0..VALIDATION_WRITES {
+        for (ns, times) in [("alone", &mut floor), ("wide", &mut wide)] {
+            let started = Instant::now();
+            ecs.call(
+                reqwest::Method::PATCH,
+                &format!("/v1/namespaces/{ns}/layer"),
+                &json!({"values": {"coupon": format!("C{}", i + 1)}}),
+            )
+            .await?;
+            times.push(started.elapsed());
+        }
+    }
+    let (floor, wide) = (median(&mut floor), median(&mut wide));
+    let ratio = wide.as_secs_f64() / floor.as_secs_f64();
+    let check = validation_check_alone(args.tenants)?;
+    let check_floor = validation_check_alone(0)?;
+    println!(
+        "  global PATCH, {} tenant layers: median {} ({VALIDATION_WRITES} writes)",
+        args.tenants,
+        ms(wide)
+    );
+    println!(
+        "  floor: global PATCH, no other layers: median {}",
+        ms(floor)
+    );
+    println!("  ECS / floor: {ratio:.1}x (target <= {VALIDATION_TARGET_RATIO}x)");
+    println!(
+        "  of which the check in every context (in process, no I/O): {} ({} with no other layers)",
+        ms(check),
+        ms(check_floor)
+    );
+    args.markdown(&[Row::new(
+        format!(
+            "validation: one global write, {} tenant layers",
+            thousands(args.tenants as f64)
+        ),
+        format!(
+            "median {} over HTTP ({VALIDATION_WRITES} writes); the check in every context alone {}",
+            ms(wide),
+            ms(check)
+        ),
+    )
+    .floor(format!(
+        "median {}: the same write with no other layers (check alone {})",
+        ms(floor),
+        ms(check_floor)
+    ))
+    .ratio(format!("{ratio:.1}×"))
+    .target(
+        format!("≤ {VALIDATION_TARGET_RATIO}×"),
+        ratio <= VALIDATION_TARGET_RATIO,
+    )])?;
+    match Arc::try_unwrap(ecs) {
+        Ok(ecs) => ecs.stop().await,
+        Err(_) => bail!("the ECS handle is still shared"),
+    }
+    Ok(())
 }
