@@ -208,9 +208,10 @@ impl Application {
             .context("ECS_ADMIN_TOKEN is required: the bootstrap admin bearer token")?;
         let precedence: Precedence = settings.precedence.parse().context("ECS_PRECEDENCE")?;
 
-        let nats = async_nats::ConnectOptions::new()
-            .name("ecs-server")
-            .connection_timeout(Duration::from_secs(5))
+        let nats = crate::transport::nats_transport(&settings)?
+            .connect_options("ecs-server", Duration::from_secs(5))
+            .await
+            .map_err(anyhow::Error::msg)?
             .request_timeout(Some(Duration::from_secs(10)))
             .connect(&settings.nats_url)
             .await

@@ -5,11 +5,13 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod extract;
+pub mod nats_credential;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod transport;
 
 pub use app::{Application, router};
 pub use settings::Settings;

@@ -45,6 +45,25 @@ pub struct Settings {
     /// `ECS_MASTER_KEY`: 32 bytes as 64 hex characters; wraps the per-tenant
     /// data keys that encrypt tenant data in the events stream.
     pub master_key: Option<String>,
+    // Transport security: NATS credential and TLS, HTTPS on the API
+    // (`docs/operations.md`, "NATS authentication and permissions" and "TLS").
+    /// `ECS_NATS_CREDS`: a NATS `.creds` file (user JWT and seed).
+    pub nats_creds: Option<String>,
+    /// `ECS_NATS_NKEY`: the server's nkey seed (`SU...`).
+    pub nats_nkey: Option<String>,
+    /// `ECS_NATS_USER`: a NATS user name (with `ECS_NATS_PASSWORD`).
+    pub nats_user: Option<String>,
+    /// `ECS_NATS_PASSWORD`: the NATS user's password.
+    pub nats_password: Option<String>,
+    /// `ECS_NATS_TOKEN`: a NATS token.
+    pub nats_token: Option<String>,
+    /// `ECS_NATS_CA`: PEM file of the CAs that sign the NATS server's
+    /// certificate; requires TLS.
+    pub nats_ca: Option<String>,
+    /// `ECS_NATS_CERT`: a client certificate (PEM) presented to NATS.
+    pub nats_cert: Option<String>,
+    /// `ECS_NATS_KEY`: the key (PEM) of `ECS_NATS_CERT`.
+    pub nats_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -66,6 +85,14 @@ impl Default for Settings {
             jwt_audience: None,
             metrics_public: true,
             master_key: None,
+            nats_creds: None,
+            nats_nkey: None,
+            nats_user: None,
+            nats_password: None,
+            nats_token: None,
+            nats_ca: None,
+            nats_cert: None,
+            nats_key: None,
         }
     }
 }
@@ -91,6 +118,14 @@ then environment variables:
   ECS_JWT_AUDIENCE        required `aud` of JWTs
   ECS_METRICS_PUBLIC      serve /metrics without a token      [default: true]
   ECS_MASTER_KEY          64 hex chars; wraps tenant data keys (set it in production)
+  ECS_NATS_CREDS          NATS .creds file (user JWT and nkey seed)
+  ECS_NATS_NKEY           NATS nkey seed (SU...), e.g. for deploy/nats-auth.conf
+  ECS_NATS_USER           NATS user name (with ECS_NATS_PASSWORD)
+  ECS_NATS_PASSWORD       NATS password
+  ECS_NATS_TOKEN          NATS token
+  ECS_NATS_CA             PEM CA file verifying the NATS server (requires TLS)
+  ECS_NATS_CERT           client certificate (PEM) presented to NATS
+  ECS_NATS_KEY            key (PEM) of ECS_NATS_CERT
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 

@@ -29,13 +29,14 @@ mod cache;
 mod feed;
 pub mod secrets;
 mod state;
+pub mod transport;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ecs_domain::feed::FeedMessage;
-use ecs_domain::{IdError, NamespaceName, Precedence, Source};
+use ecs_domain::{IdError, NamespaceName, Precedence, Source, TenantId};
 use serde::de::DeserializeOwned;
 
 use crate::feed::{Feed, Item};
@@ -46,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 pub use ecs_domain::Scope as Context;
 pub use secrets::{EnvResolver, FileResolver, SecretRef, SecretResolver, SecretResolvers};
 pub use state::State;
+pub use transport::{NatsAuth, NatsTransport};
 
 /// Why the client could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,12 @@ pub enum ClientError {
 pub struct ClientSettings {
     pub nats_url: String,
     pub namespaces: Vec<NamespaceName>,
+    /// The tenants followed; empty follows every tenant. A service holding a
+    /// tenant's feed credential must follow only that tenant: NATS refuses it
+    /// the others.
+    pub tenants: Vec<TenantId>,
+    /// The credential and TLS of the NATS connection.
+    pub nats: NatsTransport,
     /// Where the last known state is kept; `None` keeps nothing.
     pub cache_path: Option<PathBuf>,
     /// Must equal the server's `ECS_PRECEDENCE`.
@@ -112,6 +120,8 @@ impl ClientSettings {
                 .into_iter()
                 .map(|n| NamespaceName::parse(n.as_ref()))
                 .collect::<Result<_, _>>()?,
+            tenants: Vec::new(),
+            nats: NatsTransport::default(),
             cache_path: None,
             precedence: Precedence::default(),
             connect_timeout: Duration::from_secs(3),
@@ -138,6 +148,40 @@ impl ClientSettings {
             token: token.into(),
         });
         Ok(settings)
+    }
+
+    /// Follows only this tenant (call again to add more): its layers and
+    /// tenant item plus the tenant-free layers, which is what a tenant's feed
+    /// credential may read. Contexts of other tenants then do not resolve.
+    pub fn for_tenant(mut self, tenant: &str) -> Result<Self, ClientError> {
+        let tenant = TenantId::parse(tenant)?;
+        if !self.tenants.contains(&tenant) {
+            self.tenants.push(tenant);
+        }
+        Ok(self)
+    }
+
+    /// Authenticates to NATS with this credential.
+    pub fn with_nats_auth(mut self, auth: NatsAuth) -> Self {
+        self.nats.auth = auth;
+        self
+    }
+
+    /// Connects to NATS over TLS, verifying the server against the
+    /// certificate authorities in this PEM file.
+    pub fn with_nats_ca(mut self, ca_file: impl Into<PathBuf>) -> Self {
+        self.nats.ca_file = Some(ca_file.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM files) to NATS.
+    pub fn with_nats_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.nats.client_cert = Some((cert_file.into(), key_file.into()));
+        self
     }
 
     pub fn with_cache(mut self, path: impl Into<PathBuf>) -> Self {
@@ -369,12 +413,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn bootstrap(inner: &Inner, mut feed: Feed) -> Option<Feed> {
     loop {
         match feed.next().await {
-            Some(Ok(Item::Message { payload, settled })) => {
-                apply(inner, &payload, false);
-                if settled && matches!(feed, Feed::Nats { .. }) {
-                    break;
-                }
-            }
+            // Watchers hear of the initial state once, when it is complete.
+            Some(Ok(Item::Message { payload, .. })) => apply(inner, &payload, false),
             Some(Ok(Item::Synced)) => break,
             Some(Err(error)) => {
                 tracing::warn!(%error, "feed error during bootstrap");

@@ -60,24 +60,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with settings adjusted first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    init_logs();
-    let nats = NatsServer::start();
-    let db = TestDatabase::create().await;
-    let mut settings = settings_for(&nats, &db);
-    adjust(&mut settings);
-    let mut app = TestApp {
-        address: String::new(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client"),
-        nats,
-        db,
-        settings,
-        server: None,
-    };
-    app.start().await;
-    app
+    TestApp::spawn_on(NatsServer::start(), adjust).await
 }
 
 /// A JSON answer: status, headers and body.
@@ -250,6 +233,28 @@ impl TestApp {
         }
         pool.close().await;
         Value::Object(out)
+    }
+
+    /// Like [`spawn_app_with`], over a NATS server the test started itself
+    /// (such as one with a permission model or TLS).
+    pub async fn spawn_on(nats: NatsServer, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        init_logs();
+        let db = TestDatabase::create().await;
+        let mut settings = settings_for(&nats, &db);
+        adjust(&mut settings);
+        let mut app = TestApp {
+            address: String::new(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            nats,
+            db,
+            settings,
+            server: None,
+        };
+        app.start().await;
+        app
     }
 }
 

@@ -37,6 +37,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// A configuration file (`-c`), such as the shipped permission model.
+    config: Option<PathBuf>,
 }
 
 impl NatsServer {
@@ -45,6 +47,16 @@ impl NatsServer {
     /// # Panics
     /// If the server cannot be started or does not come up in time.
     pub fn start() -> NatsServer {
+        NatsServer::start_with(None)
+    }
+
+    /// Like [`start`](Self::start), with this configuration file (`-c`); the
+    /// command line's address, port and store directory take precedence over it.
+    pub fn start_with_config(config: &Path) -> NatsServer {
+        NatsServer::start_with(Some(config.to_owned()))
+    }
+
+    fn start_with(config: Option<PathBuf>) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("ecs-nats-")
             .tempdir()
@@ -56,6 +68,7 @@ impl NatsServer {
             child: None,
             port: 0,
             dir,
+            config,
         };
         let child = server.spawn(None);
         server.child = Some(child);
@@ -145,7 +158,11 @@ impl NatsServer {
             .expect("open nats-server log");
         let log2 = log.try_clone().expect("clone nats-server log handle");
         let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
-        Command::new(nats_server_bin())
+        let mut command = Command::new(nats_server_bin());
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        command
             .arg("-js")
             .args(["-a", "127.0.0.1", "-p", &port_arg])
             .arg("-sd")

@@ -1,0 +1,55 @@
+//! The server's transport settings turned into connection options: its NATS
+//! credential and TLS (`docs/operations.md`).
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use ecs_client::{NatsAuth, NatsTransport};
+
+use crate::Settings;
+
+/// The NATS credential and TLS named by the settings. At most one credential
+/// may be given: two would leave it unclear which one NATS checks.
+pub fn nats_transport(settings: &Settings) -> anyhow::Result<NatsTransport> {
+    let mut given = Vec::new();
+    if let Some(path) = &settings.nats_creds {
+        given.push(("ECS_NATS_CREDS", NatsAuth::CredentialsFile(path.into())));
+    }
+    if let Some(seed) = &settings.nats_nkey {
+        given.push(("ECS_NATS_NKEY", NatsAuth::Nkey(seed.clone())));
+    }
+    match (&settings.nats_user, &settings.nats_password) {
+        (Some(user), Some(password)) => given.push((
+            "ECS_NATS_USER",
+            NatsAuth::UserPassword {
+                user: user.clone(),
+                password: password.clone(),
+            },
+        )),
+        (None, None) => {}
+        _ => bail!("ECS_NATS_USER and ECS_NATS_PASSWORD go together"),
+    }
+    if let Some(token) = &settings.nats_token {
+        given.push(("ECS_NATS_TOKEN", NatsAuth::Token(token.clone())));
+    }
+    if given.len() > 1 {
+        let names: Vec<&str> = given.iter().map(|(name, _)| *name).collect();
+        bail!(
+            "more than one NATS credential is set ({}): set exactly one",
+            names.join(", ")
+        );
+    }
+    let client_cert = match (&settings.nats_cert, &settings.nats_key) {
+        (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+        (None, None) => None,
+        _ => bail!("ECS_NATS_CERT and ECS_NATS_KEY go together"),
+    };
+    Ok(NatsTransport {
+        auth: given.pop().map_or(NatsAuth::None, |(_, auth)| auth),
+        ca_file: settings.nats_ca.as_ref().map(PathBuf::from),
+        client_cert,
+        // The server subscribes wherever it needs to: its replies keep the
+        // default prefix.
+        inbox_prefix: Some("_INBOX".to_owned()),
+    })
+}
