@@ -446,3 +446,138 @@ async fn the_sdk_with_a_tenant_credential_bootstraps_and_follows_changes() {
     wait_for(&mut receiver, |c| c.values["mode"] == json!("faster")).await;
     client.close();
 }
+
+/// A certificate authority made for one test, and the files it signs.
+struct TestCa {
+    key: rcgen::KeyPair,
+    cert: rcgen::Certificate,
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ECS test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), cert.pem()).unwrap();
+        TestCa { key, cert, dir }
+    }
+
+    /// The CA's certificate (PEM file).
+    fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Issues a certificate for these names (DNS names or IP addresses);
+    /// returns its certificate and key files.
+    fn issue(&self, name: &str, sans: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+        let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(sans).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let (cert_file, key_file) = (
+            self.dir.path().join(format!("{name}.pem")),
+            self.dir.path().join(format!("{name}-key.pem")),
+        );
+        std::fs::write(&cert_file, cert.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (cert_file, key_file)
+    }
+}
+
+fn path(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+#[tokio::test]
+async fn nats_over_tls_is_verified_against_the_ca_both_ways() {
+    let ca = TestCa::new();
+    let (server_cert, server_key) = ca.issue("nats", &["127.0.0.1", "localhost"]);
+    let (ecs_cert, ecs_key) = ca.issue("ecs-server", &["ecs-server"]);
+    let (service_cert, service_key) = ca.issue("service", &["service"]);
+    // NATS requires TLS and a client certificate signed by the CA.
+    let config = ca.dir.path().join("nats.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n}}\n",
+            path(&server_cert),
+            path(&server_key),
+            path(&ca.ca_file())
+        ),
+    )
+    .unwrap();
+    let nats = NatsServer::start_with_config(&config);
+    let app = TestApp::spawn_on(nats, |settings| {
+        settings.nats_ca = Some(path(&ca.ca_file()));
+        settings.nats_cert = Some(path(&ecs_cert));
+        settings.nats_key = Some(path(&ecs_key));
+    })
+    .await;
+    seed(&app).await;
+
+    let settings = ClientSettings::new(app.nats.url(), ["checkout"]).unwrap();
+    let verified = settings
+        .clone()
+        .with_nats_ca(ca.ca_file())
+        .with_nats_client_cert(&service_cert, &service_key);
+    let client = Client::connect(verified.clone()).await.unwrap();
+    assert_eq!(client.origin(), Origin::Live);
+    let context = Context::from_pairs([("tenant", "acme")]).unwrap();
+    let mut receiver = client.watch("checkout", &context).unwrap();
+    let answer = app
+        .put_layer("checkout", "tenant=acme", &json!({"values": {"limit": 42}}))
+        .await;
+    assert!(answer.status.is_success(), "{}", answer.body);
+    wait_for(&mut receiver, |c| c.values["limit"] == json!(42)).await;
+    client.close();
+
+    // Every other way in is refused.
+    let other_ca = TestCa::new();
+    let (other_cert, other_key) = other_ca.issue("intruder", &["intruder"]);
+    let mut refusals = Refusals::default();
+    for (what, settings) in [
+        ("plain text", settings.clone()),
+        (
+            "a server certificate checked against the system's roots",
+            settings
+                .clone()
+                .with_nats_client_cert(&service_cert, &service_key),
+        ),
+        (
+            "a server certificate checked against another CA",
+            settings
+                .clone()
+                .with_nats_ca(other_ca.ca_file())
+                .with_nats_client_cert(&service_cert, &service_key),
+        ),
+        (
+            "no client certificate",
+            settings.clone().with_nats_ca(ca.ca_file()),
+        ),
+        (
+            "a client certificate of another CA",
+            settings
+                .clone()
+                .with_nats_ca(ca.ca_file())
+                .with_nats_client_cert(&other_cert, &other_key),
+        ),
+    ] {
+        refusals.expect_refused(
+            what,
+            Client::connect(settings).await.map(|c| {
+                c.close();
+                "connected"
+            }),
+        );
+    }
+    refusals.assert_none();
+}
