@@ -24,6 +24,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::{Authenticator, JwtSettings, require_bearer};
+use crate::listener::HttpListener;
 use crate::problem::ApiError;
 use crate::routes::{
     change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
@@ -188,7 +189,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 
 /// A built server, bound to its port, ready to run.
 pub struct Application {
-    listener: TcpListener,
+    listener: HttpListener,
     router: Router,
     projector: Projector,
     feed: FeedPublisher,
@@ -296,6 +297,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
+        let listener = HttpListener::new(listener, crate::transport::http_tls(&settings)?)?;
         Ok(Application {
             listener,
             router: router(state, settings.max_body_bytes),
@@ -313,6 +315,16 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.address.port()
+    }
+
+    /// `http://<address>`, or `https://<address>` with TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.listener.is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.address)
     }
 
     /// Cancelling this token stops the server gracefully.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod extract;
+pub mod listener;
 pub mod nats_credential;
 pub mod openapi;
 pub mod problem;

@@ -64,14 +64,17 @@ impl Credential {
                 let keys: Vec<String> = if tenants.is_empty() {
                     vec!["namespace.>".into(), "tenant.>".into(), "layer.>".into()]
                 } else {
-                    let mut keys: Vec<String> = tenants.iter().flat_map(tenant_reader_keys).collect();
+                    let mut keys: Vec<String> =
+                        tenants.iter().flat_map(tenant_reader_keys).collect();
                     keys.sort();
                     keys.dedup();
                     keys
                 };
                 let mut allow: Vec<String> = keys
                     .iter()
-                    .map(|key| format!("$JS.API.CONSUMER.CREATE.{stream}.*.$KV.{FEED_BUCKET}.{key}"))
+                    .map(|key| {
+                        format!("$JS.API.CONSUMER.CREATE.{stream}.*.$KV.{FEED_BUCKET}.{key}")
+                    })
                     .collect();
                 // Flow-control replies of its push consumers.
                 allow.push(format!("$JS.FC.{stream}.>"));

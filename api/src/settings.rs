@@ -64,6 +64,11 @@ pub struct Settings {
     pub nats_cert: Option<String>,
     /// `ECS_NATS_KEY`: the key (PEM) of `ECS_NATS_CERT`.
     pub nats_key: Option<String>,
+    /// `ECS_TLS_CERT`: the HTTP API's certificate chain (PEM); with
+    /// `ECS_TLS_KEY`, the API serves HTTPS only.
+    pub tls_cert: Option<String>,
+    /// `ECS_TLS_KEY`: the key (PEM) of `ECS_TLS_CERT`.
+    pub tls_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -93,6 +98,8 @@ impl Default for Settings {
             nats_ca: None,
             nats_cert: None,
             nats_key: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -126,6 +133,8 @@ then environment variables:
   ECS_NATS_CA             PEM CA file verifying the NATS server (requires TLS)
   ECS_NATS_CERT           client certificate (PEM) presented to NATS
   ECS_NATS_KEY            key (PEM) of ECS_NATS_CERT
+  ECS_TLS_CERT            certificate chain (PEM): the API serves HTTPS only
+  ECS_TLS_KEY             key (PEM) of ECS_TLS_CERT
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 

@@ -1,7 +1,7 @@
 //! The server's transport settings turned into connection options: its NATS
 //! credential and TLS (`docs/operations.md`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use ecs_client::{NatsAuth, NatsTransport};
@@ -52,4 +52,13 @@ pub fn nats_transport(settings: &Settings) -> anyhow::Result<NatsTransport> {
         // default prefix.
         inbox_prefix: Some("_INBOX".to_owned()),
     })
+}
+
+/// The HTTP API's certificate chain and key files, when it serves HTTPS.
+pub fn http_tls(settings: &Settings) -> anyhow::Result<Option<(&Path, &Path)>> {
+    match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some((Path::new(cert), Path::new(key)))),
+        (None, None) => Ok(None),
+        _ => bail!("ECS_TLS_CERT and ECS_TLS_KEY go together"),
+    }
 }

@@ -130,7 +130,8 @@ mod tests {
 
     /// Whether every subject `filter` matches also matches `pattern`.
     fn within(filter: &str, pattern: &str) -> bool {
-        let (f, p): (Vec<&str>, Vec<&str>) = (filter.split('.').collect(), pattern.split('.').collect());
+        let (f, p): (Vec<&str>, Vec<&str>) =
+            (filter.split('.').collect(), pattern.split('.').collect());
         for (i, token) in p.iter().enumerate() {
             match *token {
                 ">" => return f.len() > i,

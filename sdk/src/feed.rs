@@ -166,10 +166,16 @@ impl SseReader {
             http.base_url.trim_end_matches('/'),
             namespaces.join(",")
         );
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let mut builder = reqwest::Client::builder().connect_timeout(settings.connect_timeout);
+        if let Some(ca) = &http.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
         let mut request = client
             .get(&url)
             .bearer_auth(&http.token)

@@ -106,6 +106,9 @@ pub struct ClientSettings {
 pub struct HttpSettings {
     pub base_url: String,
     pub token: String,
+    /// A PEM file of the certificate authorities that sign the server's
+    /// certificate (`https://` URLs); without it, the webpki roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ClientSettings {
@@ -146,6 +149,7 @@ impl ClientSettings {
         settings.http = Some(HttpSettings {
             base_url,
             token: token.into(),
+            ca_file: None,
         });
         Ok(settings)
     }
@@ -181,6 +185,15 @@ impl ClientSettings {
         key_file: impl Into<PathBuf>,
     ) -> Self {
         self.nats.client_cert = Some((cert_file.into(), key_file.into()));
+        self
+    }
+
+    /// Verifies an `https://` server of [`ClientSettings::over_http`] against
+    /// the certificate authorities in this PEM file.
+    pub fn with_http_ca(mut self, ca_file: impl Into<PathBuf>) -> Self {
+        if let Some(http) = &mut self.http {
+            http.ca_file = Some(ca_file.into());
+        }
         self
     }
 

@@ -28,7 +28,9 @@ impl fmt::Debug for NatsAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NatsAuth::None => f.write_str("None"),
-            NatsAuth::CredentialsFile(path) => f.debug_tuple("CredentialsFile").field(path).finish(),
+            NatsAuth::CredentialsFile(path) => {
+                f.debug_tuple("CredentialsFile").field(path).finish()
+            }
             NatsAuth::Nkey(_) => f.write_str("Nkey(***)"),
             NatsAuth::UserPassword { user, .. } => f
                 .debug_struct("UserPassword")
@@ -77,9 +79,7 @@ impl NatsTransport {
         name: &str,
         timeout: Duration,
     ) -> Result<ConnectOptions, String> {
-        let mut options = ConnectOptions::new()
-            .name(name)
-            .connection_timeout(timeout);
+        let mut options = ConnectOptions::new().name(name).connection_timeout(timeout);
         options = match &self.auth {
             NatsAuth::None => options,
             NatsAuth::CredentialsFile(path) => options

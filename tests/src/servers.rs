@@ -408,13 +408,25 @@ fn free_port() -> anyhow::Result<u16> {
 /// lives until the test process exits, when a detached watcher stops it and
 /// removes its directory.
 fn start_private_cluster() -> anyhow::Result<String> {
+    start_private_cluster_with(&[], "")
+}
+
+/// Starts a PostgreSQL cluster of its own, apart from the shared one, with
+/// `files` (name, content) written into its data directory for the server
+/// alone (mode 0600), and `options` added to the server's command line (such
+/// as `-c ssl=on -c ssl_cert_file=server.crt`); returns its admin URL. It
+/// lives until the test process exits.
+pub fn start_private_cluster_with(
+    files: &[(&str, &[u8])],
+    options: &str,
+) -> anyhow::Result<String> {
     // `keep()`: the directory must outlive this function; the watcher removes it.
     let dir = tempfile::Builder::new()
         .prefix("ecs-test-pg-")
         .tempdir()
         .context("create temp dir for PostgreSQL")?
         .keep();
-    let result = init_and_start(&dir);
+    let result = init_and_start(&dir, files, options);
     if result.is_err() {
         let _ = run(pg_command(&pg_tool("pg_ctl"))
             .arg("-D")
@@ -425,7 +437,7 @@ fn start_private_cluster() -> anyhow::Result<String> {
     result
 }
 
-fn init_and_start(dir: &Path) -> anyhow::Result<String> {
+fn init_and_start(dir: &Path, files: &[(&str, &[u8])], options: &str) -> anyhow::Result<String> {
     let data = dir.join("data");
     let log = dir.join("postgres.log");
     if is_root() {
@@ -442,6 +454,14 @@ fn init_and_start(dir: &Path) -> anyhow::Result<String> {
         "--no-sync",
     ]))
     .context("initdb")?;
+    for (name, content) in files {
+        let path = data.join(name);
+        fs::write(&path, content).with_context(|| format!("write {}", path.display()))?;
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        if is_root() {
+            run(Command::new("chown").arg("postgres:postgres").arg(&path))?;
+        }
+    }
 
     let pg_ctl = pg_tool("pg_ctl");
     let mut last_err = None;
@@ -449,7 +469,7 @@ fn init_and_start(dir: &Path) -> anyhow::Result<String> {
         let port = free_port()?;
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 {options}",
             dir.display()
         );
         let started = run(pg_command(&pg_ctl)

@@ -227,7 +227,9 @@ async fn a_tenants_feed_credential_reads_only_its_tenant_and_writes_nothing() {
                 payload.is_some_and(|p| String::from_utf8_lossy(&p).contains("\"limit\":40")),
             );
         }
-        Err(error) => r.mismatches.push(format!("its own layers refused: {error}")),
+        Err(error) => r
+            .mismatches
+            .push(format!("its own layers refused: {error}")),
     }
 
     // Another tenant's keys, however asked for.
@@ -260,9 +262,21 @@ async fn a_tenants_feed_credential_reads_only_its_tenant_and_writes_nothing() {
             Some("c1"),
             vec!["$KV.ecs-feed.layer.checkout.globex.>"],
         ),
-        ("a consumer on globex's item", Some("c2"), vec!["$KV.ecs-feed.tenant.globex"]),
-        ("a consumer on the whole feed", Some("c3"), vec!["$KV.ecs-feed.>"]),
-        ("a consumer on every tenant", Some("c4"), vec!["$KV.ecs-feed.layer.*.*.>"]),
+        (
+            "a consumer on globex's item",
+            Some("c2"),
+            vec!["$KV.ecs-feed.tenant.globex"],
+        ),
+        (
+            "a consumer on the whole feed",
+            Some("c3"),
+            vec!["$KV.ecs-feed.>"],
+        ),
+        (
+            "a consumer on every tenant",
+            Some("c4"),
+            vec!["$KV.ecs-feed.layer.*.*.>"],
+        ),
         ("a consumer without a filter", Some("c5"), vec![]),
         (
             "a consumer with its own and globex's filters",
@@ -278,7 +292,12 @@ async fn a_tenants_feed_credential_reads_only_its_tenant_and_writes_nothing() {
             vec!["$KV.ecs-feed.layer.checkout.acme.>"],
         ),
     ] {
-        r.expect_refused(what, feed_consumer(&js, &attacker, name, &filter).await.map(|_| "created"));
+        r.expect_refused(
+            what,
+            feed_consumer(&js, &attacker, name, &filter)
+                .await
+                .map(|_| "created"),
+        );
     }
     r.expect_refused(
         "a durable consumer",
@@ -320,7 +339,12 @@ async fn a_tenants_feed_credential_reads_only_its_tenant_and_writes_nothing() {
     // Writes: events, feed, audit, keyring.
     let before: Vec<(&str, u64)> = {
         let mut v = Vec::new();
-        for stream in ["ECS_EVENTS", "KV_ecs-feed", "ECS_AUDIT", "KV_ecs-tenant-keys"] {
+        for stream in [
+            "ECS_EVENTS",
+            "KV_ecs-feed",
+            "ECS_AUDIT",
+            "KV_ecs-tenant-keys",
+        ] {
             v.push((stream, last_sequence(&server, stream).await));
         }
         v
@@ -352,7 +376,9 @@ async fn a_tenants_feed_credential_reads_only_its_tenant_and_writes_nothing() {
     );
     r.expect_refused(
         "deleting the keyring",
-        js.delete_stream("KV_ecs-tenant-keys").await.map(|d| d.success),
+        js.delete_stream("KV_ecs-tenant-keys")
+            .await
+            .map(|d| d.success),
     );
     r.expect_refused(
         "reading a tenant key",
@@ -440,7 +466,11 @@ async fn the_sdk_with_a_tenant_credential_bootstraps_and_follows_changes() {
     assert_eq!(config.position, answer.position());
     // A tenant-free change reaches it too.
     let answer = app
-        .put_layer("checkout", "edition=pro", &json!({"values": {"mode": "faster"}}))
+        .put_layer(
+            "checkout",
+            "edition=pro",
+            &json!({"values": {"mode": "faster"}}),
+        )
         .await;
     assert!(answer.status.is_success(), "{}", answer.body);
     wait_for(&mut receiver, |c| c.values["mode"] == json!("faster")).await;
@@ -580,4 +610,118 @@ async fn nats_over_tls_is_verified_against_the_ca_both_ways() {
         );
     }
     refusals.assert_none();
+}
+
+/// Whether a connection to `url` works and is encrypted.
+async fn encrypted_connection(url: &str) -> Result<bool, String> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut connection)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn postgresql_over_tls_is_verified_against_the_ca() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("postgres", &["127.0.0.1", "localhost"]);
+    let admin = ecs_tests::servers::start_private_cluster_with(
+        &[
+            ("server.crt", &std::fs::read(&cert).unwrap()),
+            ("server.key", &std::fs::read(&key).unwrap()),
+        ],
+        "-c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key",
+    )
+    .unwrap();
+    let verified = format!(
+        "{admin}?sslmode=verify-full&sslrootcert={}",
+        path(&ca.ca_file())
+    );
+    assert_eq!(encrypted_connection(&verified).await, Ok(true));
+    assert_eq!(
+        encrypted_connection(&format!("{admin}?sslmode=require")).await,
+        Ok(true)
+    );
+    let other_ca = TestCa::new();
+    let mut refusals = Refusals::default();
+    refusals.expect_refused(
+        "verify-full against another CA",
+        encrypted_connection(&format!(
+            "{admin}?sslmode=verify-full&sslrootcert={}",
+            path(&other_ca.ca_file())
+        ))
+        .await,
+    );
+    refusals.assert_none();
+
+    // ECS itself runs on it, verified.
+    let app = TestApp::spawn_on(NatsServer::start(), |settings| {
+        settings.database_url = verified.clone();
+    })
+    .await;
+    seed(&app).await;
+    let answer = app.resolved("checkout", "tenant=acme").await;
+    assert_eq!(answer.body["values"]["limit"], json!(40), "{}", answer.body);
+}
+
+#[tokio::test]
+async fn the_api_over_https_serves_the_sdks_http_mode() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue("ecs", &["127.0.0.1", "localhost"]);
+    let ca_pem = std::fs::read(ca.ca_file()).unwrap();
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem).unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let app = TestApp::spawn_with_client(NatsServer::start(), trusting, |settings| {
+        settings.tls_cert = Some(path(&cert));
+        settings.tls_key = Some(path(&key));
+    })
+    .await;
+    assert!(app.address.starts_with("https://"), "{}", app.address);
+    seed(&app).await;
+
+    let mut refusals = Refusals::default();
+    refusals.expect_refused(
+        "plain HTTP on the HTTPS port",
+        reqwest::get(app.address.replace("https://", "http://") + "/healthz")
+            .await
+            .and_then(|r| r.error_for_status()),
+    );
+    refusals.expect_refused(
+        "HTTPS without trusting the CA",
+        reqwest::get(app.address.clone() + "/healthz").await,
+    );
+    let untrusted =
+        ClientSettings::over_http(&app.address, ecs_tests::app::ADMIN_TOKEN, ["checkout"]).unwrap();
+    refusals.expect_refused(
+        "the SDK without the CA",
+        Client::connect(untrusted.clone()).await.map(|c| {
+            c.close();
+            "connected"
+        }),
+    );
+    refusals.assert_none();
+
+    let client = Client::connect(untrusted.with_http_ca(ca.ca_file()))
+        .await
+        .unwrap();
+    assert_eq!(client.origin(), Origin::Live);
+    let context = Context::from_pairs([("env", "prod"), ("tenant", "acme")]).unwrap();
+    let server = app.resolved("checkout", "env=prod&tenant=acme").await;
+    assert_eq!(
+        client.resolve("checkout", &context).unwrap().values,
+        server.body["values"]
+    );
+    let mut receiver = client.watch("checkout", &context).unwrap();
+    let answer = app
+        .put_layer("checkout", "tenant=acme", &json!({"values": {"limit": 43}}))
+        .await;
+    assert!(answer.status.is_success(), "{}", answer.body);
+    wait_for(&mut receiver, |c| c.values["limit"] == json!(43)).await;
+    client.close();
 }
