@@ -157,3 +157,42 @@ pub fn render_auth_config(template: &str, server_key: &str, entries: &[String]) 
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_tenant_reader_may_create_consumers_only_within_its_keys_and_read_its_inbox() {
+        let reader = Credential::issue(Holder::FeedReader {
+            tenants: vec![TenantId::parse("acme").unwrap()],
+            service: None,
+        })
+        .unwrap();
+        let create = "$JS.API.CONSUMER.CREATE.KV_ecs-feed.*.$KV.ecs-feed";
+        assert_eq!(
+            reader.publish_allow(),
+            vec![
+                format!("{create}.layer.*._.>"),
+                format!("{create}.layer.*.acme.>"),
+                format!("{create}.namespace.>"),
+                format!("{create}.tenant.acme"),
+                "$JS.FC.KV_ecs-feed.>".to_owned(),
+            ]
+        );
+        assert_eq!(
+            reader.subscribe_allow(),
+            vec![format!("_INBOX.{}.>", reader.public_key)]
+        );
+        assert!(reader.seed.starts_with("SU") && reader.public_key.starts_with('U'));
+        let report = reader.report();
+        assert!(report.contains(&reader.seed) && report.contains(&reader.public_key));
+        // The users entry goes below the marker, not into the comments above it.
+        let template = format!("# see {USERS_MARKER}\nusers = [\n  {USERS_MARKER}\n]\n");
+        let rendered = render_auth_config(&template, "UKEY", &[reader.users_entry()]);
+        assert!(rendered.starts_with(&format!("# see {USERS_MARKER}\nusers = [")));
+        assert!(rendered.contains(&reader.public_key));
+    }
+}

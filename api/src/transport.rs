@@ -62,3 +62,60 @@ pub fn http_tls(settings: &Settings) -> anyhow::Result<Option<(&Path, &Path)>> {
         _ => bail!("ECS_TLS_CERT and ECS_TLS_KEY go together"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn one_nats_credential_at_most_and_pairs_complete() {
+        let base = Settings::default();
+        assert!(matches!(
+            nats_transport(&base).unwrap().auth,
+            NatsAuth::None
+        ));
+        let nkey = Settings {
+            nats_nkey: Some("SU...".into()),
+            ..base.clone()
+        };
+        assert!(matches!(
+            nats_transport(&nkey).unwrap().auth,
+            NatsAuth::Nkey(_)
+        ));
+        for (what, settings) in [
+            (
+                "nkey and token",
+                Settings {
+                    nats_token: Some("t".into()),
+                    ..nkey.clone()
+                },
+            ),
+            (
+                "user without password",
+                Settings {
+                    nats_user: Some("ecs".into()),
+                    ..base.clone()
+                },
+            ),
+            (
+                "certificate without key",
+                Settings {
+                    nats_cert: Some("cert.pem".into()),
+                    ..base.clone()
+                },
+            ),
+        ] {
+            assert!(nats_transport(&settings).is_err(), "{what} was accepted");
+        }
+        let https = Settings {
+            tls_key: Some("key.pem".into()),
+            ..base
+        };
+        assert!(
+            http_tls(&https).is_err(),
+            "a key without a certificate was accepted"
+        );
+    }
+}
