@@ -28,6 +28,7 @@ use crate::auth::{Authenticator, JwtSettings, require_bearer};
 use crate::body_limit::BodyLimit;
 use crate::failed_auth::FailedAuthentications;
 use crate::limits::Limits;
+use crate::listener::HttpListener;
 use crate::problem::ApiError;
 use crate::routes::{
     change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
@@ -215,7 +216,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 
 /// A built server, bound to its port, ready to run.
 pub struct Application {
-    listener: TcpListener,
+    listener: HttpListener,
     router: Router,
     state: AppState,
     projector: Projector,
@@ -251,9 +252,10 @@ impl Application {
         let precedence: Precedence = settings.precedence.parse().context("ECS_PRECEDENCE")?;
         let shutdown = CancellationToken::new();
 
-        let nats = async_nats::ConnectOptions::new()
-            .name("ecs-server")
-            .connection_timeout(Duration::from_secs(5))
+        let nats = crate::transport::nats_transport(&settings)?
+            .connect_options("ecs-server", Duration::from_secs(5))
+            .await
+            .map_err(anyhow::Error::msg)?
             .request_timeout(Some(Duration::from_secs(10)))
             .connect(settings.nats_url.expose())
             .await
@@ -386,6 +388,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
+        let listener = HttpListener::new(listener, crate::transport::http_tls(&settings)?)?;
         Ok(Application {
             listener,
             router: router(state.clone(), body_limit.0),
@@ -412,6 +415,16 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.address.port()
+    }
+
+    /// `http://<address>`, or `https://<address>` with TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.listener.is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.address)
     }
 
     /// Cancelling this token stops the server gracefully: the HTTP server

@@ -8,7 +8,9 @@ pub mod cache;
 pub mod extract;
 pub mod failed_auth;
 pub mod limits;
+pub mod listener;
 pub mod masking;
+pub mod nats_credential;
 pub mod openapi;
 pub mod problem;
 pub mod routes;
@@ -18,6 +20,7 @@ pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod state;
+pub mod transport;
 
 pub use app::{Application, router};
 pub use settings::Settings;

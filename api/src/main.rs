@@ -2,9 +2,12 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use ecs_api::nats_credential::{Credential, Holder};
 use ecs_api::secret::Redactor;
 use ecs_api::{Application, Settings, settings::SETTINGS_HELP};
+use ecs_domain::{ServiceName, TenantId};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the server allocates small, short-lived buffers on every request
@@ -38,6 +41,20 @@ enum Command {
     /// The client subcommands (get, set, apply, …), talking to a server's HTTP API.
     #[command(flatten)]
     Client(Box<ecs_cli::Command>),
+    /// Issue an nkey for a locked-down NATS (deploy/nats-auth.conf): prints its
+    /// seed, for its holder only, and the users entry granting its permissions.
+    NatsCredential {
+        /// A feed reader of this tenant only (repeat for several); without
+        /// one, a reader of every tenant.
+        #[arg(long)]
+        tenant: Vec<String>,
+        /// The service that will hold it (recorded in the entry's comment).
+        #[arg(long)]
+        service: Option<String>,
+        /// The ECS server's own credential (every subject) instead of a reader's.
+        #[arg(long, conflicts_with_all = ["tenant", "service"])]
+        server: bool,
+    },
 }
 
 fn init_tracing() {
@@ -71,7 +88,39 @@ async fn main() -> std::process::ExitCode {
                 Err(error) => fail(&error, Some(&redactor)),
             }
         }
+        Command::NatsCredential {
+            tenant,
+            service,
+            server,
+        } => match nats_credential(tenant, service, server) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(error) => fail(&error, None),
+        },
     }
+}
+
+/// Issues an nkey credential and prints its seed and its users entry.
+fn nats_credential(
+    tenant: Vec<String>,
+    service: Option<String>,
+    server: bool,
+) -> anyhow::Result<()> {
+    let holder = if server {
+        Holder::Server
+    } else {
+        Holder::FeedReader {
+            tenants: tenant
+                .iter()
+                .map(|t| TenantId::parse(t.as_str()).context("--tenant"))
+                .collect::<anyhow::Result<_>>()?,
+            service: service
+                .map(|s| ServiceName::parse(s).context("--service"))
+                .transpose()?,
+        }
+    };
+    let report = Credential::issue(holder)?.report();
+    std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes())
+        .context("writing the credential")
 }
 
 /// Runs the server until SIGTERM or SIGINT has drained it.

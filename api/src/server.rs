@@ -16,10 +16,10 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt as _;
 
+use crate::listener::{Connection, HttpListener};
 use crate::shutdown::Drain;
 
 /// The connection limits of the server.
@@ -37,7 +37,7 @@ pub struct ServeSettings {
 /// Serves `router` on `listener` until the drain has finished (see
 /// [`crate::shutdown`]).
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: HttpListener,
     router: Router,
     settings: ServeSettings,
     drain: Drain,
@@ -72,7 +72,7 @@ pub async fn serve(
                 tracing::info!(running = drain.running(), "draining: no new work is accepted");
                 continue;
             }
-            accepted = accept(&listener, &connections) => accepted,
+            accepted = accept(&mut listener, &connections) => accepted,
         };
         let Some((stream, peer, permit)) = accepted else {
             continue;
@@ -111,28 +111,14 @@ pub async fn serve(
     Ok(())
 }
 
-/// The next connection, once one is allowed by the cap; `None` after an
-/// accept error (such as too many open files), which is retried.
+/// The next connection (its TLS handshake done, when the API serves HTTPS),
+/// once one is allowed by the cap. Accept errors (such as too many open
+/// files) are retried by the listener.
 async fn accept(
-    listener: &TcpListener,
+    listener: &mut HttpListener,
     connections: &Arc<Semaphore>,
-) -> Option<(
-    tokio::net::TcpStream,
-    SocketAddr,
-    tokio::sync::OwnedSemaphorePermit,
-)> {
+) -> Option<(Connection, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
     let permit = connections.clone().acquire_owned().await.ok()?;
-    match listener.accept().await {
-        Ok((stream, peer)) => {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-            Some((stream, peer, permit))
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot accept a connection; retrying");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            None
-        }
-    }
+    let (stream, peer) = axum::serve::Listener::accept(listener).await;
+    Some((stream, peer, permit))
 }

@@ -92,6 +92,30 @@ pub struct Settings {
     /// `ECS_AUDIT_WARN_RATIO`: the audit stream's usage ratio above which the
     /// server logs a warning (the gauge `ecs_audit_stream_usage_ratio`).
     pub audit_warn_ratio: f64,
+    // Transport security: NATS credential and TLS, HTTPS on the API
+    // (`docs/operations.md`, "NATS authentication and permissions" and "TLS").
+    /// `ECS_NATS_CREDS`: a NATS `.creds` file (user JWT and seed).
+    pub nats_creds: Option<String>,
+    /// `ECS_NATS_NKEY`: the server's nkey seed (`SU...`).
+    pub nats_nkey: Option<Secret>,
+    /// `ECS_NATS_USER`: a NATS user name (with `ECS_NATS_PASSWORD`).
+    pub nats_user: Option<String>,
+    /// `ECS_NATS_PASSWORD`: the NATS user's password.
+    pub nats_password: Option<Secret>,
+    /// `ECS_NATS_TOKEN`: a NATS token.
+    pub nats_token: Option<Secret>,
+    /// `ECS_NATS_CA`: PEM file of the CAs that sign the NATS server's
+    /// certificate; requires TLS.
+    pub nats_ca: Option<String>,
+    /// `ECS_NATS_CERT`: a client certificate (PEM) presented to NATS.
+    pub nats_cert: Option<String>,
+    /// `ECS_NATS_KEY`: the key (PEM) of `ECS_NATS_CERT`.
+    pub nats_key: Option<String>,
+    /// `ECS_TLS_CERT`: the HTTP API's certificate chain (PEM); with
+    /// `ECS_TLS_KEY`, the API serves HTTPS only.
+    pub tls_cert: Option<String>,
+    /// `ECS_TLS_KEY`: the key (PEM) of `ECS_TLS_CERT`.
+    pub tls_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -128,6 +152,16 @@ impl Default for Settings {
             audit_max_bytes: 256 * 1024 * 1024,
             audit_max_age_days: 400,
             audit_warn_ratio: 0.8,
+            nats_creds: None,
+            nats_nkey: None,
+            nats_user: None,
+            nats_password: None,
+            nats_token: None,
+            nats_ca: None,
+            nats_cert: None,
+            nats_key: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -169,11 +203,21 @@ then environment variables:
   ECS_AUDIT_MAX_BYTES     size limit of the ECS_AUDIT stream  [default: 268435456]
   ECS_AUDIT_MAX_AGE_DAYS  age limit of the ECS_AUDIT stream   [default: 400; 0: none]
   ECS_AUDIT_WARN_RATIO    warn above this usage of the limit  [default: 0.8]
+  ECS_NATS_CREDS          NATS .creds file (user JWT and nkey seed)
+  ECS_NATS_NKEY           NATS nkey seed (SU...), e.g. for deploy/nats-auth.conf
+  ECS_NATS_USER           NATS user name (with ECS_NATS_PASSWORD)
+  ECS_NATS_PASSWORD       NATS password
+  ECS_NATS_TOKEN          NATS token
+  ECS_NATS_CA             PEM CA file verifying the NATS server (requires TLS)
+  ECS_NATS_CERT           client certificate (PEM) presented to NATS
+  ECS_NATS_KEY            key (PEM) of ECS_NATS_CERT
+  ECS_TLS_CERT            certificate chain (PEM): the API serves HTTPS only
+  ECS_TLS_KEY             key (PEM) of ECS_TLS_CERT
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 
 Every secret (ECS_ADMIN_TOKEN, ECS_MASTER_KEY, ECS_JWT_HS256_SECRET, ECS_DATABASE_URL,
-ECS_NATS_URL) can instead be read from a file: ECS_ADMIN_TOKEN_FILE=/run/secrets/token.
+ECS_NATS_URL, ECS_NATS_NKEY, ECS_NATS_PASSWORD, ECS_NATS_TOKEN) can instead be read from a file: ECS_ADMIN_TOKEN_FILE=/run/secrets/token.
 The TOML file uses the same names in lower case without the prefix (listen = \"...\").";
 
 /// Why the settings cannot be loaded.
@@ -205,6 +249,9 @@ struct SecretFiles {
     jwt_hs256_secret_file: Option<PathBuf>,
     database_url_file: Option<PathBuf>,
     nats_url_file: Option<PathBuf>,
+    nats_nkey_file: Option<PathBuf>,
+    nats_password_file: Option<PathBuf>,
+    nats_token_file: Option<PathBuf>,
 }
 
 /// The content of a secret's `_FILE`, without the line end most editors
@@ -264,6 +311,18 @@ impl Settings {
         if let Some(value) = secret_file("ECS_NATS_URL", given, files.nats_url_file)? {
             settings.nats_url = value.into();
         }
+        let given = settings.nats_nkey.is_some();
+        if let Some(value) = secret_file("ECS_NATS_NKEY", given, files.nats_nkey_file)? {
+            settings.nats_nkey = Some(value.into());
+        }
+        let given = settings.nats_password.is_some();
+        if let Some(value) = secret_file("ECS_NATS_PASSWORD", given, files.nats_password_file)? {
+            settings.nats_password = Some(value.into());
+        }
+        let given = settings.nats_token.is_some();
+        if let Some(value) = secret_file("ECS_NATS_TOKEN", given, files.nats_token_file)? {
+            settings.nats_token = Some(value.into());
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -320,10 +379,17 @@ impl Settings {
     /// A redactor of every secret these settings hold, for messages printed
     /// before the secrets could be kept out by type (start-up errors).
     pub fn redactor(&self) -> Redactor {
-        let tokens = [&self.admin_token, &self.master_key, &self.jwt_hs256_secret]
-            .into_iter()
-            .flatten()
-            .map(|s| s.expose().to_owned());
+        let tokens = [
+            &self.admin_token,
+            &self.master_key,
+            &self.jwt_hs256_secret,
+            &self.nats_nkey,
+            &self.nats_password,
+            &self.nats_token,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.expose().to_owned());
         Redactor::new(
             tokens
                 .chain(self.database_url.secrets())

@@ -69,7 +69,7 @@ impl FeedItem {
             FeedItem::Layer {
                 namespace, scope, ..
             } => {
-                let open = |v: Option<&str>| v.unwrap_or("_").to_owned();
+                let open = |v: Option<&str>| v.unwrap_or(OPEN).to_owned();
                 format!(
                     "layer.{namespace}.{}.{}.{}.{}",
                     open(scope.tenant.as_ref().map(TenantId::as_str)),
@@ -83,12 +83,42 @@ impl FeedItem {
 }
 
 /// The key filters that select everything one namespace's resolution needs:
-/// its definition, its layers and every tenant (for their editions).
-pub fn namespace_filters(namespace: &NamespaceName) -> Vec<String> {
-    vec![
+/// its definition, its layers and every tenant (for their editions). With
+/// `tenants` given, only those tenants' layers and items plus the tenant-free
+/// layers: what a reader limited to those tenants may read
+/// ([`tenant_reader_keys`]), each filter within one of its patterns.
+pub fn namespace_filters(namespace: &NamespaceName, tenants: &[TenantId]) -> Vec<String> {
+    if tenants.is_empty() {
+        return vec![
+            format!("namespace.{namespace}"),
+            format!("layer.{namespace}.>"),
+            "tenant.>".to_owned(),
+        ];
+    }
+    let mut filters = vec![
         format!("namespace.{namespace}"),
-        format!("layer.{namespace}.>"),
-        "tenant.>".to_owned(),
+        format!("layer.{namespace}.{OPEN}.>"),
+    ];
+    for tenant in tenants {
+        filters.push(format!("layer.{namespace}.{tenant}.>"));
+        filters.push(format!("tenant.{tenant}"));
+    }
+    filters
+}
+
+/// The token of a scope dimension a layer leaves open.
+pub const OPEN: &str = "_";
+
+/// The key patterns a feed reader of one tenant may read: every namespace, its
+/// own tenant item, its own layers and the tenant-free layers of every
+/// namespace. Other tenants' layers and items stay out of reach; the NATS
+/// permissions of a tenant's feed credential are cut along these patterns.
+pub fn tenant_reader_keys(tenant: &TenantId) -> Vec<String> {
+    vec![
+        "namespace.>".to_owned(),
+        format!("tenant.{tenant}"),
+        format!("layer.*.{tenant}.>"),
+        format!("layer.*.{OPEN}.>"),
     ]
 }
 
@@ -97,6 +127,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Whether every subject `filter` matches also matches `pattern`.
+    fn within(filter: &str, pattern: &str) -> bool {
+        let (f, p): (Vec<&str>, Vec<&str>) =
+            (filter.split('.').collect(), pattern.split('.').collect());
+        for (i, token) in p.iter().enumerate() {
+            match *token {
+                ">" => return f.len() > i,
+                "*" if f.get(i).is_some_and(|t| *t != ">") => {}
+                literal if f.get(i) == Some(&literal) => {}
+                _ => return false,
+            }
+        }
+        f.len() == p.len()
+    }
 
     #[test]
     fn the_wire_format_is_stable() {
@@ -123,6 +168,15 @@ mod tests {
                    "values": {"a": 1}, "lock": []})
         );
         assert_eq!(message.item.key(), "layer.checkout.acme._._._");
+        // A tenant's reader filters within the keys it may read.
+        let acme = TenantId::parse("acme").unwrap();
+        let allowed = tenant_reader_keys(&acme);
+        for filter in namespace_filters(&NamespaceName::parse("checkout").unwrap(), &[acme]) {
+            assert!(
+                allowed.iter().any(|p| within(&filter, p)),
+                "{filter} is outside {allowed:?}"
+            );
+        }
         // Readers ignore fields added later.
         let mut newer = wire.clone();
         newer["added_later"] = json!(true);

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use ecs_domain::TenantId;
 use ecs_domain::feed::{FEED_BUCKET, namespace_filters};
 use futures::StreamExt;
-use futures::stream::BoxStream;
+use futures::stream::{BoxStream, SelectAll};
 
 use crate::ClientSettings;
 
@@ -29,11 +29,7 @@ pub enum Item {
 }
 
 pub enum Feed {
-    Nats {
-        messages: Box<push::Ordered>,
-        /// Messages still pending from the initial state.
-        remaining: u64,
-    },
+    Nats(NatsFeed),
     Http(SseReader),
 }
 
@@ -42,41 +38,13 @@ impl Feed {
     pub async fn open(settings: &ClientSettings, after: u64) -> Result<Feed, String> {
         match &settings.http {
             Some(http) => SseReader::open(settings, http, after).await.map(Feed::Http),
-            None => open_nats(settings).await,
+            None => NatsFeed::open(settings).await.map(Feed::Nats),
         }
     }
 
     pub async fn next(&mut self) -> Option<Result<Item, String>> {
         match self {
-            Feed::Nats {
-                messages,
-                remaining,
-            } => {
-                if *remaining == 0 {
-                    // The initial state was empty or is complete: report it once.
-                    *remaining = u64::MAX;
-                    return Some(Ok(Item::Synced));
-                }
-                match messages.next().await? {
-                    Ok(message) => {
-                        let pending = message.info().map_or(0, |i| i.pending);
-                        if *remaining != u64::MAX && pending == 0 {
-                            *remaining = 0;
-                        }
-                        if let Some(key) = removed_key(&message) {
-                            return Some(Ok(Item::Removed {
-                                key,
-                                settled: pending == 0,
-                            }));
-                        }
-                        Some(Ok(Item::Message {
-                            payload: message.payload.clone(),
-                            settled: pending == 0,
-                        }))
-                    }
-                    Err(error) => Some(Err(error.to_string())),
-                }
-            }
+            Feed::Nats(feed) => feed.next().await,
             Feed::Http(reader) => reader.next().await,
         }
     }
@@ -97,43 +65,113 @@ fn removed_key(message: &jetstream::Message) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn open_nats(settings: &ClientSettings) -> Result<Feed, String> {
-    let client = async_nats::ConnectOptions::new()
-        .name("ecs-client")
-        .connection_timeout(settings.connect_timeout)
-        .connect(&settings.nats_url)
-        .await
-        .map_err(|e| e.to_string())?;
-    let inbox = client.new_inbox();
-    let js = jetstream::new(client);
-    let stream = js
-        .get_stream(format!("KV_{FEED_BUCKET}"))
-        .await
-        .map_err(|e| format!("the feed bucket {FEED_BUCKET}: {e}"))?;
-    let mut subjects: Vec<String> = settings
-        .namespaces
-        .iter()
-        .flat_map(namespace_filters)
-        .map(|f| format!("$KV.{FEED_BUCKET}.{f}"))
-        .collect();
-    subjects.sort();
-    subjects.dedup();
-    let consumer = stream
-        .create_consumer(push::OrderedConfig {
-            deliver_subject: inbox,
-            description: Some("ecs-client feed".to_owned()),
-            filter_subjects: subjects,
-            deliver_policy: DeliverPolicy::LastPerSubject,
-            ..Default::default()
+/// One message of one of the feed's consumers: which consumer, and the message.
+type Delivery = (usize, Result<jetstream::Message, String>);
+
+/// The feed over JetStream: one ordered consumer per filter subject. NATS
+/// permissions can allow a consumer only through the create-request subject
+/// that names its one filter (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`),
+/// so a reader limited to some keys cannot use one consumer with several
+/// filters. Interleaving the consumers is safe: each key is in exactly one
+/// filter, and the state applies a message only when its position is newer
+/// than what it holds for that key.
+pub struct NatsFeed {
+    messages: SelectAll<BoxStream<'static, Delivery>>,
+    /// Per consumer, whether its initial state has been delivered.
+    bootstrapped: Vec<bool>,
+    /// Whether [`Item::Synced`] has been reported.
+    synced: bool,
+}
+
+impl NatsFeed {
+    async fn open(settings: &ClientSettings) -> Result<NatsFeed, String> {
+        let options = settings
+            .nats
+            .connect_options("ecs-client", settings.connect_timeout)
+            .await?;
+        let client = options
+            .connect(&settings.nats_url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let js = jetstream::new(client.clone());
+        let mut subjects: Vec<String> = settings
+            .namespaces
+            .iter()
+            .flat_map(|ns| namespace_filters(ns, &settings.tenants))
+            .map(|f| format!("$KV.{FEED_BUCKET}.{f}"))
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        let stream = format!("KV_{FEED_BUCKET}");
+        let mut messages = SelectAll::new();
+        let mut bootstrapped = Vec::with_capacity(subjects.len());
+        for (index, subject) in subjects.into_iter().enumerate() {
+            let inbox = client.new_inbox();
+            // A name puts the filter into the create request's subject, where
+            // NATS permissions can check it; the inbox's unique last token
+            // makes the name unique.
+            let name = format!(
+                "ecs-client-{}",
+                inbox.rsplit('.').next().unwrap_or_default()
+            );
+            // The stream is addressed by name: reading its info would need a
+            // permission that lists every key of the bucket.
+            let consumer = js
+                .create_consumer_on_stream(
+                    push::OrderedConfig {
+                        name: Some(name),
+                        deliver_subject: inbox,
+                        description: Some("ecs-client feed".to_owned()),
+                        filter_subject: subject.clone(),
+                        deliver_policy: DeliverPolicy::LastPerSubject,
+                        ..Default::default()
+                    },
+                    &stream,
+                )
+                .await
+                .map_err(|e| format!("the feed bucket {FEED_BUCKET} ({subject}): {e}"))?;
+            bootstrapped.push(consumer.cached_info().num_pending == 0);
+            let ordered = consumer.messages().await.map_err(|e| e.to_string())?;
+            messages.push(
+                ordered
+                    .map(move |m| (index, m.map_err(|e| e.to_string())))
+                    .boxed(),
+            );
+        }
+        Ok(NatsFeed {
+            messages,
+            bootstrapped,
+            synced: false,
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    let remaining = consumer.cached_info().num_pending;
-    let messages = consumer.messages().await.map_err(|e| e.to_string())?;
-    Ok(Feed::Nats {
-        messages: Box::new(messages),
-        remaining,
-    })
+    }
+
+    async fn next(&mut self) -> Option<Result<Item, String>> {
+        if !self.synced && self.bootstrapped.iter().all(|done| *done) {
+            // The initial state was empty or is complete: report it once.
+            self.synced = true;
+            return Some(Ok(Item::Synced));
+        }
+        let (index, message) = self.messages.next().await?;
+        match message {
+            Ok(message) => {
+                let pending = message.info().map_or(0, |i| i.pending);
+                if pending == 0 {
+                    self.bootstrapped[index] = true;
+                }
+                if let Some(key) = removed_key(&message) {
+                    return Some(Ok(Item::Removed {
+                        key,
+                        settled: self.synced && pending == 0,
+                    }));
+                }
+                Some(Ok(Item::Message {
+                    payload: message.payload.clone(),
+                    settled: self.synced && pending == 0,
+                }))
+            }
+            Err(error) => Some(Err(error)),
+        }
+    }
 }
 
 /// Reads `/v1/feed` server-sent events.
@@ -156,10 +194,16 @@ impl SseReader {
             http.base_url.trim_end_matches('/'),
             namespaces.join(",")
         );
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let mut builder = reqwest::Client::builder().connect_timeout(settings.connect_timeout);
+        if let Some(ca) = &http.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
         let mut request = client
             .get(&url)
             .bearer_auth(&http.token)

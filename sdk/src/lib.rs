@@ -29,13 +29,14 @@ mod cache;
 mod feed;
 pub mod secrets;
 mod state;
+pub mod transport;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use ecs_domain::feed::FeedMessage;
-use ecs_domain::{IdError, NamespaceName, Precedence, Source};
+use ecs_domain::{IdError, NamespaceName, Precedence, Source, TenantId};
 use serde::de::DeserializeOwned;
 
 use crate::feed::{Feed, Item};
@@ -46,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 pub use ecs_domain::Scope as Context;
 pub use secrets::{EnvResolver, FileResolver, SecretRef, SecretResolver, SecretResolvers};
 pub use state::State;
+pub use transport::{NatsAuth, NatsTransport};
 
 /// Why the client could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,12 @@ pub enum ClientError {
 pub struct ClientSettings {
     pub nats_url: String,
     pub namespaces: Vec<NamespaceName>,
+    /// The tenants followed; empty follows every tenant. A service holding a
+    /// tenant's feed credential must follow only that tenant: NATS refuses it
+    /// the others.
+    pub tenants: Vec<TenantId>,
+    /// The credential and TLS of the NATS connection.
+    pub nats: NatsTransport,
     /// Where the last known state is kept; `None` keeps nothing.
     pub cache_path: Option<PathBuf>,
     /// Must equal the server's `ECS_PRECEDENCE`.
@@ -98,6 +106,9 @@ pub struct ClientSettings {
 pub struct HttpSettings {
     pub base_url: String,
     pub token: String,
+    /// A PEM file of the certificate authorities that sign the server's
+    /// certificate (`https://` URLs); without it, the webpki roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ClientSettings {
@@ -112,6 +123,8 @@ impl ClientSettings {
                 .into_iter()
                 .map(|n| NamespaceName::parse(n.as_ref()))
                 .collect::<Result<_, _>>()?,
+            tenants: Vec::new(),
+            nats: NatsTransport::default(),
             cache_path: None,
             precedence: Precedence::default(),
             connect_timeout: Duration::from_secs(3),
@@ -136,8 +149,52 @@ impl ClientSettings {
         settings.http = Some(HttpSettings {
             base_url,
             token: token.into(),
+            ca_file: None,
         });
         Ok(settings)
+    }
+
+    /// Follows only this tenant (call again to add more): its layers and
+    /// tenant item plus the tenant-free layers, which is what a tenant's feed
+    /// credential may read. Contexts of other tenants then do not resolve.
+    pub fn for_tenant(mut self, tenant: &str) -> Result<Self, ClientError> {
+        let tenant = TenantId::parse(tenant)?;
+        if !self.tenants.contains(&tenant) {
+            self.tenants.push(tenant);
+        }
+        Ok(self)
+    }
+
+    /// Authenticates to NATS with this credential.
+    pub fn with_nats_auth(mut self, auth: NatsAuth) -> Self {
+        self.nats.auth = auth;
+        self
+    }
+
+    /// Connects to NATS over TLS, verifying the server against the
+    /// certificate authorities in this PEM file.
+    pub fn with_nats_ca(mut self, ca_file: impl Into<PathBuf>) -> Self {
+        self.nats.ca_file = Some(ca_file.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM files) to NATS.
+    pub fn with_nats_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.nats.client_cert = Some((cert_file.into(), key_file.into()));
+        self
+    }
+
+    /// Verifies an `https://` server of [`ClientSettings::over_http`] against
+    /// the certificate authorities in this PEM file.
+    pub fn with_http_ca(mut self, ca_file: impl Into<PathBuf>) -> Self {
+        if let Some(http) = &mut self.http {
+            http.ca_file = Some(ca_file.into());
+        }
+        self
     }
 
     pub fn with_cache(mut self, path: impl Into<PathBuf>) -> Self {

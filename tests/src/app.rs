@@ -71,29 +71,13 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`], with settings adjusted first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_on(NatsServer::start(), adjust).await
+    TestApp::spawn_on(NatsServer::start(), adjust).await
 }
 
 /// Like [`spawn_app_with`], over a NATS server started by the caller (for
 /// instance with a configuration of its own).
 pub async fn spawn_app_on(nats: NatsServer, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    init_logs();
-    let db = TestDatabase::create().await;
-    let mut settings = settings_for(&nats, &db);
-    adjust(&mut settings);
-    let mut app = TestApp {
-        address: String::new(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client"),
-        nats,
-        db,
-        settings,
-        server: None,
-    };
-    app.start().await;
-    app
+    TestApp::spawn_on(nats, adjust).await
 }
 
 /// A JSON answer: status, headers and body.
@@ -145,7 +129,7 @@ impl TestApp {
         let app = Application::build(self.settings.clone())
             .await
             .expect("build the app");
-        self.address = format!("http://{}", app.address());
+        self.address = app.url();
         let token = app.shutdown_token();
         let handle = tokio::spawn(app.run_until_stopped());
         self.server = Some((token, handle));
@@ -283,6 +267,39 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the rebuild did not finish");
+    }
+
+    /// Like [`spawn_app_with`], over a NATS server the test started itself
+    /// (such as one with a permission model or TLS).
+    pub async fn spawn_on(nats: NatsServer, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        TestApp::spawn_with_client(nats, client, adjust).await
+    }
+
+    /// Like [`TestApp::spawn_on`], calling the API with this HTTP client (such
+    /// as one trusting the CA of the API's certificate).
+    pub async fn spawn_with_client(
+        nats: NatsServer,
+        client: reqwest::Client,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        init_logs();
+        let db = TestDatabase::create().await;
+        let mut settings = settings_for(&nats, &db);
+        adjust(&mut settings);
+        let mut app = TestApp {
+            address: String::new(),
+            client,
+            nats,
+            db,
+            settings,
+            server: None,
+        };
+        app.start().await;
+        app
     }
 }
 

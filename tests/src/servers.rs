@@ -30,6 +30,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 // NATS
 // ---------------------------------------------------------------------------
 
+/// Where a test server's configuration comes from.
+enum ServerConfig {
+    /// A file of the caller's.
+    File(PathBuf),
+    /// Lines written to a file in the server's own directory.
+    Lines(String),
+}
+
 /// A `nats-server -js` child process bound to 127.0.0.1 on a random port, with its
 /// JetStream store in a private temp dir. Killed and removed on drop.
 #[derive(Debug)]
@@ -37,7 +45,8 @@ pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
-    /// A configuration file passed with `-c` (kept for restarts).
+    /// A configuration file passed with `-c` (kept for restarts), such as the
+    /// shipped permission model.
     config: Option<PathBuf>,
 }
 
@@ -47,7 +56,16 @@ impl NatsServer {
     /// # Panics
     /// If the server cannot be started or does not come up in time.
     pub fn start() -> NatsServer {
-        Self::start_configured(None)
+        NatsServer::start_with(None)
+    }
+
+    /// Like [`start`](Self::start), with this configuration file (`-c`); the
+    /// command line's address, port and store directory take precedence over it.
+    ///
+    /// # Panics
+    /// If the server cannot be started or does not come up in time.
+    pub fn start_with_config(config: &Path) -> NatsServer {
+        NatsServer::start_with(Some(ServerConfig::File(config.to_owned())))
     }
 
     /// Like [`start`](Self::start), with extra lines of server configuration
@@ -55,11 +73,11 @@ impl NatsServer {
     ///
     /// # Panics
     /// If the server cannot be started or does not come up in time.
-    pub fn start_with_config(config: &str) -> NatsServer {
-        Self::start_configured(Some(config))
+    pub fn start_with_settings(lines: &str) -> NatsServer {
+        NatsServer::start_with(Some(ServerConfig::Lines(lines.to_owned())))
     }
 
-    fn start_configured(config: Option<&str>) -> NatsServer {
+    fn start_with(config: Option<ServerConfig>) -> NatsServer {
         let dir = tempfile::Builder::new()
             .prefix("ecs-nats-")
             .tempdir()
@@ -67,10 +85,13 @@ impl NatsServer {
         for sub in ["store", "ports"] {
             fs::create_dir_all(dir.path().join(sub)).expect("create nats-server dirs");
         }
-        let config = config.map(|text| {
-            let path = dir.path().join("nats-server.conf");
-            fs::write(&path, text).expect("write nats-server config");
-            path
+        let config = config.map(|config| match config {
+            ServerConfig::File(path) => path,
+            ServerConfig::Lines(text) => {
+                let path = dir.path().join("nats-server.conf");
+                fs::write(&path, text).expect("write nats-server config");
+                path
+            }
         });
         let mut server = NatsServer {
             child: None,
@@ -416,13 +437,25 @@ fn free_port() -> anyhow::Result<u16> {
 /// lives until the test process exits, when a detached watcher stops it and
 /// removes its directory.
 fn start_private_cluster() -> anyhow::Result<String> {
+    start_private_cluster_with(&[], "")
+}
+
+/// Starts a PostgreSQL cluster of its own, apart from the shared one, with
+/// `files` (name, content) written into its data directory for the server
+/// alone (mode 0600), and `options` added to the server's command line (such
+/// as `-c ssl=on -c ssl_cert_file=server.crt`); returns its admin URL. It
+/// lives until the test process exits.
+pub fn start_private_cluster_with(
+    files: &[(&str, &[u8])],
+    options: &str,
+) -> anyhow::Result<String> {
     // `keep()`: the directory must outlive this function; the watcher removes it.
     let dir = tempfile::Builder::new()
         .prefix("ecs-test-pg-")
         .tempdir()
         .context("create temp dir for PostgreSQL")?
         .keep();
-    let result = init_and_start(&dir);
+    let result = init_and_start(&dir, files, options);
     if result.is_err() {
         let _ = run(pg_command(&pg_tool("pg_ctl"))
             .arg("-D")
@@ -433,7 +466,7 @@ fn start_private_cluster() -> anyhow::Result<String> {
     result
 }
 
-fn init_and_start(dir: &Path) -> anyhow::Result<String> {
+fn init_and_start(dir: &Path, files: &[(&str, &[u8])], options: &str) -> anyhow::Result<String> {
     let data = dir.join("data");
     let log = dir.join("postgres.log");
     if is_root() {
@@ -450,6 +483,14 @@ fn init_and_start(dir: &Path) -> anyhow::Result<String> {
         "--no-sync",
     ]))
     .context("initdb")?;
+    for (name, content) in files {
+        let path = data.join(name);
+        fs::write(&path, content).with_context(|| format!("write {}", path.display()))?;
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        if is_root() {
+            run(Command::new("chown").arg("postgres:postgres").arg(&path))?;
+        }
+    }
 
     let pg_ctl = pg_tool("pg_ctl");
     let mut last_err = None;
@@ -457,7 +498,7 @@ fn init_and_start(dir: &Path) -> anyhow::Result<String> {
         let port = free_port()?;
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 {options}",
             dir.display()
         );
         let started = run(pg_command(&pg_ctl)

@@ -476,7 +476,7 @@ async fn a_body_under_the_configured_limit_but_over_a_nats_message_answers_413()
 
 #[tokio::test]
 async fn a_small_nats_max_payload_bounds_the_body_limit() {
-    let nats = NatsServer::start_with_config("max_payload: 65536\n");
+    let nats = NatsServer::start_with_settings("max_payload: 65536\n");
     let app = spawn_app_on(nats, |s| s.max_body_bytes = 1024 * 1024).await;
     assert_eq!(
         app.put_tenant("acme", "pro").await.status,
