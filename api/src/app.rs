@@ -134,6 +134,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/tenants/{tenant}/export", get(gdpr::export))
         .route("/v1/tenants/{tenant}/erase", post(gdpr::erase))
         .route("/v1/openapi.json", get(system::openapi))
+        .route("/v1/whoami", get(crate::routes::whoami::whoami))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(
             "/v1/admin/projections/rebuild",
@@ -161,6 +162,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(system::readyz))
         .merge(metrics)
         .merge(v1)
+        .merge(crate::studio::router(&state.settings.studio_dir))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -10,6 +10,7 @@ pub mod problem;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod studio;
 
 pub use app::{Application, router};
 pub use settings::Settings;

@@ -45,6 +45,8 @@ pub struct Settings {
     /// `ECS_MASTER_KEY`: 32 bytes as 64 hex characters; wraps the per-tenant
     /// data keys that encrypt tenant data in the events stream.
     pub master_key: Option<String>,
+    /// `ECS_STUDIO_DIR`: the built Config Studio served at `/studio/`.
+    pub studio_dir: String,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             jwt_audience: None,
             metrics_public: true,
             master_key: None,
+            studio_dir: "studio/dist".to_owned(),
         }
     }
 }
@@ -91,6 +94,7 @@ then environment variables:
   ECS_JWT_AUDIENCE        required `aud` of JWTs
   ECS_METRICS_PUBLIC      serve /metrics without a token      [default: true]
   ECS_MASTER_KEY          64 hex chars; wraps tenant data keys (set it in production)
+  ECS_STUDIO_DIR          built Config Studio served at /studio/ [default: studio/dist]
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 

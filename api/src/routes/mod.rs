@@ -11,6 +11,7 @@ pub mod system;
 pub mod tenants;
 pub mod tokens;
 pub mod watch;
+pub mod whoami;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
