@@ -1,0 +1,264 @@
+// Config Studio end to end: a real ECS server (real NATS, real PostgreSQL)
+// and headless Chromium driving the built app as a person would.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ADMIN_TOKEN, api, axeViolations, eventually, newPage, start } from './harness.mjs';
+
+const SCHEMA = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', title: 'Cart limit', description: 'Most items in one cart', maximum: 100, default: 10 },
+    mode: { type: 'string', title: 'Mode', enum: ['fast', 'safe'], default: 'safe' },
+    banner: { type: 'string', title: 'Banner' },
+  },
+};
+
+let env;
+let admin;
+
+before(async () => {
+  env = await start();
+  admin = api(env.url);
+  for (const [tenant, edition] of [
+    ['acme', 'pro'],
+    ['globex', 'standard'],
+  ]) {
+    assert.equal((await admin.put(`/v1/tenants/${tenant}`, { edition })).status < 300, true);
+  }
+});
+
+after(async () => {
+  await env?.stop();
+});
+
+/** Creates a namespace and a global layer; returns the write's position. */
+async function namespaceWithLayer(name, values, description = 'Checkout limits') {
+  const ns = await admin.put(`/v1/namespaces/${name}`, { description, schema: SCHEMA });
+  assert.ok(ns.status < 300, JSON.stringify(ns.body));
+  const layer = await admin.put(`/v1/namespaces/${name}/layer`, { values, message: 'first' });
+  assert.ok(layer.status < 300, JSON.stringify(layer.body));
+  return layer.body.position;
+}
+
+async function signIn(page, token = ADMIN_TOKEN) {
+  await page.goto(`${env.url}/studio/`);
+  await page.getByLabel('Token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Namespaces', level: 1 }).waitFor();
+}
+
+async function assertAccessible(page, screen) {
+  const violations = await axeViolations(page);
+  assert.deepEqual(violations, [], `axe on ${screen}`);
+}
+
+function assertClean(page) {
+  assert.deepEqual(page.problems, [], 'no CSP violation or page error');
+  assert.deepEqual(env.foreign, [], 'no request to another host');
+}
+
+async function issueToken(body) {
+  const r = await admin.post('/v1/tokens', body);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.token;
+}
+
+describe('Config Studio', () => {
+  test('signs in with a token and shows the role and its scope', async () => {
+    await namespaceWithLayer('signin', { limit: 5 });
+    const page = await newPage(env.context);
+    await page.goto(`${env.url}/studio/`);
+    await page.getByLabel('Token').waitFor();
+    await assertAccessible(page, 'sign-in');
+
+    await page.getByLabel('Token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('Your token was not accepted').waitFor();
+
+    await signIn(page);
+    assert.equal(await page.getByTestId('role').textContent(), 'admin');
+    assert.match(await page.getByTestId('role-scope').textContent(), /every tenant/);
+    await page.getByRole('link', { name: 'signin' }).waitFor();
+    await assertAccessible(page, 'namespaces');
+
+    await page.getByLabel('Search namespaces, descriptions and keys').fill('no such thing');
+    await page.getByText('0 of').waitFor();
+    await page.getByLabel('Search namespaces, descriptions and keys').fill('cart limit');
+    await page.getByRole('link', { name: 'signin' }).waitFor();
+
+    await page.getByRole('link', { name: 'signin' }).click();
+    await page.getByRole('heading', { name: 'Namespace signin' }).waitFor();
+    assert.match(await page.getByTestId('approval').textContent(), /no approval needed/);
+    await page.getByRole('cell', { name: 'Most items in one cart' }).waitFor();
+    await assertAccessible(page, 'namespace page');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('an edit through the schema form changes the resolved view, explained', async () => {
+    await namespaceWithLayer('edit', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/edit/layer`);
+    await page.getByLabel('Cart limit').waitFor();
+    await page.getByLabel('Layer values as JSON').waitFor();
+    await assertAccessible(page, 'layer editor');
+    await page.getByLabel('Cart limit').fill('42');
+    await page.getByLabel('Change message').fill('raise the limit');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 2').waitFor();
+
+    await page.getByRole('link', { name: 'Resolved for this scope' }).click();
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await row.waitFor();
+    assert.match(await row.textContent(), /42.*global.*2/);
+    await assertAccessible(page, 'resolved view');
+    const layer = await admin.get('/v1/namespaces/edit/layer');
+    assert.equal(layer.body.values.limit, 42);
+    assert.equal(layer.body.message, 'raise the limit');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a schema violation shows on its field and writes nothing', async () => {
+    await namespaceWithLayer('invalid', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/invalid/layer`);
+    await page.getByLabel('Cart limit').fill('500');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').getByText("The values do not satisfy the namespace's schema").waitFor();
+    // The message sits on the limit field itself.
+    const field = page.locator('.form-group', { has: page.getByLabel('Cart limit') }).first();
+    await field.locator('.error-detail, .text-danger').first().waitFor();
+    assert.match(await field.textContent(), /100/);
+    await assertAccessible(page, 'layer editor with errors');
+    const layer = await admin.get('/v1/namespaces/invalid/layer');
+    assert.equal(layer.body.revision, 1);
+    assert.equal(layer.body.values.limit, 5);
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a stale edit is reported as a conflict, not written over', async () => {
+    await namespaceWithLayer('stale', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/stale/layer`);
+    await page.getByLabel('Cart limit').waitFor();
+    // Someone else writes while the page is open.
+    const other = await admin.put('/v1/namespaces/stale/layer', { values: { limit: 7 }, message: 'meanwhile' });
+    assert.equal(other.status, 200);
+    await page.getByLabel('Cart limit').fill('9');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').getByText('Someone changed this since you opened it').waitFor();
+    await page.getByRole('button', { name: /Reload the current version/ }).waitFor();
+    const layer = await admin.get('/v1/namespaces/stale/layer');
+    assert.equal(layer.body.values.limit, 7);
+    await page.getByRole('button', { name: /Reload the current version/ }).click();
+    await eventually(async () => (await page.getByLabel('Cart limit').inputValue()) === '7', { what: 'the current value' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('history shows the diff, and a rollback confirms the diff it applies', async () => {
+    await namespaceWithLayer('rollback', { limit: 5, mode: 'fast' });
+    await admin.put('/v1/namespaces/rollback/layer', { values: { limit: 50, mode: 'safe' }, message: 'second' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/rollback/history`);
+    await page.getByRole('heading', { name: 'Revision 1 → revision 2' }).waitFor();
+    assert.match(await page.locator('.diff-summary').first().textContent(), /\/limit changed.*\/mode changed/);
+    await page.locator('td.line.removed', { hasText: '"limit": 5' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 50' }).waitFor();
+    await assertAccessible(page, 'history');
+
+    await page.getByRole('button', { name: 'Roll back to revision 1' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Roll back to revision 1?' });
+    await dialog.waitFor();
+    await dialog.locator('td.line.removed', { hasText: '"limit": 50' }).waitFor();
+    await dialog.locator('td.line.added', { hasText: '"limit": 5' }).waitFor();
+    await assertAccessible(page, 'rollback confirmation');
+    await dialog.getByRole('button', { name: 'Confirm the rollback' }).click();
+    await page.getByText('Rolled back to the values of revision 1: now revision 3').waitFor();
+    const layer = await admin.get('/v1/namespaces/rollback/layer');
+    assert.equal(layer.body.revision, 3);
+    assert.deepEqual(layer.body.values, { limit: 5, mode: 'fast' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('the resolved view shows the past at a position or a time', async () => {
+    const first = await namespaceWithLayer('past', { limit: 5 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const between = new Date();
+    await new Promise((r) => setTimeout(r, 1100));
+    await admin.put('/v1/namespaces/past/layer', { values: { limit: 60 }, message: 'later' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/past/resolved`);
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await eventually(async () => /60/.test(await row.textContent()), { what: 'the current value' });
+
+    await page.getByLabel('As of position').fill(String(first));
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByRole('heading', { name: new RegExp(`As of position ${first}`) }).waitFor();
+    await eventually(async () => /5.*global.*1/.test(await row.textContent()), { what: 'the value at the first position' });
+    assert.match(page.url(), new RegExp(`position=${first}`));
+    await assertAccessible(page, 'resolved view in the past');
+
+    await page.goto(`${env.url}/studio/namespaces/past/resolved?at=${encodeURIComponent(between.toISOString())}`);
+    await eventually(async () => /5.*global.*1/.test(await row.textContent()), { what: 'the value at the time' });
+    await page.getByRole('button', { name: 'Back to now' }).click();
+    await eventually(async () => /60.*global.*2/.test(await row.textContent()), { what: 'the value now' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a tenant admin sees its own tenant and not another', async () => {
+    await namespaceWithLayer('tenants', { limit: 5 });
+    await admin.put('/v1/namespaces/tenants/layer?tenant=acme', { values: { limit: 11 }, message: 'acme' });
+    await admin.put('/v1/namespaces/tenants/layer?tenant=globex', { values: { limit: 22 }, message: 'globex' });
+    const token = await issueToken({ name: 'acme-admin', role: 'tenant-admin', tenant: 'acme' });
+    const page = await newPage(env.context);
+    await signIn(page, token);
+    assert.equal(await page.getByTestId('role').textContent(), 'tenant-admin');
+    assert.match(await page.getByTestId('role-scope').textContent(), /tenant acme/);
+    await page.getByRole('link', { name: 'Audit log' }).waitFor({ state: 'detached' });
+
+    await page.goto(`${env.url}/studio/namespaces/tenants`);
+    const tenant = page.getByLabel('Tenant');
+    assert.equal(await tenant.inputValue(), 'acme');
+    assert.equal(await tenant.getAttribute('readonly'), '');
+    await page.getByRole('link', { name: 'Resolved for tenant=acme' }).click();
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await eventually(async () => /11.*tenant=acme/.test(await row.textContent()), { what: "acme's value" });
+
+    await page.goto(`${env.url}/studio/namespaces/tenants/resolved?tenant=globex`);
+    await page.getByRole('alert').getByText('does not exist, or your role may not see it').waitFor();
+    assert.equal(await page.getByText('22').count(), 0);
+    await page.goto(`${env.url}/studio/namespaces/tenants/layer?tenant=globex`);
+    await page.getByRole('alert').getByText('does not exist, or your role may not see it').waitFor();
+    await page.goto(`${env.url}/studio/namespaces/tenants/history?tenant=globex`);
+    await page.getByRole('alert').getByText('does not exist, or your role may not see it').waitFor();
+    assert.equal(await page.getByText('globex').count() <= 1, true);
+    await assertAccessible(page, 'refusal');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('change requests and the audit log pass axe', async () => {
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.getByRole('link', { name: 'Change requests' }).click();
+    await page.getByRole('heading', { name: 'Change requests' }).waitFor();
+    await assertAccessible(page, 'change requests');
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await page.locator('table.audit').waitFor();
+    await assertAccessible(page, 'audit log');
+    assertClean(page);
+    await page.close();
+  });
+});
