@@ -1,4 +1,5 @@
 import { lazy, Suspense, useEffect, useMemo, useState, type FormEvent } from 'react';
+import { ErrorBoundary } from './components/ErrorBoundary';
 import { Link } from './components/Link';
 import { ErrorNotice, Loading } from './components/Notice';
 import { ApiClient, type WhoAmI } from './lib/api';
@@ -75,7 +76,9 @@ export function App() {
       <Header />
       <main id="main" tabIndex={-1}>
         <Suspense fallback={<Loading what="the editor" />}>
-          <Screen route={route} />
+          <ErrorBoundary resetKey={location.pathname + location.search}>
+            <Screen route={route} />
+          </ErrorBoundary>
         </Suspense>
       </main>
     </SessionContext.Provider>

@@ -50,10 +50,8 @@ export interface LayerRevision {
   message: string;
 }
 
-export interface Source {
-  scope: Scope;
-  revision: number;
-}
+/** Where a resolved value comes from: a layer at a revision, or a schema default. */
+export type Source = { origin: 'layer'; scope: Scope; revision: number } | { origin: 'schema-default' };
 
 export interface Resolved {
   values: JsonObject;

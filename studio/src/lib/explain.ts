@@ -20,7 +20,7 @@ export function sourceFor(pointer: string, sources: Record<string, Source>): Sou
   return best === undefined ? undefined : sources[best];
 }
 
-/** Every resolved leaf with the layer it comes from; none for schema defaults. */
+/** Every resolved leaf with where it comes from. */
 export function explain(values: unknown, sources: Record<string, Source> = {}): ExplainedValue[] {
   return [...flatten(values ?? {})].map(([pointer, value]) => ({ pointer, value, source: sourceFor(pointer, sources) }));
 }

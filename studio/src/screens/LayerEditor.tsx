@@ -132,6 +132,19 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
     }
   };
 
+  // The server answers "not found" alike for a layer never written and one
+  // outside the caller's tenant (so as not to reveal it): say which it is
+  // when the role itself rules the scope out.
+  if (me.role.tenant && scope.tenant !== me.role.tenant) {
+    return (
+      <div className="notice error" role="alert">
+        <p>
+          This does not exist, or your role may not see it: your role is bound to tenant {me.role.tenant}, and this layer ({describeScope(scope)}) lies
+          outside it.
+        </p>
+      </div>
+    );
+  }
   if (loadError) return <ErrorNotice error={loadError} />;
   if (!loaded || loaded.key !== loadKey) return <Loading what="the layer" />;
   const schema = loaded.namespace.schema as RJSFSchema | null;

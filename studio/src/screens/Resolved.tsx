@@ -114,13 +114,15 @@ export function Resolved({ ns, search }: { ns: string; search: string }) {
                       <code className="value">{JSON.stringify(row.value)}</code>
                     </td>
                     <td>
-                      {row.source ? (
+                      {row.source?.origin === 'layer' ? (
                         <Link href={href({ screen: 'history', ns, search: scopeQuery(row.source.scope) })}>{describeScope(row.source.scope)}</Link>
-                      ) : (
+                      ) : row.source?.origin === 'schema-default' ? (
                         'schema default'
+                      ) : (
+                        'unknown'
                       )}
                     </td>
-                    <td>{row.source ? row.source.revision : '—'}</td>
+                    <td>{row.source?.origin === 'layer' ? row.source.revision : '—'}</td>
                   </tr>
                 ))}
               </tbody>
