@@ -30,7 +30,11 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The page answered when the directory holds no build.
 fn not_built(dir: &Path) -> Response {
-    let dir = dir.display().to_string().replace('&', "&amp;").replace('<', "&lt;");
+    let dir = dir
+        .display()
+        .to_string()
+        .replace('&', "&amp;")
+        .replace('<', "&lt;");
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Config Studio is not built</title></head><body><main>\

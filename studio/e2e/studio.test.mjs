@@ -248,6 +248,59 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('a change under an approval policy applies when a second user approves it', async () => {
+    const ns = await admin.put('/v1/namespaces/approvals', { description: 'Needs two people in prod', schema: SCHEMA, approval: { scopes: [{ env: 'prod' }] } });
+    assert.ok(ns.status < 300, JSON.stringify(ns.body));
+    const author = await issueToken({ name: 'author', role: 'editor', namespaces: ['approvals'] });
+    const approver = await issueToken({ name: 'approver', role: 'editor', namespaces: ['approvals'] });
+
+    const page = await newPage(env.context);
+    await signIn(page, author);
+    await page.goto(`${env.url}/studio/namespaces/approvals/layer?env=prod`);
+    await page.getByLabel('Cart limit').fill('77');
+    await page.getByLabel('Change message').fill('prod wants 77');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Your change awaits approval').waitFor();
+    assert.equal((await admin.get('/v1/namespaces/approvals/layer?env=prod')).status, 404, 'nothing applied yet');
+    await page.getByRole('link', { name: 'See the change requests.' }).click();
+    const own = page.locator('[data-change-request]').first();
+    await own.getByRole('button', { name: 'Withdraw' }).waitFor();
+    assert.equal(await own.getByRole('button', { name: 'Approve' }).count(), 0, 'no self-approval offered');
+    await page.close();
+
+    const second = await newPage(env.context);
+    await signIn(second, approver);
+    await second.goto(`${env.url}/studio/change-requests?status=open`);
+    const request = second.locator('[data-change-request]').first();
+    await request.getByText('prod wants 77').waitFor();
+    await request.getByRole('button', { name: 'Show what it changes' }).click();
+    await request.locator('td.line.added', { hasText: '77' }).waitFor();
+    await assertAccessible(second, 'change request with its diff');
+    await request.getByLabel('Reason').fill('looks right');
+    await request.getByRole('button', { name: 'Approve' }).click();
+    await second.getByText(/approved\./).waitFor();
+    const layer = await admin.get('/v1/namespaces/approvals/layer?env=prod');
+    assert.equal(layer.status, 200);
+    assert.equal(layer.body.values.limit, 77);
+    assertClean(second);
+    await second.close();
+  });
+
+  test('the resolved view updates live after a write through the API', async () => {
+    await namespaceWithLayer('live', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/live/resolved?tenant=acme`);
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await eventually(async () => /5.*global.*1/.test(await row.textContent()), { what: 'the first value' });
+    await page.getByTestId('live').getByText('live').waitFor();
+    const write = await admin.put('/v1/namespaces/live/layer?tenant=acme', { values: { limit: 31 }, message: 'from the API' });
+    assert.equal(write.status, 201, JSON.stringify(write.body));
+    await eventually(async () => /31.*tenant=acme.*1/.test(await row.textContent()), { what: 'the page to show the new value without a reload' });
+    assertClean(page);
+    await page.close();
+  });
+
   test('change requests and the audit log pass axe', async () => {
     const page = await newPage(env.context);
     await signIn(page);

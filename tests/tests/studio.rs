@@ -148,9 +148,19 @@ async fn studio_is_served_with_spa_fallback_content_types_and_a_strict_csp() {
     for (path, status, content_type, body) in [
         ("/studio/", 200, "text/html", "Config Studio"),
         ("/studio/index.html", 200, "text/html", "Config Studio"),
-        ("/studio/namespaces/checkout", 200, "text/html", "Config Studio"),
+        (
+            "/studio/namespaces/checkout",
+            200,
+            "text/html",
+            "Config Studio",
+        ),
         ("/studio/signin?next=%2F", 200, "text/html", "Config Studio"),
-        ("/studio/assets/app-1234.js", 200, "text/javascript", "studio"),
+        (
+            "/studio/assets/app-1234.js",
+            200,
+            "text/javascript",
+            "studio",
+        ),
         ("/studio/assets/app-1234.css", 200, "text/css", "margin"),
         ("/studio/assets/missing.js", 404, "", ""),
         ("/studio/assets/..%2f..%2fCargo.toml", 404, "", ""),

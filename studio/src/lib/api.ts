@@ -2,6 +2,7 @@
 // principal's bearer token, and every refusal becomes an ApiProblem.
 
 import { problemFrom } from './problem';
+import { parseEvents } from './sse';
 import type { PointInTime, Scope } from './scope';
 import { pointParams, scopeParams } from './scope';
 
@@ -198,6 +199,31 @@ export class ApiClient {
     const query = merge(scopeParams(context), pointParams(options.point ?? null));
     if (options.explain) query.set('explain', 'true');
     return this.get(`/v1/namespaces/${encodeURIComponent(ns)}/resolved`, query);
+  }
+
+  /**
+   * Follows the resolved document for a context (`GET .../watch`, server-sent
+   * events) and calls `onChange` with each new position until `signal` aborts.
+   */
+  async watch(ns: string, context: Scope, onChange: (position: number) => void, signal: AbortSignal): Promise<void> {
+    const response = await this.fetch(this.url(`/v1/namespaces/${encodeURIComponent(ns)}/watch`, scopeParams(context)), {
+      headers: { Authorization: `Bearer ${this.token}`, Accept: 'text/event-stream' },
+      signal,
+    });
+    if (!response.ok || !response.body) throw problemFrom(response.status, await response.text());
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const parsed = parseEvents(buffer + value);
+      buffer = parsed.rest;
+      for (const event of parsed.events) {
+        if (event.event !== 'config') continue;
+        const position = Number((JSON.parse(event.data) as { position?: number }).position);
+        if (Number.isFinite(position)) onChange(position);
+      }
+    }
   }
 
   async tenants(): Promise<Tenant[]> {

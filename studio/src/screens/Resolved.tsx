@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link } from '../components/Link';
 import { ErrorNotice, Loading } from '../components/Notice';
 import { ScopeFields } from '../components/ScopeFields';
@@ -25,6 +25,34 @@ export function Resolved({ ns, search }: { ns: string; search: string }) {
   const [position, setPosition] = useState(point && 'position' in point ? String(point.position) : '');
   const [at, setAt] = useState(point && 'at' in point ? toLocalInput(point.at) : '');
   const resolved = useAsync(() => api.resolved(ns, context, { explain: true, point }), `resolved:${ns}:${search}`);
+  const [live, setLive] = useState<'off' | 'on' | 'failed'>('off');
+  const reload = resolved.reload;
+  const shownPosition = resolved.data?.position;
+  const latestShown = useRef(0);
+  useEffect(() => {
+    latestShown.current = shownPosition ?? 0;
+  }, [shownPosition]);
+  const contextKey = scopeQuery(context);
+  const showsNow = point === null;
+
+  // The view of "now" follows changes as they happen (the SSE watch); a view
+  // of the past stays as it was.
+  useEffect(() => {
+    if (!showsNow) return;
+    const abort = new AbortController();
+    api
+      .watch(
+        ns,
+        parseScope(contextKey),
+        (position) => {
+          setLive('on');
+          if (position > latestShown.current) reload();
+        },
+        abort.signal,
+      )
+      .catch(() => !abort.signal.aborted && setLive('failed'));
+    return () => abort.abort();
+  }, [api, ns, contextKey, showsNow, reload]);
 
   const show = (event: FormEvent) => {
     event.preventDefault();
@@ -91,6 +119,11 @@ export function Resolved({ ns, search }: { ns: string; search: string }) {
               {' '}
               (position {resolved.data.position})
             </span>
+            {!point && (
+              <span className="live" data-testid="live">
+                {live === 'on' ? ' · live' : live === 'failed' ? ' · not live (reload to update)' : ''}
+              </span>
+            )}
           </h2>
           {rows.length === 0 ? (
             <p>No values resolve for this context.</p>
