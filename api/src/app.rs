@@ -100,6 +100,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(layers::rollback_layer),
         )
         .route("/v1/namespaces/{ns}/resolved", get(resolved::get_resolved))
+        .route(
+            "/v1/namespaces/{ns}/locks",
+            get(crate::routes::locks::binding),
+        )
         .route("/v1/namespaces/{ns}/watch", get(watch::watch_resolved))
         .route("/v1/feed", get(feed::feed))
         .route("/v1/tenants", get(tenants::list_tenants))

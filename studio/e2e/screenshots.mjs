@@ -3,28 +3,12 @@
 // taken against a real server with demo data. Run: npm run screenshots
 // (with ECS_TEST_PG_URL and ECS_NATS_SERVER set, after a build).
 
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { ADMIN_TOKEN, STUDIO_DIR, api, newPage, start } from './harness.mjs';
+import { ADMIN_TOKEN, STUDIO_DIR, api, firstScreenJs, newPage, start } from './harness.mjs';
 
 const OUT = resolve(STUDIO_DIR, '../docs/studio');
 mkdirSync(OUT, { recursive: true });
-
-/** The JavaScript the first screen loads: the entry script and what it imports statically. */
-function firstScreenJs() {
-  const dist = join(STUDIO_DIR, 'dist');
-  const html = readFileSync(join(dist, 'index.html'), 'utf8');
-  const files = [...html.matchAll(/(?:src|href)="\/studio\/(assets\/[^"]+\.js)"/g)].map((m) => m[1]);
-  let raw = 0;
-  let gzipped = 0;
-  for (const file of files) {
-    const bytes = readFileSync(join(dist, file));
-    raw += bytes.length;
-    gzipped += gzipSync(bytes, { level: 9 }).length;
-  }
-  return { files, raw, gzipped };
-}
 
 const SCHEMA = {
   type: 'object',

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_TOKEN, api, axeViolations, eventually, newPage, start } from './harness.mjs';
+import { ADMIN_TOKEN, api, axeViolations, eventually, firstScreenJs, newPage, start } from './harness.mjs';
 
 const SCHEMA = {
   type: 'object',
@@ -65,6 +65,12 @@ async function issueToken(body) {
 }
 
 describe('Config Studio', () => {
+  test('the first screen loads at most 400 KB of JavaScript gzipped', () => {
+    const js = firstScreenJs();
+    assert.ok(js.files.length > 0, 'index.html names its entry script');
+    assert.ok(js.gzipped <= 400 * 1024, `first screen: ${js.gzipped} bytes gzipped`);
+  });
+
   test('signs in with a token and shows the role and its scope', async () => {
     await namespaceWithLayer('signin', { limit: 5 });
     const page = await newPage(env.context);
@@ -137,6 +143,27 @@ describe('Config Studio', () => {
     const layer = await admin.get('/v1/namespaces/invalid/layer');
     assert.equal(layer.body.revision, 1);
     assert.equal(layer.body.values.limit, 5);
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a value locked by a weaker layer shows locked in the editor', async () => {
+    await admin.put('/v1/namespaces/locked', { description: 'Locks', schema: SCHEMA });
+    const global = await admin.put('/v1/namespaces/locked/layer', { values: { limit: 5 }, lock: ['/limit'], message: 'guardrail' });
+    assert.ok(global.status < 300, JSON.stringify(global.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/locked/layer?tenant=acme`);
+    await page.getByTestId('binding-locks').getByText('/limit (by the global layer)').waitFor();
+    const limit = page.getByLabel('Cart limit');
+    assert.equal(await limit.getAttribute('readonly'), '', 'the locked field is read-only');
+    await page.getByText('Locked: by the global layer').waitFor();
+    assert.equal(await page.getByLabel('Mode').isEditable(), true, 'other fields stay editable');
+    await assertAccessible(page, 'layer editor with a locked value');
+    // The global layer holds the lock itself: there the value stays editable.
+    await page.goto(`${env.url}/studio/namespaces/locked/layer`);
+    await page.getByTestId('own-locks').waitFor();
+    assert.equal(await page.getByLabel('Cart limit').isEditable(), true);
     assertClean(page);
     await page.close();
   });

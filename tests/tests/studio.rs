@@ -104,6 +104,82 @@ async fn whoami_is_in_the_openapi_document() {
     );
 }
 
+#[tokio::test]
+async fn locks_name_what_a_layer_may_not_set_and_who_locked_it() {
+    let app = spawn_app().await;
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    assert!(app.put_tenant("globex", "pro").await.status.is_success());
+    assert!(
+        app.put_namespace("checkout", &json!({}))
+            .await
+            .status
+            .is_success()
+    );
+    for (scope, body) in [
+        ("", json!({"values": {"limit": 5}, "lock": ["/limit"]})),
+        (
+            "env=prod",
+            json!({"values": {"mode": "safe"}, "lock": ["/mode"]}),
+        ),
+        ("env=dev", json!({"values": {"x": 1}, "lock": ["/x"]})),
+        ("tenant=acme", json!({"values": {"other": 1}})),
+    ] {
+        let r = app.put_layer("checkout", scope, &body).await;
+        assert!(r.status.is_success(), "{scope}: {}", r.body);
+    }
+    let mut failures = Vec::new();
+    for (scope, expected) in [
+        (
+            "env=prod&tenant=acme",
+            json!([{"pointer": "/limit", "locked_by": {}},
+                   {"pointer": "/mode", "locked_by": {"env": "prod"}}]),
+        ),
+        (
+            "tenant=acme",
+            json!([{"pointer": "/limit", "locked_by": {}},
+                   {"pointer": "/mode", "locked_by": {"env": "prod"}},
+                   {"pointer": "/x", "locked_by": {"env": "dev"}}]),
+        ),
+        ("env=prod", json!([{"pointer": "/limit", "locked_by": {}}])),
+        ("", json!([])),
+    ] {
+        let r = app
+            .get(&format!("/v1/namespaces/checkout/locks?{scope}"))
+            .await;
+        let mut locks = r.body["locks"].as_array().cloned().unwrap_or_default();
+        locks.sort_by_key(|l| l["pointer"].as_str().unwrap_or_default().to_owned());
+        if r.status != StatusCode::OK || Value::Array(locks.clone()) != expected {
+            failures.push(format!("{scope}: {} {locks:?}", r.status));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // A tenant admin learns the locks binding its own layers, and nothing of
+    // another tenant's.
+    let acme = token(
+        &app,
+        json!({"name": "acme-admin", "role": "tenant-admin", "tenant": "acme"}),
+    )
+    .await;
+    let as_acme = |query: &str| {
+        app.client
+            .get(format!(
+                "{}/v1/namespaces/checkout/locks?{query}",
+                app.address
+            ))
+            .bearer_auth(&acme)
+    };
+    let own = app.send(as_acme("tenant=acme")).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    assert_eq!(own.body["locks"].as_array().unwrap().len(), 3);
+    let other = app.send(as_acme("tenant=globex")).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
+    let bad = app.get("/v1/namespaces/checkout/locks?tenant=a.b").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let missing = app.get("/v1/namespaces/nothing/locks").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+}
+
 /// A built Studio in a temporary directory: an index page and one asset.
 fn fake_build(dir: &Path) {
     std::fs::create_dir_all(dir.join("assets")).unwrap();

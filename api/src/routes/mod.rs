@@ -5,6 +5,7 @@ pub mod change_requests;
 pub mod feed;
 pub mod gdpr;
 pub mod layers;
+pub mod locks;
 pub mod namespaces;
 pub mod resolved;
 pub mod system;

@@ -60,6 +60,12 @@ export interface Resolved {
   sources?: Record<string, Source>;
 }
 
+/** A value a layer may not set, and the layer that locks it. */
+export interface BindingLock {
+  pointer: string;
+  locked_by: Scope;
+}
+
 export interface WriteResult {
   revision: number;
   position: number;
@@ -175,6 +181,11 @@ export class ApiClient {
         ifMatch,
       })
     ).data;
+  }
+
+  /** The locks held by weaker layers that bind the layer at `scope`. */
+  async locks(ns: string, scope: Scope): Promise<BindingLock[]> {
+    return (await this.get<{ locks: BindingLock[] }>(`/v1/namespaces/${encodeURIComponent(ns)}/locks`, scopeParams(scope))).locks;
   }
 
   async history(ns: string, scope: Scope): Promise<LayerRevision[]> {

@@ -17,7 +17,7 @@ describe('problems from the API', () => {
     expect(problem.status).toBe(422);
     expect(problem.code).toBe('schema-violation');
     expect(problem.violations).toHaveLength(1);
-    expect(describeProblem(problem)).toMatch(/^The values do not satisfy the namespace's schema; nothing was saved\. the values fail/);
+    expect(describeProblem(problem)).toMatch(/^The values do not satisfy the namespace's schema; nothing was saved\. The values fail the schema\.$/);
   });
 
   it('survives a body that is not JSON', () => {
@@ -29,7 +29,7 @@ describe('problems from the API', () => {
   it('reports a stale edit as a conflict, in words', () => {
     const problem = new ApiProblem(412, { code: 'stale-revision', detail: 'expected revision 1, the layer is at 2' });
     expect(problem.isConflict).toBe(true);
-    expect(describeProblem(problem)).toMatch(/Someone changed this since you opened it.*expected revision 1/);
+    expect(describeProblem(problem)).toMatch(/Someone changed this since you opened it.*Expected revision 1, the layer is at 2\.$/);
   });
 
   it('names unreachable servers and refused tokens plainly', () => {

@@ -94,7 +94,8 @@ export function describeProblem(error: unknown): string {
           : `The server refused this (${error.status}).`;
     }
   })();
-  return `${lead} ${error.detail}`.trim();
+  const detail = error.detail.charAt(0).toUpperCase() + error.detail.slice(1);
+  return `${lead} ${detail}${/[.!?]$/.test(detail) ? '' : '.'}`.trim();
 }
 
 /**

@@ -3,7 +3,7 @@ import type { RJSFSchema } from '@rjsf/utils';
 import { lazy, Suspense, useEffect, useMemo, useState, type FormEvent } from 'react';
 import { Link } from '../components/Link';
 import { ErrorNotice, InfoNotice, Loading } from '../components/Notice';
-import { isChangeRequest, type JsonObject, type LayerRevision, type Namespace } from '../lib/api';
+import { isChangeRequest, type BindingLock, type JsonObject, type LayerRevision, type Namespace } from '../lib/api';
 import { canonicalJson, diffValues } from '../lib/diff';
 import { lockUiSchema } from '../lib/locks';
 import { ApiProblem, violationMessage, violationsToErrorSchema } from '../lib/problem';
@@ -18,6 +18,7 @@ interface Loaded {
   key: string;
   namespace: Namespace;
   layer: LayerRevision | null;
+  locks: BindingLock[];
 }
 
 type Outcome =
@@ -48,10 +49,11 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
         if (e instanceof ApiProblem && e.code === 'layer-not-found') return null;
         throw e;
       }),
+      api.locks(ns, scope),
     ]).then(
-      ([namespace, layer]) => {
+      ([namespace, layer, locks]) => {
         if (!live) return;
-        setLoaded({ key: loadKey, namespace, layer });
+        setLoaded({ key: loadKey, namespace, layer, locks });
         setLoadError(null);
         setValues(layer?.values ?? {});
         setText(canonicalJson(layer?.values ?? {}));
@@ -68,15 +70,17 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
   const writable = me.may.write_layers;
   const violations = useMemo(() => (outcome?.kind === 'error' && outcome.error instanceof ApiProblem ? outcome.error.violations : []), [outcome]);
   const extraErrors = useMemo(() => violationsToErrorSchema(violations), [violations]);
+  const bindingLocks = loaded?.locks;
   const uiSchema = useMemo(
     () =>
       lockUiSchema(
-        // This layer's own locks bind the layers above it, not this one: show
-        // them, and leave them editable here.
-        [],
+        // Locks held by weaker layers bind this one: their values show locked.
+        // This layer's own locks bind the layers above it, so they stay
+        // editable here.
+        (bindingLocks ?? []).map((l) => ({ pointer: l.pointer, reason: `by the ${describeScope(l.locked_by)} layer` })),
         { 'ui:submitButtonOptions': { norender: true } },
       ),
-    [],
+    [bindingLocks],
   );
   const changes = loaded ? diffValues(loaded.layer?.values ?? {}, values) : [];
 
@@ -164,6 +168,12 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
         {baseRevision === 0 ? 'This layer has no revisions yet.' : `Revision ${baseRevision}, position ${loaded.layer?.position}, by ${loaded.layer?.actor}.`}
         {!writable && ' Your role may read this layer but not change it.'}
       </p>
+      {loaded.locks.length > 0 && (
+        <p className="locks" data-testid="binding-locks">
+          Locked for this layer: {loaded.locks.map((l) => `${l.pointer || '/'} (by the ${describeScope(l.locked_by)} layer)`).join(', ')}. A change to these
+          values is refused.
+        </p>
+      )}
       {loaded.layer && loaded.layer.locked.length > 0 && (
         <p className="locks" data-testid="own-locks">
           This layer locks {loaded.layer.locked.map((p) => p || '/').join(', ')}: narrower layers may not override these values.

@@ -84,6 +84,7 @@ export function Resolved({ ns, search }: { ns: string; search: string }) {
         </fieldset>
         <fieldset>
           <legend>Point in time (empty: now)</legend>
+          <div className="scope-fields">
           <div className="field">
             <label htmlFor="pit-position">As of position</label>
             <input id="pit-position" inputMode="numeric" pattern="[0-9]*" value={position} onChange={(e) => setPosition(e.target.value)} />
@@ -91,6 +92,7 @@ export function Resolved({ ns, search }: { ns: string; search: string }) {
           <div className="field">
             <label htmlFor="pit-at">As of time</label>
             <input id="pit-at" type="datetime-local" step="1" value={at} disabled={position.trim() !== ''} onChange={(e) => setAt(e.target.value)} />
+          </div>
           </div>
         </fieldset>
         <p className="actions">
