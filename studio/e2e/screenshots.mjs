@@ -29,7 +29,7 @@ try {
   await admin.put('/v1/namespaces/checkout', { description: 'Cart and payment settings of the checkout service', schema: SCHEMA, approval: { scopes: [{ env: 'prod' }] } });
   await admin.put('/v1/namespaces/logging', { description: 'Log levels and sampling per service', schema: { type: 'object', properties: { level: { enum: ['debug', 'info', 'warn', 'error'], default: 'info' } } } });
   await admin.put('/v1/namespaces/billing-limits', { description: 'Invoice and usage limits per edition' });
-  await admin.put('/v1/namespaces/checkout/layer', { values: { max_items: 50, banner: 'Welcome' }, message: 'initial defaults' });
+  await admin.put('/v1/namespaces/checkout/layer', { values: { max_items: 50, banner: 'Welcome' }, lock: ['/banner'], message: 'initial defaults' });
   await admin.put('/v1/namespaces/checkout/layer?tenant=acme', { values: { max_items: 100 }, message: 'acme buys in bulk' });
   await admin.put('/v1/namespaces/checkout/layer?tenant=acme', { values: { max_items: 200, currency: 'CHF', express_checkout: true }, message: 'acme bills in Swiss francs' });
 
