@@ -60,7 +60,8 @@ ecs_start_nats "$RUN_DIR/nats" "$NATS_PORT"
 
 ecs_log "cargo build --release -p ecs-api"
 cargo build --release -p ecs-api
-ecs_build_studio
+# Studio is optional for the API: without a suitable Node.js the quickstart still runs.
+(ecs_build_studio) || ecs_warn "Config Studio was not built; /studio/ will say how to build it"
 
 TOKEN_FILE=$RUN_DIR/admin-token
 if [ ! -s "$TOKEN_FILE" ]; then
