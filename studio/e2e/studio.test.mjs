@@ -189,6 +189,24 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('an open editor shows that the base moved, keeping the edit in progress', async () => {
+    await namespaceWithLayer('moved', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/moved/layer`);
+    await page.getByLabel('Cart limit').fill('9');
+    await new Promise((r) => setTimeout(r, 500));
+    const other = await admin.put('/v1/namespaces/moved/layer', { values: { limit: 8 }, message: 'from elsewhere' });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    await page.getByTestId('base-moved').getByText('Revision 2 was saved by admin while you were editing').waitFor();
+    assert.equal(await page.getByLabel('Cart limit').inputValue(), '9', 'the edit in progress is kept');
+    await page.getByRole('button', { name: 'Reload revision 2 (discards your edit)' }).click();
+    await eventually(async () => (await page.getByLabel('Cart limit').inputValue()) === '8', { what: 'revision 2 loaded' });
+    await page.getByTestId('base-moved').waitFor({ state: 'detached' });
+    assertClean(page);
+    await page.close();
+  });
+
   test('history shows the diff, and a rollback confirms the diff it applies', async () => {
     await namespaceWithLayer('rollback', { limit: 5, mode: 'fast' });
     await admin.put('/v1/namespaces/rollback/layer', { values: { limit: 50, mode: 'safe' }, message: 'second' });

@@ -1,6 +1,6 @@
 import Form from '@rjsf/core';
 import type { RJSFSchema } from '@rjsf/utils';
-import { lazy, Suspense, useEffect, useMemo, useState, type FormEvent } from 'react';
+import { lazy, Suspense, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { Link } from '../components/Link';
 import { ErrorNotice, InfoNotice, Loading } from '../components/Notice';
 import { isChangeRequest, type BindingLock, type JsonObject, type LayerRevision, type Namespace } from '../lib/api';
@@ -67,6 +67,34 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
   }, [api, ns, scope, loadKey]);
 
   const baseRevision = loaded?.layer?.revision ?? 0;
+
+  // While the page is open, the layer may change elsewhere: follow the
+  // scope's resolved document (the SSE watch) and, when a newer revision of
+  // this layer appears, say that the base moved, keeping the edit as it is.
+  const [moved, setMoved] = useState<LayerRevision | null>(null);
+  const base = useRef(0);
+  useEffect(() => {
+    base.current = baseRevision;
+  }, [baseRevision]);
+  const ready = loaded?.key === loadKey;
+  useEffect(() => {
+    if (!ready) return;
+    const abort = new AbortController();
+    api
+      .watch(
+        ns,
+        scope,
+        () => {
+          api.layer(ns, scope).then(
+            (latest) => latest.revision > base.current && setMoved(latest),
+            () => undefined,
+          );
+        },
+        abort.signal,
+      )
+      .catch(() => undefined);
+    return () => abort.abort();
+  }, [api, ns, scope, ready]);
   const writable = me.may.write_layers;
   const violations = useMemo(() => (outcome?.kind === 'error' && outcome.error instanceof ApiProblem ? outcome.error.violations : []), [outcome]);
   const extraErrors = useMemo(() => violationsToErrorSchema(violations), [violations]);
@@ -114,6 +142,7 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
         setOutcome({ kind: 'change-request', id: result.change_request, detail: result.detail });
       } else {
         setOutcome({ kind: 'saved', revision: result.revision, position: result.position });
+        setMoved((m) => (m && m.revision <= result.revision ? null : m));
         setMessage('');
         setLoaded((l) =>
           l
@@ -181,6 +210,25 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
       )}
       {loaded.namespace.approval && <InfoNotice>Changes to this namespace may need approval by a second person before they apply.</InfoNotice>}
 
+      {moved && moved.revision > baseRevision && (
+        <div className="notice info" role="status" data-testid="base-moved">
+          <p>
+            Revision {moved.revision} was saved by {moved.actor} while you were editing{moved.message ? ` (“${moved.message}”)` : ''}. Your edit is kept,
+            but saving it will be reported as a conflict: reload to start from revision {moved.revision}.
+          </p>
+          <button
+            type="button"
+            className="secondary"
+            onClick={() => {
+              setMoved(null);
+              setOutcome(null);
+              setGeneration((g) => g + 1);
+            }}
+          >
+            Reload revision {moved.revision} (discards your edit)
+          </button>
+        </div>
+      )}
       {outcome?.kind === 'saved' && (
         <InfoNotice>
           Saved as revision {outcome.revision} (position {outcome.position}).
