@@ -271,6 +271,10 @@ describe('Config Studio', () => {
     assert.equal(await page.getByTestId('role').textContent(), 'tenant-admin');
     assert.match(await page.getByTestId('role-scope').textContent(), /tenant acme/);
     await page.getByRole('link', { name: 'Audit log' }).waitFor({ state: 'detached' });
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+    await page.locator('tr[data-tenant="acme"]').waitFor();
+    assert.equal(await page.locator('tr[data-tenant]').count(), 1, 'only its own tenant');
+    assert.match(await page.locator('tr[data-tenant="acme"]').textContent(), /pro/);
 
     await page.goto(`${env.url}/studio/namespaces/tenants`);
     const tenant = page.getByLabel('Tenant');
@@ -346,9 +350,13 @@ describe('Config Studio', () => {
     await page.close();
   });
 
-  test('change requests and the audit log pass axe', async () => {
+  test('tenants, change requests and the audit log pass axe', async () => {
     const page = await newPage(env.context);
     await signIn(page);
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+    await page.locator('tr[data-tenant="globex"]').waitFor();
+    assert.match(await page.locator('tr[data-tenant="globex"]').textContent(), /standard/);
+    await assertAccessible(page, 'tenants');
     await page.getByRole('link', { name: 'Change requests' }).click();
     await page.getByRole('heading', { name: 'Change requests' }).waitFor();
     await assertAccessible(page, 'change requests');

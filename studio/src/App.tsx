@@ -16,6 +16,7 @@ const LayerEditor = lazy(() => import('./screens/LayerEditor'));
 const History = lazy(() => import('./screens/History'));
 const ChangeRequests = lazy(() => import('./screens/ChangeRequests'));
 const Audit = lazy(() => import('./screens/Audit'));
+const Tenants = lazy(() => import('./screens/Tenants'));
 
 export function App() {
   const location = useLocation();
@@ -101,6 +102,8 @@ function screenTitle(route: Route): string {
       return 'Change requests';
     case 'audit':
       return 'Audit log';
+    case 'tenants':
+      return 'Tenants';
     default:
       return 'Not found';
   }
@@ -123,6 +126,8 @@ function Screen({ route }: { route: Route }) {
       return <ChangeRequests search={route.search} />;
     case 'audit':
       return <Audit search={route.search} />;
+    case 'tenants':
+      return <Tenants />;
     case 'not-found':
       return (
         <>
@@ -149,6 +154,9 @@ function Header() {
         <ul>
           <li>
             <Link href={href({ screen: 'namespaces', query: '' })}>Namespaces</Link>
+          </li>
+          <li>
+            <Link href={href({ screen: 'tenants' })}>Tenants</Link>
           </li>
           <li>
             <Link href={href({ screen: 'change-requests', search: '' })}>Change requests</Link>

@@ -99,6 +99,7 @@ export interface Tenant {
   id: string;
   edition: string;
   name?: string | null;
+  updated_at?: string;
 }
 
 export interface AuditEntry {

@@ -12,6 +12,7 @@ describe('Studio addresses', () => {
       { screen: 'history', ns: 'checkout', search: '' },
       { screen: 'change-requests', search: 'status=open' },
       { screen: 'audit', search: '' },
+      { screen: 'tenants' },
     ];
     for (const route of routes) {
       const url = new URL(href(route), 'http://x');

@@ -13,6 +13,7 @@ export type Route =
   | { screen: 'history'; ns: string; search: string }
   | { screen: 'change-requests'; search: string }
   | { screen: 'audit'; search: string }
+  | { screen: 'tenants' }
   | { screen: 'not-found'; path: string };
 
 /** The screen a location shows. */
@@ -35,6 +36,7 @@ export function parseRoute(pathname: string, search = ''): Route {
   }
   if (first === 'change-requests' && segments.length === 1) return { screen: 'change-requests', search: s };
   if (first === 'audit' && segments.length === 1) return { screen: 'audit', search: s };
+  if (first === 'tenants' && segments.length === 1) return { screen: 'tenants' };
   return { screen: 'not-found', path };
 }
 
@@ -59,6 +61,8 @@ export function href(route: Route): string {
       return `${BASE}/change-requests${q(route.search)}`;
     case 'audit':
       return `${BASE}/audit${q(route.search)}`;
+    case 'tenants':
+      return `${BASE}/tenants`;
     case 'not-found':
       return `${BASE}${route.path}`;
   }
