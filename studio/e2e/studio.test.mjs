@@ -234,6 +234,25 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('two contexts compare side by side', async () => {
+    await namespaceWithLayer('compare', { limit: 5, mode: 'fast' });
+    await admin.put('/v1/namespaces/compare/layer?env=prod', { values: { limit: 70 }, message: 'prod' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/compare`);
+    await page.getByRole('link', { name: 'Compare with another context' }).click();
+    await page.locator('#left-env').fill('dev');
+    await page.locator('#right-env').fill('prod');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: /env=dev \(position \d+\) compared with env=prod/ }).waitFor();
+    await page.locator('td.line.removed', { hasText: '"limit": 5' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 70' }).waitFor();
+    assert.match(await page.locator('.diff-summary').textContent(), /1 value differs: \/limit changed/);
+    await assertAccessible(page, 'compare');
+    assertClean(page);
+    await page.close();
+  });
+
   test('the resolved view shows the past at a position or a time', async () => {
     const first = await namespaceWithLayer('past', { limit: 5 });
     await new Promise((r) => setTimeout(r, 1100));

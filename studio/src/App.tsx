@@ -17,6 +17,7 @@ const History = lazy(() => import('./screens/History'));
 const ChangeRequests = lazy(() => import('./screens/ChangeRequests'));
 const Audit = lazy(() => import('./screens/Audit'));
 const Tenants = lazy(() => import('./screens/Tenants'));
+const Compare = lazy(() => import('./screens/Compare'));
 
 export function App() {
   const location = useLocation();
@@ -104,6 +105,8 @@ function screenTitle(route: Route): string {
       return 'Audit log';
     case 'tenants':
       return 'Tenants';
+    case 'compare':
+      return `Compare ${route.ns}`;
     default:
       return 'Not found';
   }
@@ -128,6 +131,8 @@ function Screen({ route }: { route: Route }) {
       return <Audit search={route.search} />;
     case 'tenants':
       return <Tenants />;
+    case 'compare':
+      return <Compare ns={route.ns} search={route.search} />;
     case 'not-found':
       return (
         <>

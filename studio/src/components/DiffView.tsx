@@ -9,7 +9,7 @@ export function DiffView({ before, after, beforeLabel, afterLabel }: { before: u
       <p className="diff-summary">
         {changes.length === 0
           ? 'No differences.'
-          : `${changes.length} value${changes.length === 1 ? '' : 's'} differ: ${changes.map((c) => `${c.pointer || '/'} ${c.kind}`).join('; ')}`}
+          : `${changes.length} ${changes.length === 1 ? 'value differs' : 'values differ'}: ${changes.map((c) => `${c.pointer || '/'} ${c.kind}`).join('; ')}`}
       </p>
       <table className="diff-table">
         <caption className="visually-hidden">

@@ -10,6 +10,7 @@ describe('Studio addresses', () => {
       { screen: 'layer', ns: 'checkout', search: 'env=prod&tenant=acme' },
       { screen: 'resolved', ns: 'checkout', search: 'tenant=acme&position=4' },
       { screen: 'history', ns: 'checkout', search: '' },
+      { screen: 'compare', ns: 'checkout', search: 'left=env%3Dprod&right=env%3Ddev' },
       { screen: 'change-requests', search: 'status=open' },
       { screen: 'audit', search: '' },
       { screen: 'tenants' },

@@ -55,6 +55,9 @@ export function NamespacePage({ ns }: { ns: string }) {
             <Link className="button" href={href({ screen: 'history', ns, search })}>
               History of layer {describeScope(effective)}
             </Link>
+            <Link className="button" href={href({ screen: 'compare', ns, search: new URLSearchParams({ left: search, right: search }).toString() })}>
+              Compare with another context
+            </Link>
           </p>
         ) : (
           <p className="field-problem">Correct the scope to continue.</p>
