@@ -12,6 +12,9 @@
 #                                                and log in <storedir>; idempotent
 #   ecs_stop_nats [storedir]                     default: the last one started
 #   ecs_free_port                                print a free TCP port on 127.0.0.1
+#   ecs_install_node                             Node.js >= 20.19 and npm (apt when missing)
+#   ecs_build_studio                             npm ci + build of Config Studio into studio/dist
+#                                                when it is missing or older than its sources
 #
 # When run as root, PostgreSQL runs as the `postgres` user (initdb refuses root).
 set -euo pipefail
@@ -270,4 +273,30 @@ ecs_stop_nats() {
         fi
     fi
     rm -f "$pidfile"
+}
+
+# True if node is >= 20.19 (what Vite 8 needs).
+_ecs_node_ok() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
+    node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'
+}
+
+ecs_install_node() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        _ecs_apt_install nodejs npm
+    fi
+    _ecs_node_ok || ecs_die "Config Studio needs Node.js >= 20.19 with npm (found $(node --version 2>/dev/null || echo none)); install it from nodejs.org or your distribution's backports"
+}
+
+# Builds Config Studio (studio/dist, served by `ecs serve` at /studio/) when
+# there is no build or a source is newer than it.
+ecs_build_studio() {
+    local stamp=studio/dist/index.html
+    if [ -f "$stamp" ] && [ -z "$(find studio/src studio/index.html studio/package.json studio/package-lock.json studio/vite.config.ts -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+        ecs_log "Config Studio is built (studio/dist)"
+        return 0
+    fi
+    ecs_install_node
+    ecs_log "building Config Studio (npm ci && npm run build in studio/)"
+    (cd studio && npm ci --no-audit --no-fund && npm run build)
 }

@@ -60,6 +60,8 @@ ecs_start_nats "$RUN_DIR/nats" "$NATS_PORT"
 
 ecs_log "cargo build --release -p ecs-api"
 cargo build --release -p ecs-api
+# Studio is optional for the API: without a suitable Node.js the quickstart still runs.
+(ecs_build_studio) || ecs_warn "Config Studio was not built; /studio/ will say how to build it"
 
 TOKEN_FILE=$RUN_DIR/admin-token
 if [ ! -s "$TOKEN_FILE" ]; then
@@ -80,6 +82,7 @@ ECS_LISTEN=$LISTEN \
     ECS_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/ecs" \
     ECS_ADMIN_TOKEN=$TOKEN \
     ECS_MASTER_KEY="$(cat "$MASTER_KEY_FILE")" \
+    ECS_STUDIO_DIR="$PWD/studio/dist" \
     setsid target/release/ecs serve </dev/null >>"$RUN_DIR/ecs.log" 2>&1 &
 ECS_PID=$!
 
@@ -111,6 +114,7 @@ esac
 cat <<INFO
 
   ECS is running at $BASE_URL   (NATS nats://127.0.0.1:$NATS_PORT, PostgreSQL 127.0.0.1:$PG_PORT)
+  Config Studio: $BASE_URL/studio/   (sign in with the admin token below)
   Admin token: $TOKEN   (kept in $TOKEN_FILE)
   Tenant admin token for acme: $(cat "$RUN_DIR/acme-admin-token" 2>/dev/null || echo "(not issued)")   (kept in $RUN_DIR/acme-admin-token)
 

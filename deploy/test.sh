@@ -7,6 +7,8 @@
 #   cargo fmt --all -- --check
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   cargo test --workspace [extra args passed to this script]
+#   studio/test.sh (Config Studio: lint, typecheck, unit tests, build, end to end
+#   in headless Chromium against the real `ecs` binary)
 # PostgreSQL is always stopped on exit.
 set -euo pipefail
 
@@ -43,5 +45,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p ecs-api --bin ecs
 ecs_log "cargo test --workspace $*"
 cargo test --workspace "$@"
+
+# Config Studio, against the PostgreSQL started above and the binary built above.
+ecs_log "studio/test.sh"
+studio/test.sh
 
 ecs_log "all checks passed"

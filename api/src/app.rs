@@ -107,6 +107,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             post(layers::rollback_layer),
         )
         .route("/v1/namespaces/{ns}/resolved", get(resolved::get_resolved))
+        .route(
+            "/v1/namespaces/{ns}/locks",
+            get(crate::routes::locks::binding),
+        )
         .route("/v1/namespaces/{ns}/watch", get(watch::watch_resolved))
         .route("/v1/feed", get(feed::feed))
         .route("/v1/tenants", get(tenants::list_tenants))
@@ -141,6 +145,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/tenants/{tenant}/export", get(gdpr::export))
         .route("/v1/tenants/{tenant}/erase", post(gdpr::erase))
         .route("/v1/openapi.json", get(system::openapi))
+        .route("/v1/whoami", get(crate::routes::whoami::whoami))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(
             "/v1/admin/projections/rebuild",
@@ -176,6 +181,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(system::readyz))
         .merge(metrics)
         .merge(v1)
+        .merge(crate::studio::router(&state.settings.studio_dir))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

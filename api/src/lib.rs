@@ -20,6 +20,7 @@ pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod state;
+pub mod studio;
 pub mod transport;
 
 pub use app::{Application, router};

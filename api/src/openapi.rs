@@ -36,6 +36,7 @@ impl Modify for BearerAuth {
         crate::routes::audit::list_audit, crate::routes::audit::export_audit,
         system::healthz, system::readyz, system::metrics, system::openapi,
         system::projections_status, system::rebuild_projections, system::skip_message,
+        crate::routes::whoami::whoami, crate::routes::locks::binding,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

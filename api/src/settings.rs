@@ -116,6 +116,8 @@ pub struct Settings {
     pub tls_cert: Option<String>,
     /// `ECS_TLS_KEY`: the key (PEM) of `ECS_TLS_CERT`.
     pub tls_key: Option<String>,
+    /// `ECS_STUDIO_DIR`: the built Config Studio served at `/studio/`.
+    pub studio_dir: String,
 }
 
 impl Default for Settings {
@@ -162,6 +164,7 @@ impl Default for Settings {
             nats_key: None,
             tls_cert: None,
             tls_key: None,
+            studio_dir: "studio/dist".to_owned(),
         }
     }
 }
@@ -213,6 +216,7 @@ then environment variables:
   ECS_NATS_KEY            key (PEM) of ECS_NATS_CERT
   ECS_TLS_CERT            certificate chain (PEM): the API serves HTTPS only
   ECS_TLS_KEY             key (PEM) of ECS_TLS_CERT
+  ECS_STUDIO_DIR          built Config Studio served at /studio/ [default: studio/dist]
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 

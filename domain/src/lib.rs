@@ -32,7 +32,7 @@ pub use layer::{Layer, LayerAction, LayerChange, LayerCommand, LayerEvent, Layer
 pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent, NamespaceState};
 pub use ports::{ConfigReader, Services};
 pub use precedence::{Dimension, Precedence};
-pub use resolve::{Context, LayerRef, Resolved, Source, resolve};
+pub use resolve::{BindingLock, Context, LayerRef, Resolved, Source, binding_locks, resolve};
 pub use role::{Decision, Role};
 pub use scope::Scope;
 pub use secrets::SecretRef;

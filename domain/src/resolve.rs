@@ -219,6 +219,37 @@ pub fn resolve(
     }
 }
 
+/// A lock that binds a layer: a value at `pointer` (or below it) that the
+/// layer at `locked_by` locks, so the bound layer may not set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingLock {
+    pub pointer: String,
+    pub locked_by: Scope,
+}
+
+/// The locks that bind a layer at `scope`: those held by other layers that
+/// can apply together with it and weigh less. A write at `scope` that sets a
+/// value they cover is refused ([`lock_violations`]).
+pub fn binding_locks(
+    scope: &Scope,
+    others: &[LayerRef<'_>],
+    precedence: &Precedence,
+) -> Vec<BindingLock> {
+    let weight = precedence.weight(scope);
+    others
+        .iter()
+        .filter(|l| {
+            l.scope != scope && l.scope.overlaps(scope) && precedence.weight(l.scope) < weight
+        })
+        .flat_map(|l| {
+            l.lock.iter().map(|p| BindingLock {
+                pointer: p.clone(),
+                locked_by: l.scope.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The locks a write of `values` at `scope` would break: locks held by other
 /// layers that can apply together with it and weigh less.
 pub fn lock_violations(
@@ -227,13 +258,9 @@ pub fn lock_violations(
     others: &[LayerRef<'_>],
     precedence: &Precedence,
 ) -> Vec<LockViolation> {
-    let weight = precedence.weight(scope);
-    let locks: Vec<Lock> = others
-        .iter()
-        .filter(|l| {
-            l.scope != scope && l.scope.overlaps(scope) && precedence.weight(l.scope) < weight
-        })
-        .flat_map(|l| l.lock.iter().map(|p| (p.clone(), l.scope.clone())))
+    let locks: Vec<Lock> = binding_locks(scope, others, precedence)
+        .into_iter()
+        .map(|l| (l.pointer, l.locked_by))
         .collect();
     let mut violations = Vec::new();
     if locks.is_empty() {

@@ -166,11 +166,15 @@ impl Role {
             Decision::Allow => {}
             other => return other,
         }
-        let may_write = matches!(
+        Decision::from(self.writes_layers(), Decision::Forbidden)
+    }
+
+    /// Whether the role writes layers anywhere at all (within its scope).
+    pub fn writes_layers(&self) -> bool {
+        matches!(
             self,
             Role::Admin | Role::TenantAdmin { .. } | Role::Editor { .. }
-        );
-        Decision::from(may_write, Decision::Forbidden)
+        )
     }
 
     /// Reading the resolved configuration for a context (and watching it).

@@ -188,6 +188,12 @@ proptest! {
             let touches_a = values.get("a").is_some();
             let violations = ecs_domain::resolve::lock_violations(scope, values, &others, &p);
             prop_assert_eq!(touches_a, !violations.is_empty());
+            // Every stronger layer is told the lock binds it, before any write.
+            let binding = ecs_domain::binding_locks(scope, &others, &p);
+            prop_assert_eq!(
+                binding,
+                vec![BindingLock { pointer: "/a".to_owned(), locked_by: Scope::global() }]
+            );
         }
     }
 }

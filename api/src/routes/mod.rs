@@ -5,12 +5,14 @@ pub mod change_requests;
 pub mod feed;
 pub mod gdpr;
 pub mod layers;
+pub mod locks;
 pub mod namespaces;
 pub mod resolved;
 pub mod system;
 pub mod tenants;
 pub mod tokens;
 pub mod watch;
+pub mod whoami;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

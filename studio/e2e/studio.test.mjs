@@ -1,0 +1,389 @@
+// Config Studio end to end: a real ECS server (real NATS, real PostgreSQL)
+// and headless Chromium driving the built app as a person would.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ADMIN_TOKEN, api, axeViolations, eventually, firstScreenJs, newPage, start } from './harness.mjs';
+
+const SCHEMA = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', title: 'Cart limit', description: 'Most items in one cart', maximum: 100, default: 10 },
+    mode: { type: 'string', title: 'Mode', enum: ['fast', 'safe'], default: 'safe' },
+    banner: { type: 'string', title: 'Banner' },
+  },
+};
+
+let env;
+let admin;
+
+before(async () => {
+  env = await start();
+  admin = api(env.url);
+  for (const [tenant, edition] of [
+    ['acme', 'pro'],
+    ['globex', 'standard'],
+  ]) {
+    assert.equal((await admin.put(`/v1/tenants/${tenant}`, { edition })).status < 300, true);
+  }
+});
+
+after(async () => {
+  await env?.stop();
+});
+
+/** Creates a namespace and a global layer; returns the write's position. */
+async function namespaceWithLayer(name, values, description = 'Checkout limits') {
+  const ns = await admin.put(`/v1/namespaces/${name}`, { description, schema: SCHEMA });
+  assert.ok(ns.status < 300, JSON.stringify(ns.body));
+  const layer = await admin.put(`/v1/namespaces/${name}/layer`, { values, message: 'first' });
+  assert.ok(layer.status < 300, JSON.stringify(layer.body));
+  return layer.body.position;
+}
+
+async function signIn(page, token = ADMIN_TOKEN) {
+  await page.goto(`${env.url}/studio/`);
+  await page.getByLabel('Token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Namespaces', level: 1 }).waitFor();
+}
+
+async function assertAccessible(page, screen) {
+  const violations = await axeViolations(page);
+  assert.deepEqual(violations, [], `axe on ${screen}`);
+}
+
+function assertClean(page) {
+  assert.deepEqual(page.problems, [], 'no CSP violation or page error');
+  assert.deepEqual(env.foreign, [], 'no request to another host');
+}
+
+async function issueToken(body) {
+  const r = await admin.post('/v1/tokens', body);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.token;
+}
+
+describe('Config Studio', () => {
+  test('the first screen loads at most 400 KB of JavaScript gzipped', () => {
+    const js = firstScreenJs();
+    assert.ok(js.files.length > 0, 'index.html names its entry script');
+    assert.ok(js.gzipped <= 400 * 1024, `first screen: ${js.gzipped} bytes gzipped`);
+  });
+
+  test('signs in with a token and shows the role and its scope', async () => {
+    await namespaceWithLayer('signin', { limit: 5 });
+    const page = await newPage(env.context);
+    await page.goto(`${env.url}/studio/`);
+    await page.getByLabel('Token').waitFor();
+    await assertAccessible(page, 'sign-in');
+
+    await page.getByLabel('Token').fill('not-a-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').getByText('Your token was not accepted').waitFor();
+
+    await signIn(page);
+    assert.equal(await page.getByTestId('role').textContent(), 'admin');
+    assert.match(await page.getByTestId('role-scope').textContent(), /every tenant/);
+    await page.getByRole('link', { name: 'signin' }).waitFor();
+    await assertAccessible(page, 'namespaces');
+
+    await page.getByLabel('Search namespaces, descriptions and keys').fill('no such thing');
+    await page.getByText('0 of').waitFor();
+    await page.getByLabel('Search namespaces, descriptions and keys').fill('cart limit');
+    await page.getByRole('link', { name: 'signin' }).waitFor();
+
+    await page.getByRole('link', { name: 'signin' }).click();
+    await page.getByRole('heading', { name: 'Namespace signin' }).waitFor();
+    assert.match(await page.getByTestId('approval').textContent(), /no approval needed/);
+    await page.getByRole('cell', { name: 'Most items in one cart' }).waitFor();
+    await assertAccessible(page, 'namespace page');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('an edit through the schema form changes the resolved view, explained', async () => {
+    await namespaceWithLayer('edit', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/edit/layer`);
+    await page.getByLabel('Cart limit').waitFor();
+    await page.getByLabel('Layer values as JSON').waitFor();
+    await assertAccessible(page, 'layer editor');
+    await page.getByLabel('Cart limit').fill('42');
+    await page.getByLabel('Change message').fill('raise the limit');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 2').waitFor();
+
+    await page.getByRole('link', { name: 'Resolved for this scope' }).click();
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await row.waitFor();
+    assert.match(await row.textContent(), /42.*global.*2/);
+    await assertAccessible(page, 'resolved view');
+    const layer = await admin.get('/v1/namespaces/edit/layer');
+    assert.equal(layer.body.values.limit, 42);
+    assert.equal(layer.body.message, 'raise the limit');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a schema violation shows on its field and writes nothing', async () => {
+    await namespaceWithLayer('invalid', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/invalid/layer`);
+    await page.getByLabel('Cart limit').fill('500');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').getByText("The values do not satisfy the namespace's schema").waitFor();
+    // The message sits on the limit field itself.
+    const field = page.locator('.form-group', { has: page.getByLabel('Cart limit') }).first();
+    await field.locator('.error-detail, .text-danger').first().waitFor();
+    assert.match(await field.textContent(), /100/);
+    await assertAccessible(page, 'layer editor with errors');
+    const layer = await admin.get('/v1/namespaces/invalid/layer');
+    assert.equal(layer.body.revision, 1);
+    assert.equal(layer.body.values.limit, 5);
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a value locked by a weaker layer shows locked in the editor', async () => {
+    await admin.put('/v1/namespaces/locked', { description: 'Locks', schema: SCHEMA });
+    const global = await admin.put('/v1/namespaces/locked/layer', { values: { limit: 5 }, lock: ['/limit'], message: 'guardrail' });
+    assert.ok(global.status < 300, JSON.stringify(global.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/locked/layer?tenant=acme`);
+    await page.getByTestId('binding-locks').getByText('/limit (by the global layer)').waitFor();
+    const limit = page.getByLabel('Cart limit');
+    assert.equal(await limit.getAttribute('readonly'), '', 'the locked field is read-only');
+    await page.getByText('Locked: by the global layer').waitFor();
+    assert.equal(await page.getByLabel('Mode').isEditable(), true, 'other fields stay editable');
+    await assertAccessible(page, 'layer editor with a locked value');
+    // The global layer holds the lock itself: there the value stays editable.
+    await page.goto(`${env.url}/studio/namespaces/locked/layer`);
+    await page.getByTestId('own-locks').waitFor();
+    assert.equal(await page.getByLabel('Cart limit').isEditable(), true);
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a stale edit is reported as a conflict, not written over', async () => {
+    await namespaceWithLayer('stale', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/stale/layer`);
+    await page.getByLabel('Cart limit').waitFor();
+    // Someone else writes while the page is open.
+    const other = await admin.put('/v1/namespaces/stale/layer', { values: { limit: 7 }, message: 'meanwhile' });
+    assert.equal(other.status, 200);
+    await page.getByLabel('Cart limit').fill('9');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('alert').getByText('Someone changed this since you opened it').waitFor();
+    await page.getByRole('button', { name: /Reload the current version/ }).waitFor();
+    const layer = await admin.get('/v1/namespaces/stale/layer');
+    assert.equal(layer.body.values.limit, 7);
+    await page.getByRole('button', { name: /Reload the current version/ }).click();
+    await eventually(async () => (await page.getByLabel('Cart limit').inputValue()) === '7', { what: 'the current value' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('an open editor shows that the base moved, keeping the edit in progress', async () => {
+    await namespaceWithLayer('moved', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/moved/layer`);
+    await page.getByLabel('Cart limit').fill('9');
+    await new Promise((r) => setTimeout(r, 500));
+    const other = await admin.put('/v1/namespaces/moved/layer', { values: { limit: 8 }, message: 'from elsewhere' });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    await page.getByTestId('base-moved').getByText('Revision 2 was saved by admin while you were editing').waitFor();
+    assert.equal(await page.getByLabel('Cart limit').inputValue(), '9', 'the edit in progress is kept');
+    await page.getByRole('button', { name: 'Reload revision 2 (discards your edit)' }).click();
+    await eventually(async () => (await page.getByLabel('Cart limit').inputValue()) === '8', { what: 'revision 2 loaded' });
+    await page.getByTestId('base-moved').waitFor({ state: 'detached' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('history shows the diff, and a rollback confirms the diff it applies', async () => {
+    await namespaceWithLayer('rollback', { limit: 5, mode: 'fast' });
+    await admin.put('/v1/namespaces/rollback/layer', { values: { limit: 50, mode: 'safe' }, message: 'second' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/rollback/history`);
+    await page.getByRole('heading', { name: 'Revision 1 → revision 2' }).waitFor();
+    assert.match(await page.locator('.diff-summary').first().textContent(), /\/limit changed.*\/mode changed/);
+    await page.locator('td.line.removed', { hasText: '"limit": 5' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 50' }).waitFor();
+    await assertAccessible(page, 'history');
+
+    await page.getByRole('button', { name: 'Roll back to revision 1' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Roll back to revision 1?' });
+    await dialog.waitFor();
+    await dialog.locator('td.line.removed', { hasText: '"limit": 50' }).waitFor();
+    await dialog.locator('td.line.added', { hasText: '"limit": 5' }).waitFor();
+    await assertAccessible(page, 'rollback confirmation');
+    await dialog.getByRole('button', { name: 'Confirm the rollback' }).click();
+    await page.getByText('Rolled back to the values of revision 1: now revision 3').waitFor();
+    const layer = await admin.get('/v1/namespaces/rollback/layer');
+    assert.equal(layer.body.revision, 3);
+    assert.deepEqual(layer.body.values, { limit: 5, mode: 'fast' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('two contexts compare side by side', async () => {
+    await namespaceWithLayer('compare', { limit: 5, mode: 'fast' });
+    await admin.put('/v1/namespaces/compare/layer?env=prod', { values: { limit: 70 }, message: 'prod' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/compare`);
+    await page.getByRole('link', { name: 'Compare with another context' }).click();
+    await page.locator('#left-env').fill('dev');
+    await page.locator('#right-env').fill('prod');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: /env=dev \(position \d+\) compared with env=prod/ }).waitFor();
+    await page.locator('td.line.removed', { hasText: '"limit": 5' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 70' }).waitFor();
+    assert.match(await page.locator('.diff-summary').textContent(), /1 value differs: \/limit changed/);
+    await assertAccessible(page, 'compare');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('the resolved view shows the past at a position or a time', async () => {
+    const first = await namespaceWithLayer('past', { limit: 5 });
+    await new Promise((r) => setTimeout(r, 1100));
+    const between = new Date();
+    await new Promise((r) => setTimeout(r, 1100));
+    await admin.put('/v1/namespaces/past/layer', { values: { limit: 60 }, message: 'later' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/past/resolved`);
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await eventually(async () => /60/.test(await row.textContent()), { what: 'the current value' });
+
+    await page.getByLabel('As of position').fill(String(first));
+    await page.getByRole('button', { name: 'Show' }).click();
+    await page.getByRole('heading', { name: new RegExp(`As of position ${first}`) }).waitFor();
+    await eventually(async () => /5.*global.*1/.test(await row.textContent()), { what: 'the value at the first position' });
+    assert.match(page.url(), new RegExp(`position=${first}`));
+    await assertAccessible(page, 'resolved view in the past');
+
+    await page.goto(`${env.url}/studio/namespaces/past/resolved?at=${encodeURIComponent(between.toISOString())}`);
+    await eventually(async () => /5.*global.*1/.test(await row.textContent()), { what: 'the value at the time' });
+    await page.getByRole('button', { name: 'Back to now' }).click();
+    await eventually(async () => /60.*global.*2/.test(await row.textContent()), { what: 'the value now' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a tenant admin sees its own tenant and not another', async () => {
+    await namespaceWithLayer('tenants', { limit: 5 });
+    await admin.put('/v1/namespaces/tenants/layer?tenant=acme', { values: { limit: 11 }, message: 'acme' });
+    await admin.put('/v1/namespaces/tenants/layer?tenant=globex', { values: { limit: 22 }, message: 'globex' });
+    const token = await issueToken({ name: 'acme-admin', role: 'tenant-admin', tenant: 'acme' });
+    const page = await newPage(env.context);
+    await signIn(page, token);
+    assert.equal(await page.getByTestId('role').textContent(), 'tenant-admin');
+    assert.match(await page.getByTestId('role-scope').textContent(), /tenant acme/);
+    await page.getByRole('link', { name: 'Audit log' }).waitFor({ state: 'detached' });
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+    await page.locator('tr[data-tenant="acme"]').waitFor();
+    assert.equal(await page.locator('tr[data-tenant]').count(), 1, 'only its own tenant');
+    assert.match(await page.locator('tr[data-tenant="acme"]').textContent(), /pro/);
+
+    await page.goto(`${env.url}/studio/namespaces/tenants`);
+    const tenant = page.getByLabel('Tenant');
+    assert.equal(await tenant.inputValue(), 'acme');
+    assert.equal(await tenant.getAttribute('readonly'), '');
+    await page.getByRole('link', { name: 'Resolved for tenant=acme' }).click();
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await eventually(async () => /11.*tenant=acme/.test(await row.textContent()), { what: "acme's value" });
+
+    await page.goto(`${env.url}/studio/namespaces/tenants/resolved?tenant=globex`);
+    await page.getByRole('alert').getByText('does not exist, or your role may not see it').waitFor();
+    assert.equal(await page.locator('tr[data-pointer]').count(), 0, 'no value of globex shows');
+    await page.goto(`${env.url}/studio/namespaces/tenants/layer?tenant=globex`);
+    await page.getByRole('alert').getByText('does not exist, or your role may not see it').waitFor();
+    await page.goto(`${env.url}/studio/namespaces/tenants/history?tenant=globex`);
+    await page.getByRole('alert').getByText('does not exist, or your role may not see it').waitFor();
+    assert.equal(await page.locator('tr[data-revision]').count(), 0, 'no revision of globex shows');
+    await assertAccessible(page, 'refusal');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a change under an approval policy applies when a second user approves it', async () => {
+    const ns = await admin.put('/v1/namespaces/approvals', { description: 'Needs two people in prod', schema: SCHEMA, approval: { scopes: [{ env: 'prod' }] } });
+    assert.ok(ns.status < 300, JSON.stringify(ns.body));
+    const author = await issueToken({ name: 'author', role: 'editor', namespaces: ['approvals'] });
+    const approver = await issueToken({ name: 'approver', role: 'editor', namespaces: ['approvals'] });
+
+    const page = await newPage(env.context);
+    await signIn(page, author);
+    await page.goto(`${env.url}/studio/namespaces/approvals/layer?env=prod`);
+    await page.getByLabel('Cart limit').fill('77');
+    await page.getByLabel('Change message').fill('prod wants 77');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Your change awaits approval').waitFor();
+    assert.equal((await admin.get('/v1/namespaces/approvals/layer?env=prod')).status, 404, 'nothing applied yet');
+    await page.getByRole('link', { name: 'See the change requests.' }).click();
+    const own = page.locator('[data-change-request]').first();
+    await own.getByRole('button', { name: 'Withdraw' }).waitFor();
+    assert.equal(await own.getByRole('button', { name: 'Approve' }).count(), 0, 'no self-approval offered');
+    await page.close();
+
+    const second = await newPage(env.context);
+    await signIn(second, approver);
+    await second.goto(`${env.url}/studio/change-requests?status=open`);
+    const request = second.locator('[data-change-request]').first();
+    await request.getByText('prod wants 77').waitFor();
+    await request.getByRole('button', { name: 'Show what it changes' }).click();
+    await request.locator('td.line.added', { hasText: '77' }).waitFor();
+    await assertAccessible(second, 'change request with its diff');
+    await request.getByLabel('Reason').fill('looks right');
+    await request.getByRole('button', { name: 'Approve' }).click();
+    await second.getByText(/approved\./).waitFor();
+    const layer = await admin.get('/v1/namespaces/approvals/layer?env=prod');
+    assert.equal(layer.status, 200);
+    assert.equal(layer.body.values.limit, 77);
+    assertClean(second);
+    await second.close();
+  });
+
+  test('the resolved view updates live after a write through the API', async () => {
+    await namespaceWithLayer('live', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/live/resolved?tenant=acme`);
+    const row = page.locator('tr[data-pointer="/limit"]');
+    await eventually(async () => /5.*global.*1/.test(await row.textContent()), { what: 'the first value' });
+    await page.getByTestId('live').getByText('live').waitFor();
+    const write = await admin.put('/v1/namespaces/live/layer?tenant=acme', { values: { limit: 31 }, message: 'from the API' });
+    assert.equal(write.status, 201, JSON.stringify(write.body));
+    await eventually(async () => /31.*tenant=acme.*1/.test(await row.textContent()), { what: 'the page to show the new value without a reload' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test('tenants, change requests and the audit log pass axe', async () => {
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+    await page.locator('tr[data-tenant="globex"]').waitFor();
+    assert.match(await page.locator('tr[data-tenant="globex"]').textContent(), /standard/);
+    await assertAccessible(page, 'tenants');
+    await page.getByRole('link', { name: 'Change requests' }).click();
+    await page.getByRole('heading', { name: 'Change requests' }).waitFor();
+    await assertAccessible(page, 'change requests');
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+    await page.locator('table.audit').waitFor();
+    await assertAccessible(page, 'audit log');
+    assertClean(page);
+    await page.close();
+  });
+});

@@ -1,0 +1,276 @@
+// The public HTTP API v1, as Studio uses it: every call carries the signed-in
+// principal's bearer token, and every refusal becomes an ApiProblem.
+
+import { problemFrom } from './problem';
+import { parseEvents } from './sse';
+import type { PointInTime, Scope } from './scope';
+import { pointParams, scopeParams } from './scope';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export interface Role {
+  role: 'admin' | 'tenant-admin' | 'editor' | 'viewer' | 'service' | 'auditor';
+  tenant?: string;
+  namespaces?: string[];
+  env?: string;
+  service?: string;
+}
+
+export interface WhoAmI {
+  principal: string;
+  via: 'bootstrap' | 'api-key' | 'jwt';
+  role: Role;
+  may: {
+    administer: boolean;
+    write_layers: boolean;
+    read_audit: boolean;
+    manage_tokens: boolean;
+    read_sensitive: boolean;
+  };
+}
+
+export interface Namespace {
+  name: string;
+  description: string;
+  schema: JsonObject | null;
+  approval?: { scopes: Scope[] } | null;
+  revision: number;
+  position: number;
+  updated_at: string;
+}
+
+export interface LayerRevision {
+  scope: Scope;
+  values: JsonObject;
+  revision: number;
+  locked: string[];
+  position: number;
+  at: string;
+  actor: string;
+  message: string;
+}
+
+/** Where a resolved value comes from: a layer at a revision, or a schema default. */
+export type Source = { origin: 'layer'; scope: Scope; revision: number } | { origin: 'schema-default' };
+
+export interface Resolved {
+  values: JsonObject;
+  position: number;
+  sources?: Record<string, Source>;
+}
+
+/** A value a layer may not set, and the layer that locks it. */
+export interface BindingLock {
+  pointer: string;
+  locked_by: Scope;
+}
+
+export interface WriteResult {
+  revision: number;
+  position: number;
+}
+
+/** A write to a layer under an approval policy opens a change request instead. */
+export interface ChangeRequestOpened {
+  change_request: string;
+  status: 'open';
+  position: number;
+  detail: string;
+}
+
+export interface ChangeRequest {
+  id: string;
+  namespace: string;
+  scope: Scope;
+  change: Json;
+  message: string;
+  base_revision: number;
+  author: string;
+  status: string;
+  decided_by?: string | null;
+  reason?: string | null;
+  opened_at: string;
+  decided_at?: string | null;
+  position: number;
+}
+
+export interface Tenant {
+  id: string;
+  edition: string;
+  name?: string | null;
+  updated_at?: string;
+}
+
+export interface AuditEntry {
+  [key: string]: Json;
+}
+
+export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
+
+interface RequestOptions {
+  query?: URLSearchParams;
+  body?: unknown;
+  ifMatch?: number;
+}
+
+export class ApiClient {
+  private readonly token: string;
+  private readonly base: string;
+  private readonly fetch: Fetch;
+
+  constructor(token: string, options: { base?: string; fetch?: Fetch } = {}) {
+    this.token = token;
+    this.base = options.base ?? '';
+    this.fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  }
+
+  /** The URL of an API path with its query. */
+  url(path: string, query?: URLSearchParams): string {
+    const q = query?.toString();
+    return `${this.base}${path}${q ? `?${q}` : ''}`;
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<{ data: T; etag: string | null }> {
+    const headers: Record<string, string> = {
+      Authorization: `Bearer ${this.token}`,
+      Accept: 'application/json',
+    };
+    if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+    if (options.ifMatch !== undefined) headers['If-Match'] = `"${options.ifMatch}"`;
+    const response = await this.fetch(this.url(path, options.query), {
+      method,
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    });
+    const text = await response.text();
+    if (!response.ok) throw problemFrom(response.status, text);
+    return { data: (text ? JSON.parse(text) : null) as T, etag: response.headers.get('ETag') };
+  }
+
+  async get<T>(path: string, query?: URLSearchParams): Promise<T> {
+    return (await this.request<T>('GET', path, { query })).data;
+  }
+
+  whoami(): Promise<WhoAmI> {
+    return this.get('/v1/whoami');
+  }
+
+  async namespaces(): Promise<Namespace[]> {
+    return (await this.get<{ namespaces: Namespace[] }>('/v1/namespaces')).namespaces;
+  }
+
+  namespace(ns: string): Promise<Namespace> {
+    return this.get(`/v1/namespaces/${encodeURIComponent(ns)}`);
+  }
+
+  layer(ns: string, scope: Scope, point: PointInTime | null = null): Promise<LayerRevision> {
+    return this.get(`/v1/namespaces/${encodeURIComponent(ns)}/layer`, merge(scopeParams(scope), pointParams(point)));
+  }
+
+  /** Replaces the layer, conditional on `ifMatch` (the revision the edit started from). */
+  async putLayer(
+    ns: string,
+    scope: Scope,
+    body: { values: JsonObject; message: string; lock?: string[] },
+    ifMatch?: number,
+  ): Promise<WriteResult | ChangeRequestOpened> {
+    return (
+      await this.request<WriteResult | ChangeRequestOpened>('PUT', `/v1/namespaces/${encodeURIComponent(ns)}/layer`, {
+        query: scopeParams(scope),
+        body,
+        ifMatch,
+      })
+    ).data;
+  }
+
+  /** The locks held by weaker layers that bind the layer at `scope`. */
+  async locks(ns: string, scope: Scope): Promise<BindingLock[]> {
+    return (await this.get<{ locks: BindingLock[] }>(`/v1/namespaces/${encodeURIComponent(ns)}/locks`, scopeParams(scope))).locks;
+  }
+
+  async history(ns: string, scope: Scope): Promise<LayerRevision[]> {
+    return (
+      await this.get<{ revisions: LayerRevision[] }>(
+        `/v1/namespaces/${encodeURIComponent(ns)}/layer/history`,
+        scopeParams(scope),
+      )
+    ).revisions;
+  }
+
+  async rollback(ns: string, scope: Scope, revision: number, message: string): Promise<WriteResult | ChangeRequestOpened> {
+    return (
+      await this.request<WriteResult | ChangeRequestOpened>('POST', `/v1/namespaces/${encodeURIComponent(ns)}/layer/rollback`, {
+        query: scopeParams(scope),
+        body: { revision, message },
+      })
+    ).data;
+  }
+
+  resolved(ns: string, context: Scope, options: { explain?: boolean; point?: PointInTime | null } = {}): Promise<Resolved> {
+    const query = merge(scopeParams(context), pointParams(options.point ?? null));
+    if (options.explain) query.set('explain', 'true');
+    return this.get(`/v1/namespaces/${encodeURIComponent(ns)}/resolved`, query);
+  }
+
+  /**
+   * Follows the resolved document for a context (`GET .../watch`, server-sent
+   * events) and calls `onChange` with each new position until `signal` aborts.
+   */
+  async watch(ns: string, context: Scope, onChange: (position: number) => void, signal: AbortSignal): Promise<void> {
+    const response = await this.fetch(this.url(`/v1/namespaces/${encodeURIComponent(ns)}/watch`, scopeParams(context)), {
+      headers: { Authorization: `Bearer ${this.token}`, Accept: 'text/event-stream' },
+      signal,
+    });
+    if (!response.ok || !response.body) throw problemFrom(response.status, await response.text());
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      const parsed = parseEvents(buffer + value);
+      buffer = parsed.rest;
+      for (const event of parsed.events) {
+        if (event.event !== 'config') continue;
+        const position = Number((JSON.parse(event.data) as { position?: number }).position);
+        if (Number.isFinite(position)) onChange(position);
+      }
+    }
+  }
+
+  async tenants(): Promise<Tenant[]> {
+    return (await this.get<{ tenants: Tenant[] }>('/v1/tenants')).tenants;
+  }
+
+  async changeRequests(status?: string): Promise<ChangeRequest[]> {
+    const query = new URLSearchParams();
+    if (status) query.set('status', status);
+    return (await this.get<{ change_requests: ChangeRequest[] }>('/v1/change-requests', query)).change_requests;
+  }
+
+  changeRequest(id: string): Promise<{ request: ChangeRequest; diff: Record<string, Json> }> {
+    return this.get(`/v1/change-requests/${encodeURIComponent(id)}`);
+  }
+
+  async decide(id: string, decision: 'approve' | 'reject' | 'withdraw', reason: string): Promise<void> {
+    await this.request('POST', `/v1/change-requests/${encodeURIComponent(id)}/${decision}`, { body: { reason } });
+  }
+
+  audit(filters: Record<string, string>, cursor?: string): Promise<{ entries: AuditEntry[]; next_cursor?: string | null }> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
+    if (cursor) query.set('cursor', cursor);
+    return this.get('/v1/audit', query);
+  }
+}
+
+function merge(a: URLSearchParams, b: URLSearchParams): URLSearchParams {
+  const out = new URLSearchParams(a);
+  b.forEach((value, key) => out.set(key, value));
+  return out;
+}
+
+/** Whether a write applied, or opened a change request awaiting approval. */
+export function isChangeRequest(result: WriteResult | ChangeRequestOpened): result is ChangeRequestOpened {
+  return 'change_request' in result;
+}

@@ -1,0 +1,22 @@
+import { describe, expect, it } from 'vitest';
+import { lockUiSchema } from './locks';
+
+describe('locked values in the form', () => {
+  it('marks each locked pointer read-only with its reason, keeping the base uiSchema', () => {
+    const ui = lockUiSchema(
+      [
+        { pointer: '/limit', reason: 'set by the global layer' },
+        { pointer: '/payment/provider', reason: 'set by env=prod' },
+      ],
+      { 'ui:submitButtonOptions': { norender: true }, payment: { 'ui:order': ['provider', '*'] } },
+    );
+    expect(ui).toEqual({
+      'ui:submitButtonOptions': { norender: true },
+      limit: { 'ui:readonly': true, 'ui:help': 'Locked: set by the global layer', 'ui:classNames': 'locked' },
+      payment: {
+        'ui:order': ['provider', '*'],
+        provider: { 'ui:readonly': true, 'ui:help': 'Locked: set by env=prod', 'ui:classNames': 'locked' },
+      },
+    });
+  });
+});

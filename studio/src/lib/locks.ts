@@ -1,0 +1,26 @@
+// Locked values in the schema form: a field a lock covers is shown locked
+// (read-only, with the reason) so nobody types a change the server refuses.
+
+import type { UiSchema } from '@rjsf/utils';
+import { parsePointer } from './pointer';
+
+export interface Lock {
+  pointer: string;
+  reason: string;
+}
+
+/** An rjsf uiSchema marking each locked pointer read-only, with its reason as help. */
+export function lockUiSchema(locks: readonly Lock[], base: UiSchema = {}): UiSchema {
+  const root: UiSchema = structuredClone(base);
+  for (const lock of locks) {
+    let node: Record<string, unknown> = root;
+    for (const token of parsePointer(lock.pointer)) {
+      node[token] ??= {};
+      node = node[token] as Record<string, unknown>;
+    }
+    node['ui:readonly'] = true;
+    node['ui:help'] = `Locked: ${lock.reason}`;
+    node['ui:classNames'] = 'locked';
+  }
+  return root;
+}

@@ -1,0 +1,314 @@
+//! What Config Studio needs from the server: `GET /v1/whoami` (the signed-in
+//! principal's role, scope and rights) and the built app served at
+//! `/studio/` with a strict Content-Security-Policy, against real NATS and
+//! PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use ecs_tests::app::{Answer, TestApp, spawn_app, spawn_app_with};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+async fn token(app: &TestApp, body: Value) -> String {
+    let answer = app.post("/v1/tokens", &body).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    answer.body["token"].as_str().unwrap().to_owned()
+}
+
+async fn whoami(app: &TestApp, token: &str) -> Answer {
+    app.send(
+        app.client
+            .request(Method::GET, format!("{}/v1/whoami", app.address))
+            .bearer_auth(token),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn whoami_names_the_role_its_scope_and_what_it_may_do() {
+    let app = spawn_app().await;
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    let tenant_admin = token(
+        &app,
+        json!({"name": "acme-admin", "role": "tenant-admin", "tenant": "acme"}),
+    )
+    .await;
+    let viewer = token(
+        &app,
+        json!({"name": "v", "role": "viewer", "namespaces": ["checkout"]}),
+    )
+    .await;
+    let auditor = token(&app, json!({"name": "a", "role": "auditor"})).await;
+
+    let admin = app.get("/v1/whoami").await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    assert_eq!(admin.body["principal"], "admin");
+    assert_eq!(admin.body["via"], "bootstrap");
+    assert_eq!(admin.body["role"], json!({"role": "admin"}));
+    assert_eq!(
+        admin.body["may"],
+        json!({"administer": true, "write_layers": true, "read_audit": true,
+               "manage_tokens": true, "read_sensitive": true})
+    );
+
+    let tenant = whoami(&app, &tenant_admin).await;
+    assert_eq!(tenant.status, StatusCode::OK, "{}", tenant.body);
+    assert!(
+        tenant.body["principal"]
+            .as_str()
+            .unwrap()
+            .starts_with("token:")
+    );
+    assert_eq!(tenant.body["via"], "api-key");
+    assert_eq!(
+        tenant.body["role"],
+        json!({"role": "tenant-admin", "tenant": "acme"})
+    );
+    assert_eq!(
+        tenant.body["may"],
+        json!({"administer": false, "write_layers": true, "read_audit": false,
+               "manage_tokens": true, "read_sensitive": true})
+    );
+
+    let viewer = whoami(&app, &viewer).await;
+    assert_eq!(
+        viewer.body["role"],
+        json!({"role": "viewer", "namespaces": ["checkout"]})
+    );
+    assert_eq!(viewer.body["may"]["write_layers"], false);
+    assert_eq!(viewer.body["may"]["read_sensitive"], false);
+
+    let auditor = whoami(&app, &auditor).await;
+    assert_eq!(auditor.body["may"]["read_audit"], true);
+    assert_eq!(auditor.body["may"]["write_layers"], false);
+
+    let anonymous = app
+        .send(app.client.get(format!("{}/v1/whoami", app.address)))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let unknown = whoami(&app, "not-a-token").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn whoami_is_in_the_openapi_document() {
+    let app = spawn_app().await;
+    let doc = app.get("/v1/openapi.json").await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(
+        doc.body["paths"]["/v1/whoami"]["get"].is_object(),
+        "{}",
+        doc.body["paths"]
+    );
+}
+
+#[tokio::test]
+async fn locks_name_what_a_layer_may_not_set_and_who_locked_it() {
+    let app = spawn_app().await;
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    assert!(app.put_tenant("globex", "pro").await.status.is_success());
+    assert!(
+        app.put_namespace("checkout", &json!({}))
+            .await
+            .status
+            .is_success()
+    );
+    for (scope, body) in [
+        ("", json!({"values": {"limit": 5}, "lock": ["/limit"]})),
+        (
+            "env=prod",
+            json!({"values": {"mode": "safe"}, "lock": ["/mode"]}),
+        ),
+        ("env=dev", json!({"values": {"x": 1}, "lock": ["/x"]})),
+        ("tenant=acme", json!({"values": {"other": 1}})),
+    ] {
+        let r = app.put_layer("checkout", scope, &body).await;
+        assert!(r.status.is_success(), "{scope}: {}", r.body);
+    }
+    let mut failures = Vec::new();
+    for (scope, expected) in [
+        (
+            "env=prod&tenant=acme",
+            json!([{"pointer": "/limit", "locked_by": {}},
+                   {"pointer": "/mode", "locked_by": {"env": "prod"}}]),
+        ),
+        (
+            "tenant=acme",
+            json!([{"pointer": "/limit", "locked_by": {}},
+                   {"pointer": "/mode", "locked_by": {"env": "prod"}},
+                   {"pointer": "/x", "locked_by": {"env": "dev"}}]),
+        ),
+        ("env=prod", json!([{"pointer": "/limit", "locked_by": {}}])),
+        ("", json!([])),
+    ] {
+        let r = app
+            .get(&format!("/v1/namespaces/checkout/locks?{scope}"))
+            .await;
+        let mut locks = r.body["locks"].as_array().cloned().unwrap_or_default();
+        locks.sort_by_key(|l| l["pointer"].as_str().unwrap_or_default().to_owned());
+        if r.status != StatusCode::OK || Value::Array(locks.clone()) != expected {
+            failures.push(format!("{scope}: {} {locks:?}", r.status));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // A tenant admin learns the locks binding its own layers, and nothing of
+    // another tenant's.
+    let acme = token(
+        &app,
+        json!({"name": "acme-admin", "role": "tenant-admin", "tenant": "acme"}),
+    )
+    .await;
+    let as_acme = |query: &str| {
+        app.client
+            .get(format!(
+                "{}/v1/namespaces/checkout/locks?{query}",
+                app.address
+            ))
+            .bearer_auth(&acme)
+    };
+    let own = app.send(as_acme("tenant=acme")).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.body);
+    assert_eq!(own.body["locks"].as_array().unwrap().len(), 3);
+    let other = app.send(as_acme("tenant=globex")).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
+    let bad = app.get("/v1/namespaces/checkout/locks?tenant=a.b").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let missing = app.get("/v1/namespaces/nothing/locks").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+}
+
+/// A built Studio in a temporary directory: an index page and one asset.
+fn fake_build(dir: &Path) {
+    std::fs::create_dir_all(dir.join("assets")).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><title>Config Studio</title><div id=\"root\"></div>",
+    )
+    .unwrap();
+    std::fs::write(dir.join("assets/app-1234.js"), "console.log('studio');").unwrap();
+    std::fs::write(dir.join("assets/app-1234.css"), "body{margin:0}").unwrap();
+}
+
+async fn get_raw(app: &TestApp, path: &str) -> reqwest::Response {
+    // Studio's pages need no credential: the app signs in by itself.
+    app.client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn studio_is_served_with_spa_fallback_content_types_and_a_strict_csp() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_build(dir.path());
+    let studio_dir = dir.path().to_string_lossy().into_owned();
+    let app = spawn_app_with(|s| s.studio_dir = studio_dir).await;
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let bare = client
+        .get(format!("{}/studio", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(bare.headers()["location"], "/studio/");
+
+    let mut failures = Vec::new();
+    for (path, status, content_type, body) in [
+        ("/studio/", 200, "text/html", "Config Studio"),
+        ("/studio/index.html", 200, "text/html", "Config Studio"),
+        (
+            "/studio/namespaces/checkout",
+            200,
+            "text/html",
+            "Config Studio",
+        ),
+        ("/studio/signin?next=%2F", 200, "text/html", "Config Studio"),
+        (
+            "/studio/assets/app-1234.js",
+            200,
+            "text/javascript",
+            "studio",
+        ),
+        ("/studio/assets/app-1234.css", 200, "text/css", "margin"),
+        ("/studio/assets/missing.js", 404, "", ""),
+        ("/studio/assets/..%2f..%2fCargo.toml", 404, "", ""),
+    ] {
+        let response = get_raw(&app, path).await;
+        let got_status = response.status().as_u16();
+        let got_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let csp = response
+            .headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let nosniff = response
+            .headers()
+            .get("x-content-type-options")
+            .is_some_and(|v| v == "nosniff");
+        let text = response.text().await.unwrap();
+        if got_status != status {
+            failures.push(format!("{path}: status {got_status}, expected {status}"));
+            continue;
+        }
+        if status == 200 && !got_type.starts_with(content_type) {
+            failures.push(format!("{path}: content type {got_type}"));
+        }
+        if !text.contains(body) {
+            failures.push(format!("{path}: body {text:?}"));
+        }
+        if !csp.contains("default-src 'self'")
+            || !csp.contains("script-src 'self'")
+            || csp.contains("unsafe")
+            || !csp.contains("frame-ancestors 'none'")
+        {
+            failures.push(format!("{path}: Content-Security-Policy {csp:?}"));
+        }
+        if !nosniff {
+            failures.push(format!("{path}: no X-Content-Type-Options: nosniff"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The API is unaffected: /v1 still needs a token.
+    assert_eq!(
+        get_raw(&app, "/v1/namespaces").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn without_a_build_studio_answers_a_page_saying_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not-built").to_string_lossy().into_owned();
+    let app = spawn_app_with(|s| s.studio_dir = missing).await;
+    for path in ["/studio/", "/studio/namespaces/checkout"] {
+        let response = get_raw(&app, path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let text = response.text().await.unwrap();
+        assert!(text.contains("npm run build"), "{text}");
+        assert!(text.contains("ECS_STUDIO_DIR"), "{text}");
+    }
+}
+
+#[test]
+fn studio_dir_defaults_to_studio_dist() {
+    assert_eq!(ecs_api::Settings::default().studio_dir, "studio/dist");
+}
