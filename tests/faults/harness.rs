@@ -77,6 +77,10 @@ impl EcsProcess {
             // JetStream reserves the audit stream's limit in its storage;
             // the suite's NATS servers share one disk.
             ("ECS_AUDIT_MAX_BYTES", (16 * 1024 * 1024).to_string()),
+            // The scenarios send bursts from one address with one token to
+            // test durability; the rate limits have their own tests (edge.rs).
+            ("ECS_SOURCE_RATE", "0".to_owned()),
+            ("ECS_PRINCIPAL_RATE", "0".to_owned()),
             ("NO_COLOR", "1".to_owned()),
             (
                 "RUST_LOG",

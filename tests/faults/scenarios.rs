@@ -26,12 +26,30 @@ fn target(ecs: &EcsProcess) -> Target {
 }
 
 pub(crate) async fn create_namespace(ecs: &EcsProcess, ns: &str) {
-    ecs.must(
-        Method::PUT,
-        &format!("/v1/namespaces/{ns}"),
-        &json!({"description": "fault injection"}),
-    )
-    .await;
+    let written = ecs
+        .must(
+            Method::PUT,
+            &format!("/v1/namespaces/{ns}"),
+            &json!({"description": "fault injection"}),
+        )
+        .await;
+    let position = written["position"]
+        .as_u64()
+        .expect("a write answers its position");
+    // The change feed is published apart from the write's answer: an SDK
+    // connecting now sees the namespace once the publisher has caught up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = ecs.get_json("/readyz").await;
+        if ready["feed"]["published"].as_u64().unwrap_or(0) >= position {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the feed did not publish position {position}: {ready}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Checks, retries the unresolved writes with their keys, checks again;
