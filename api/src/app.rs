@@ -408,7 +408,7 @@ impl Application {
             serve: ServeSettings {
                 max_connections: settings.max_connections,
                 header_timeout: Duration::from_secs(settings.header_timeout_secs),
-                grace: Duration::from_secs(settings.shutdown_grace_secs),
+                grace: Duration::from_secs(settings.shutdown_grace),
             },
             audit_limits,
             failed_auth_window: Duration::from_secs(settings.auth_failure_window_secs.max(1)),

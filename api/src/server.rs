@@ -104,7 +104,7 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!(
-            "the shutdown grace period (ECS_SHUTDOWN_GRACE_SECS) ended with connections open; \
+            "the shutdown grace period (ECS_SHUTDOWN_GRACE) ended with connections open; \
              they are closed"
         );
     }

@@ -51,9 +51,13 @@ pub struct Settings {
     /// `ECS_MASTER_KEY`: 32 bytes as 64 hex characters; wraps the per-tenant
     /// data keys that encrypt tenant data in the events stream.
     pub master_key: Option<Secret>,
-    /// `ECS_SHUTDOWN_GRACE_SECS`: how long a shutdown waits for in-flight
+    /// `ECS_MODE`: `development` (the quickstart's zero configuration) or
+    /// `production`, which refuses to start without the settings a deployment
+    /// must not run without (`ECS_MASTER_KEY`).
+    pub mode: Mode,
+    /// `ECS_SHUTDOWN_GRACE`: seconds a shutdown waits for in-flight
     /// requests before it closes the remaining connections.
-    pub shutdown_grace_secs: u64,
+    pub shutdown_grace: u64,
     /// `ECS_HEADER_TIMEOUT_SECS`: how long a client may take to send a
     /// request's headers (and how long an idle connection stays open).
     pub header_timeout_secs: u64,
@@ -139,7 +143,8 @@ impl Default for Settings {
             jwt_audience: None,
             metrics_public: true,
             master_key: None,
-            shutdown_grace_secs: 20,
+            mode: Mode::Development,
+            shutdown_grace: 20,
             header_timeout_secs: 20,
             request_timeout_secs: 30,
             max_connections: 4096,
@@ -191,7 +196,8 @@ then environment variables:
   ECS_JWT_AUDIENCE        required `aud` of JWTs
   ECS_METRICS_PUBLIC      serve /metrics without a token      [default: true]
   ECS_MASTER_KEY          64 hex chars; wraps tenant data keys (set it in production)
-  ECS_SHUTDOWN_GRACE_SECS wait for in-flight requests at shutdown [default: 20]
+  ECS_MODE                development | production (refuses to start without ECS_MASTER_KEY) [default: development]
+  ECS_SHUTDOWN_GRACE      seconds for in-flight requests at shutdown [default: 20]
   ECS_HEADER_TIMEOUT_SECS time to send request headers; idle connections [default: 20]
   ECS_REQUEST_TIMEOUT_SECS time to answer a request (SSE exempt) [default: 30]
   ECS_MAX_CONNECTIONS     open HTTP connections at most       [default: 4096]
@@ -237,11 +243,28 @@ pub enum SettingsError {
     },
     #[error("set {setting} or {setting}_FILE, not both")]
     Ambiguous { setting: &'static str },
+    #[error("{setting} is required with ECS_MODE=production: {why}")]
+    RequiredInProduction {
+        setting: &'static str,
+        why: &'static str,
+    },
     #[error("{setting}: {problem}")]
     OutOfRange {
         setting: &'static str,
         problem: &'static str,
     },
+}
+
+/// How strict the server is about its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Zero configuration works (the quickstart); missing protections are
+    /// warned about.
+    #[default]
+    Development,
+    /// Missing protections refuse the start.
+    Production,
 }
 
 /// The `*_FILE` form of every secret setting.
@@ -331,8 +354,15 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Refuses limits that would stop the server from serving at all.
+    /// Refuses limits that would stop the server from serving at all, and in
+    /// production a start without the tenant data keys' master key.
     pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.mode == Mode::Production && self.master_key.is_none() {
+            return Err(SettingsError::RequiredInProduction {
+                setting: "ECS_MASTER_KEY",
+                why: "without it the tenant data keys are stored unwrapped in NATS",
+            });
+        }
         let checks: [(bool, &'static str, &'static str); 7] = [
             (
                 self.max_connections == 0,

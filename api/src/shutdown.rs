@@ -5,7 +5,7 @@
 //! 1. **drain**: the [`Drain`] starts; every new request (`/readyz` too) is
 //!    answered 503 `shutting-down` with `Retry-After` and `Connection: close`,
 //!    server-sent event streams end, and the requests already running go on;
-//! 2. once none runs (or `ECS_SHUTDOWN_GRACE_SECS` passed), the listener
+//! 2. once none runs (or `ECS_SHUTDOWN_GRACE` passed), the listener
 //!    closes and the open connections are closed as soon as they are idle,
 //!    within what is left of the grace period;
 //! 3. the projector, the feed publisher and the audit tasks stop (writes that

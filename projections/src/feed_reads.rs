@@ -46,6 +46,13 @@ impl ReadModel {
         namespaces: &[NamespaceName],
         after: u64,
     ) -> sqlx::Result<FeedBatch> {
+        let this = self.clone();
+        let namespaces = namespaces.to_vec();
+        crate::detached::detached(async move { this.read_feed(&namespaces, after).await }).await
+    }
+
+    /// [`ReadModel::feed_since`]'s transaction.
+    async fn read_feed(&self, namespaces: &[NamespaceName], after: u64) -> sqlx::Result<FeedBatch> {
         let names: Vec<&str> = namespaces.iter().map(|n| n.as_str()).collect();
         let after = after.min(i64::MAX as u64) as i64;
         let mut tx = self.pool().begin().await?;

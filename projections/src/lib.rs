@@ -9,6 +9,7 @@ pub mod apply;
 pub mod audit;
 mod batch;
 pub mod change_requests;
+mod detached;
 pub mod feed;
 pub mod feed_reads;
 pub mod gdpr;

@@ -376,6 +376,24 @@ impl ReadModel {
         which: Layers,
         position: Option<u64>,
     ) -> sqlx::Result<Option<(NamespaceSnapshot, Option<EditionName>)>> {
+        let this = self.clone();
+        let namespace = namespace.clone();
+        let tenant = tenant.cloned();
+        crate::detached::detached(async move {
+            this.read_snapshot(&namespace, tenant.as_ref(), which, position)
+                .await
+        })
+        .await
+    }
+
+    /// [`ReadModel::snapshot`]'s transaction.
+    async fn read_snapshot(
+        &self,
+        namespace: &NamespaceName,
+        tenant: Option<&TenantId>,
+        which: Layers,
+        position: Option<u64>,
+    ) -> sqlx::Result<Option<(NamespaceSnapshot, Option<EditionName>)>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)

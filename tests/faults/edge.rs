@@ -86,7 +86,7 @@ async fn e_sigterm_drains_writes_and_streams_and_exits_0() {
     let nats = NatsServer::start();
     let db = TestDatabase::create().await;
     let mut ecs =
-        EcsProcess::start_with(&nats.url(), &db.url, &[("ECS_SHUTDOWN_GRACE_SECS", "20")]).await;
+        EcsProcess::start_with(&nats.url(), &db.url, &[("ECS_SHUTDOWN_GRACE", "20")]).await;
     create_namespace(&ecs, NS).await;
     let target = Target {
         http: ecs.http.clone(),

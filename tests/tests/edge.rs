@@ -522,7 +522,7 @@ async fn a_shutdown_ends_event_streams_and_refuses_new_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_finishes_running_requests_and_refuses_new_ones() {
-    let mut app = spawn_app_with(|s| s.shutdown_grace_secs = 20).await;
+    let mut app = spawn_app_with(|s| s.shutdown_grace = 20).await;
     let address = app.address.clone();
     let client = app.client.clone();
     // A write in flight: its headers and half its body are sent.
@@ -704,4 +704,46 @@ async fn readers_and_projectors_use_separate_database_pools() {
         (1..=3).contains(&count(ecs_api::app::READER_POOL)),
         "{counts:?}"
     );
+}
+
+/// In production mode the server refuses to start without a master key (the
+/// tenant data keys would be stored unwrapped); with one it starts, and the
+/// default (development) mode keeps the zero-configuration quickstart.
+#[tokio::test]
+async fn production_mode_refuses_to_start_without_a_master_key() {
+    use ecs_api::settings::Mode;
+
+    let nats = NatsServer::start();
+    let db = TestDatabase::create().await;
+    let without = Settings {
+        mode: Mode::Production,
+        master_key: None,
+        ..settings_for(&nats, &db)
+    };
+    let error = match Application::build(without).await {
+        Ok(_) => panic!("a production server started without ECS_MASTER_KEY"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("ECS_MASTER_KEY") && error.contains("ECS_MODE=production"),
+        "the refusal names the setting and the mode: {error}"
+    );
+
+    let with = Settings {
+        mode: Mode::Production,
+        master_key: Some("ab".repeat(32).into()),
+        ..settings_for(&nats, &db)
+    };
+    Application::build(with)
+        .await
+        .expect("a production server with a master key starts");
+
+    let development = Settings {
+        master_key: None,
+        ..settings_for(&nats, &db)
+    };
+    assert_eq!(development.mode, Mode::Development);
+    Application::build(development)
+        .await
+        .expect("the default mode starts without a master key");
 }

@@ -78,13 +78,10 @@ async fn values_that_look_like_the_envelope_round_trip_everywhere() {
     let values = look_alikes();
     let name = "$sealed:{\"$sealed\": {\"v\": 1}}";
     assert!(
-        app.put_namespace(
-            "ns",
-            &json!({"schema": {"type": "object"}, "approval": {"scopes": [{"env": "prod"}]}})
-        )
-        .await
-        .status
-        .is_success()
+        app.put_namespace("ns", &json!({"schema": {"type": "object"}}))
+            .await
+            .status
+            .is_success()
     );
     let tenant = app
         .put("/v1/tenants/acme", &json!({"edition": "pro", "name": name}))
@@ -130,7 +127,11 @@ async fn values_that_look_like_the_envelope_round_trip_everywhere() {
     assert_eq!(client.resolve("ns", &acme).unwrap().values, values);
     client.close();
 
-    // A change request holding look-alikes, approved by another principal.
+    // A change request holding look-alikes, approved by another principal. The
+    // policy comes now: it covers every layer that reaches prod, the global
+    // and tenant layers written above included.
+    let governed = json!({"schema": {"type": "object"}, "approval": {"scopes": [{"env": "prod"}]}});
+    assert!(app.put_namespace("ns", &governed).await.status.is_success());
     let opened = app
         .put_layer(
             "ns",
@@ -162,7 +163,10 @@ async fn values_that_look_like_the_envelope_round_trip_everywhere() {
         values
     );
 
-    // Later writes to the same layers still succeed, and read back exactly.
+    // Later writes to the same layers (the policy lifted) still succeed, and
+    // read back exactly.
+    let open = json!({"schema": {"type": "object"}});
+    assert!(app.put_namespace("ns", &open).await.status.is_success());
     for scope in ["", "tenant=acme"] {
         let patched = app
             .patch(
@@ -293,8 +297,7 @@ async fn erasure_leaves_nothing_of_the_tenant_readable_or_writable() {
     assert!(
         app.put_namespace(
             "crm",
-            &json!({"schema": {"type": "object", "properties": {"age": {"type": "integer"}}},
-                    "approval": {"scopes": [{"env": "prod"}]}})
+            &json!({"schema": {"type": "object", "properties": {"age": {"type": "integer"}}}})
         )
         .await
         .status
@@ -326,6 +329,15 @@ async fn erasure_leaves_nothing_of_the_tenant_readable_or_writable() {
         .await
         .status
         .is_success()
+    );
+    // The policy comes after the tenants' own layers, which reach prod too.
+    let governed = json!({"schema": {"type": "object", "properties": {"age": {"type": "integer"}}},
+                          "approval": {"scopes": [{"env": "prod"}]}});
+    assert!(
+        app.put_namespace("crm", &governed)
+            .await
+            .status
+            .is_success()
     );
     let tenant_admin = issue(
         &app,
