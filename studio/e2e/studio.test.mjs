@@ -2,6 +2,7 @@
 // and headless Chromium driving the built app as a person would.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { ADMIN_TOKEN, api, axeViolations, eventually, firstScreenJs, newPage, start } from './harness.mjs';
 
@@ -383,6 +384,80 @@ describe('Config Studio', () => {
     await page.getByRole('heading', { name: 'Audit log' }).waitFor();
     await page.locator('table.audit').waitFor();
     await assertAccessible(page, 'audit log');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('the audit log exports every entry its filters select', async () => {
+    // A refused write by a viewer gives the filter something to select.
+    const viewer = await issueToken({ name: 'audit-viewer', role: 'viewer', namespaces: ['signin'] });
+    const refused = await api(env.url, viewer).put('/v1/tenants/initrode', { edition: 'pro' });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/audit?outcome=refused`);
+    await page.locator('table.audit').waitFor();
+    const shown = await page.locator('table.audit tbody tr').count();
+    assert.ok(shown > 0, 'the refusal is listed');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: /Export these entries/ }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^audit_outcome-refused_.*\.jsonl$/);
+    const text = readFileSync(await download.path(), 'utf8');
+    const entries = text.trim().split('\n').map((line) => JSON.parse(line));
+    assert.equal(entries.length, shown, 'the file holds what the screen lists');
+    assert.ok(entries.every((e) => e.outcome === 'refused'), 'only refused entries');
+    assert.ok(entries.some((e) => e.actor && /audit-viewer|key:/.test(String(e.actor)) && e.tenant === 'initrode'), text);
+    await page.getByRole('status').filter({ hasText: 'Exported every matching entry' }).waitFor();
+    await assertAccessible(page, 'audit log after an export');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('an admin creates a tenant and changes its edition; a stale create is refused', async () => {
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/tenants`);
+    await page.locator('tr[data-tenant="acme"]').waitFor();
+    await page.getByLabel('Tenant id').fill('initech');
+    await page.getByLabel('Name (optional)').fill('Initech');
+    await page.getByLabel('Edition').fill('standard');
+    await assertAccessible(page, 'tenants with the create form');
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.locator('tr[data-tenant="initech"]').waitFor();
+    assert.match(await page.locator('tr[data-tenant="initech"]').textContent(), /Initech.*standard/);
+
+    await page.getByRole('button', { name: 'Edit tenant initech' }).click();
+    await page.getByRole('heading', { name: 'Change tenant initech' }).waitFor();
+    await page.locator('#tenant-edit-edition').fill('pro');
+    await assertAccessible(page, 'tenants with the edit form');
+    await page.getByRole('button', { name: 'Save tenant' }).click();
+    await eventually(async () => /Initech.*pro/.test(await page.locator('tr[data-tenant="initech"]').textContent()), {
+      what: 'the new edition in the table',
+    });
+    const stored = await admin.get('/v1/tenants/initech');
+    assert.equal(stored.body.edition, 'pro');
+    assert.equal(stored.body.name, 'Initech');
+
+    // Creating a tenant that exists is refused, never an overwrite.
+    await page.getByLabel('Tenant id').fill('acme');
+    await page.getByLabel('Edition').fill('free');
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByRole('alert').filter({ hasText: /changed this since/i }).waitFor();
+    assert.equal((await admin.get('/v1/tenants/acme')).body.edition, 'pro');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a role that may not administer is offered no tenant change', async () => {
+    const viewer = await issueToken({ name: 'tenant-viewer', role: 'viewer', namespaces: ['signin'] });
+    const page = await newPage(env.context);
+    await signIn(page, viewer);
+    await page.goto(`${env.url}/studio/tenants`);
+    await page.locator('tr[data-tenant="acme"]').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Edit tenant/ }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Create tenant' }).count(), 0);
     assertClean(page);
     await page.close();
   });
