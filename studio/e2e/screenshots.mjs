@@ -79,6 +79,14 @@ try {
   await page.getByRole('button', { name: 'Roll back to revision 1' }).click();
   await page.getByRole('dialog').waitFor();
   await shot('rollback');
+  await page.keyboard.press('Escape');
+  await page.goto(`${env.url}/studio/tenants`);
+  await page.getByRole('button', { name: 'Edit tenant acme' }).click();
+  await page.getByRole('heading', { name: 'Change tenant acme' }).waitFor();
+  await shot('tenants');
+  await page.goto(`${env.url}/studio/audit?namespace=checkout`);
+  await page.locator('table.audit').waitFor();
+  await shot('audit');
 
   const js = firstScreenJs();
   const median = samples[Math.floor(samples.length / 2)];

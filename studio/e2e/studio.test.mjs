@@ -461,4 +461,62 @@ describe('Config Studio', () => {
     assertClean(page);
     await page.close();
   });
+
+  test('keyboard alone: sign in, open a namespace, edit and save a layer', async () => {
+    await namespaceWithLayer('keyboard', { limit: 5 }, 'Edited with the keyboard alone');
+    const page = await newPage(env.context);
+    await page.goto(`${env.url}/studio/`);
+    await page.getByLabel('Token').waitFor();
+    await tabTo(page, /^Token$/);
+    await page.keyboard.type(ADMIN_TOKEN);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Namespaces', level: 1 }).waitFor();
+
+    await tabTo(page, /^keyboard$/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /keyboard/, level: 1 }).waitFor();
+    await tabTo(page, /^Edit layer/);
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Cart limit').waitFor();
+    await page.getByLabel('Layer values as JSON').waitFor();
+
+    await tabTo(page, /^Cart limit/);
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('64');
+    // The raw JSON editor lies between the form and the change message: Tab
+    // must move through it, not be kept in it as an indent.
+    await tabTo(page, /^Change message/);
+    await page.keyboard.type('raised from the keyboard');
+    await tabTo(page, /^Save/);
+    await page.keyboard.press('Enter');
+    await page.getByText('Saved as revision 2').waitFor();
+    const layer = await admin.get('/v1/namespaces/keyboard/layer');
+    assert.equal(layer.body.values.limit, 64);
+    assert.equal(layer.body.message, 'raised from the keyboard');
+    assertClean(page);
+    await page.close();
+  });
 });
+
+/**
+ * Presses Tab until the focused control's name matches `name`, as a person
+ * without a mouse would; fails if it is never reached.
+ */
+async function tabTo(page, name, most = 80) {
+  const seen = [];
+  for (let i = 0; i < most; i++) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      let el = document.activeElement;
+      // The JSON editor lives in a shadow root: look inside it.
+      while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement;
+      if (!el || el === document.body) return '';
+      const labelled = el.getAttribute('aria-labelledby');
+      const byId = labelled ? document.getElementById(labelled)?.textContent : null;
+      return (el.getAttribute('aria-label') ?? el.labels?.[0]?.textContent ?? byId ?? el.textContent ?? '').trim();
+    });
+    seen.push(focused);
+    if (name.test(focused)) return;
+  }
+  assert.fail(`Tab never reached ${name}; focus went through: ${JSON.stringify(seen)}`);
+}
