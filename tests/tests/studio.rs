@@ -312,3 +312,119 @@ async fn without_a_build_studio_answers_a_page_saying_how_to_build_it() {
 fn studio_dir_defaults_to_studio_dist() {
     assert_eq!(ecs_api::Settings::default().studio_dir, "studio/dist");
 }
+
+async fn get_as(app: &TestApp, token: &str, path: &str) -> Answer {
+    app.send(
+        app.client
+            .request(Method::GET, format!("{}{path}", app.address))
+            .bearer_auth(token),
+    )
+    .await
+}
+
+/// `(namespace, scope, pointer)` of each match.
+fn found(answer: &Answer) -> Vec<(String, Value, String)> {
+    answer.body["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["namespace"].as_str().unwrap().to_owned(),
+                m["scope"].clone(),
+                m["pointer"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_keys_and_values_the_caller_may_read_and_nothing_else() {
+    let app = spawn_app().await;
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    assert!(app.put_tenant("globex", "pro").await.status.is_success());
+    let schema = json!({"type": "object", "properties": {
+        "banner": {"type": "string"},
+        "limit": {"type": "integer"},
+        "api_key": {"type": "string", "x-sensitive": true},
+    }});
+    for ns in ["checkout", "billing"] {
+        let answer = app.put_namespace(ns, &json!({"schema": schema})).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    let writes = [
+        ("checkout", "", json!({"banner": "Winter sale", "limit": 40})),
+        (
+            "checkout",
+            "tenant=acme",
+            json!({"banner": "Acme winter sale", "api_key": "winter-secret"}),
+        ),
+        ("checkout", "tenant=globex", json!({"banner": "Globex winter"})),
+        ("billing", "", json!({"banner": "Winter invoices"})),
+    ];
+    for (ns, scope, values) in writes {
+        let answer = app.put_layer(ns, scope, &json!({"values": values})).await;
+        assert!(answer.status.is_success(), "{}", answer.body);
+    }
+
+    // The admin finds values by their contents across namespaces and scopes,
+    // sensitive ones included, and keys by name.
+    let admin = app.get("/v1/search?q=WINTER").await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    let admin_found = found(&admin);
+    assert_eq!(admin_found.len(), 5, "{}", admin.body);
+    assert!(admin_found.contains(&("checkout".into(), json!({"tenant": "acme"}), "/api_key".into())));
+    assert_eq!(admin.body["truncated"], false);
+    let by_key = app.get("/v1/search?q=limit").await;
+    assert_eq!(
+        found(&by_key),
+        [("checkout".to_owned(), json!({}), "/limit".to_owned())]
+    );
+    assert_eq!(by_key.body["matches"][0]["value"], 40);
+    assert_eq!(by_key.body["matches"][0]["revision"], 1);
+    // Every word must match: key and value together.
+    assert_eq!(found(&app.get("/v1/search?q=banner%20acme").await).len(), 1);
+
+    // A viewer bound to one namespace and one tenant finds its own only, and
+    // no sensitive value, not even through the words it holds.
+    let viewer = token(
+        &app,
+        json!({"name": "v", "role": "viewer", "namespaces": ["checkout"], "tenant": "acme"}),
+    )
+    .await;
+    let seen = get_as(&app, &viewer, "/v1/search?q=winter").await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    // Its own tenant's layer only: a tenant-bound role reads no other layer.
+    assert_eq!(
+        found(&seen),
+        [(
+            "checkout".to_owned(),
+            json!({"tenant": "acme"}),
+            "/banner".to_owned()
+        )],
+        "{}",
+        seen.body
+    );
+    assert!(!seen.body.to_string().contains("winter-secret"));
+    let secret = get_as(&app, &viewer, "/v1/search?q=secret").await;
+    assert!(found(&secret).is_empty(), "{}", secret.body);
+
+    // The limit truncates and says so.
+    let limited = app.get("/v1/search?q=winter&limit=2").await;
+    assert_eq!(found(&limited).len(), 2);
+    assert_eq!(limited.body["truncated"], true);
+
+    // Bad input names its field.
+    for (path, field) in [
+        ("/v1/search", "q"),
+        ("/v1/search?q=%20%20", "q"),
+        ("/v1/search?q=a&limit=0", "limit"),
+        ("/v1/search?q=a&limit=x", "limit"),
+    ] {
+        let answer = app.get(path).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}: {}", answer.body);
+        assert_eq!(answer.body["field"], field, "{path}: {}", answer.body);
+    }
+    let openapi = app.get("/v1/openapi.json").await;
+    assert!(openapi.body["paths"]["/v1/search"]["get"].is_object());
+}

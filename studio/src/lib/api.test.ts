@@ -85,4 +85,11 @@ describe('the API client', () => {
     expect(error).toBeInstanceOf(ApiProblem);
     expect((error as ApiProblem).detail).toBe('only admins and auditors');
   });
+
+  it('searches values with the query and a limit', async () => {
+    const { calls, fetch } = recording([{ status: 200, body: { matches: [], truncated: false } }]);
+    const results = await new ApiClient('t', { fetch }).search('winter sale', 20);
+    expect(calls[0]?.url).toBe('/v1/search?q=winter+sale&limit=20');
+    expect(results.truncated).toBe(false);
+  });
 });

@@ -103,6 +103,20 @@ export interface Tenant {
   updated_at?: string;
 }
 
+/** A value of a layer's current revision that a search found. */
+export interface SearchMatch {
+  namespace: string;
+  scope: Scope;
+  pointer: string;
+  value: Json;
+  revision: number;
+}
+
+export interface SearchResults {
+  matches: SearchMatch[];
+  truncated: boolean;
+}
+
 export interface AuditEntry {
   [key: string]: Json;
 }
@@ -237,6 +251,11 @@ export class ApiClient {
         if (Number.isFinite(position)) onChange(position);
       }
     }
+  }
+
+  /** Current values, across every namespace and layer the caller may read, by key and by value. */
+  search(q: string, limit = 50): Promise<SearchResults> {
+    return this.get('/v1/search', new URLSearchParams({ q, limit: String(limit) }));
   }
 
   async tenants(): Promise<Tenant[]> {
