@@ -353,13 +353,21 @@ async fn search_finds_keys_and_values_the_caller_may_read_and_nothing_else() {
         assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
     }
     let writes = [
-        ("checkout", "", json!({"banner": "Winter sale", "limit": 40})),
+        (
+            "checkout",
+            "",
+            json!({"banner": "Winter sale", "limit": 40}),
+        ),
         (
             "checkout",
             "tenant=acme",
             json!({"banner": "Acme winter sale", "api_key": "winter-secret"}),
         ),
-        ("checkout", "tenant=globex", json!({"banner": "Globex winter"})),
+        (
+            "checkout",
+            "tenant=globex",
+            json!({"banner": "Globex winter"}),
+        ),
         ("billing", "", json!({"banner": "Winter invoices"})),
     ];
     for (ns, scope, values) in writes {
@@ -373,7 +381,11 @@ async fn search_finds_keys_and_values_the_caller_may_read_and_nothing_else() {
     assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
     let admin_found = found(&admin);
     assert_eq!(admin_found.len(), 5, "{}", admin.body);
-    assert!(admin_found.contains(&("checkout".into(), json!({"tenant": "acme"}), "/api_key".into())));
+    assert!(admin_found.contains(&(
+        "checkout".into(),
+        json!({"tenant": "acme"}),
+        "/api_key".into()
+    )));
     assert_eq!(admin.body["truncated"], false);
     let by_key = app.get("/v1/search?q=limit").await;
     assert_eq!(
@@ -422,7 +434,12 @@ async fn search_finds_keys_and_values_the_caller_may_read_and_nothing_else() {
         ("/v1/search?q=a&limit=x", "limit"),
     ] {
         let answer = app.get(path).await;
-        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.body
+        );
         assert_eq!(answer.body["field"], field, "{path}: {}", answer.body);
     }
     let openapi = app.get("/v1/openapi.json").await;

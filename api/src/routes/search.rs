@@ -143,10 +143,19 @@ fn matching_leaves<'a>(document: &'a Value, words: &[String]) -> Vec<(String, &'
     out
 }
 
-fn collect<'a>(value: &'a Value, pointer: String, words: &[String], out: &mut Vec<(String, &'a Value)>) {
+fn collect<'a>(
+    value: &'a Value,
+    pointer: String,
+    words: &[String],
+    out: &mut Vec<(String, &'a Value)>,
+) {
     let children: Vec<(String, &Value)> = match value {
         Value::Object(map) => map.iter().map(|(k, v)| (escape(k), v)).collect(),
-        Value::Array(items) => items.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v))
+            .collect(),
         _ => Vec::new(),
     };
     if children.is_empty() {
@@ -186,13 +195,25 @@ mod tests {
     #[test]
     fn finds_leaves_by_key_and_by_value() {
         let doc = json!({"cart": {"limit": 40, "banner": "Winter SALE"}, "tags": ["blue", "red"], "a/b": true});
-        let keys: Vec<String> = matching_leaves(&doc, &words("sale")).into_iter().map(|(p, _)| p).collect();
+        let keys: Vec<String> = matching_leaves(&doc, &words("sale"))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         assert_eq!(keys, ["/cart/banner"]);
-        let keys: Vec<String> = matching_leaves(&doc, &words("cart 40")).into_iter().map(|(p, _)| p).collect();
+        let keys: Vec<String> = matching_leaves(&doc, &words("cart 40"))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         assert_eq!(keys, ["/cart/limit"]);
-        let keys: Vec<String> = matching_leaves(&doc, &words("red")).into_iter().map(|(p, _)| p).collect();
+        let keys: Vec<String> = matching_leaves(&doc, &words("red"))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         assert_eq!(keys, ["/tags/1"]);
-        let keys: Vec<String> = matching_leaves(&doc, &words("a~1b")).into_iter().map(|(p, _)| p).collect();
+        let keys: Vec<String> = matching_leaves(&doc, &words("a~1b"))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
         assert_eq!(keys, ["/a~1b"]);
     }
 
