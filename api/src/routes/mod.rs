@@ -11,6 +11,7 @@ pub mod resolved;
 pub mod search;
 pub mod system;
 pub mod tenants;
+pub mod timeline;
 pub mod tokens;
 pub mod watch;
 pub mod whoami;
