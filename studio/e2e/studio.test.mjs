@@ -416,6 +416,37 @@ describe('Config Studio', () => {
     await tenantPage.close();
   });
 
+  test("a tenant's history lists its layer changes across namespaces, newest first", async () => {
+    await namespaceWithLayer('timeline-a', { limit: 1 });
+    await namespaceWithLayer('timeline-b', { limit: 2 });
+    for (const [ns, scope, limit] of [
+      ['timeline-a', 'tenant=acme', 3],
+      ['timeline-b', 'tenant=globex', 4],
+      ['timeline-b', 'tenant=acme&env=prod', 5],
+    ]) {
+      const r = await admin.put(`/v1/namespaces/${ns}/layer?${scope}`, { values: { limit }, message: `${ns} ${limit}` });
+      assert.ok(r.status < 300, JSON.stringify(r.body));
+    }
+    const acme = await issueToken({ name: 'acme-timeline', role: 'tenant-admin', tenant: 'acme' });
+    const page = await newPage(env.context);
+    await signIn(page, acme);
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+    await page.getByRole('link', { name: 'History of acme' }).click();
+    await page.getByRole('heading', { name: 'History of tenant acme' }).waitFor();
+    const rows = page.locator('table.timeline tbody tr');
+    await rows.first().waitFor();
+    const changes = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-change')));
+    const mine = changes.filter((c) => c.startsWith('timeline-'));
+    assert.deepEqual(mine, ['timeline-b env=prod&tenant=acme 1', 'timeline-a tenant=acme 1']);
+    assert.equal(await page.getByText('timeline-b 4').count(), 0, "globex's change is not shown");
+    await assertAccessible(page, 'tenant history');
+    await page.locator('tr[data-change="timeline-a tenant=acme 1"]').getByRole('link', { name: 'tenant=acme' }).click();
+    await page.getByRole('heading', { name: /History/ }).first().waitFor();
+    assert.match(page.url(), /\/namespaces\/timeline-a\/history\?tenant=acme$/);
+    assertClean(page);
+    await page.close();
+  });
+
   test('the audit log exports every entry its filters select', async () => {
     // A refused write by a viewer gives the filter something to select.
     const viewer = await issueToken({ name: 'audit-viewer', role: 'viewer', namespaces: ['signin'] });

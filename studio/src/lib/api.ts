@@ -103,6 +103,12 @@ export interface Tenant {
   updated_at?: string;
 }
 
+/** A revision of one of a tenant's layers, in the tenant's timeline. */
+export interface TimelineEntry extends LayerRevision {
+  namespace: string;
+  change: Json;
+}
+
 /** A value of a layer's current revision that a search found. */
 export interface SearchMatch {
   namespace: string;
@@ -251,6 +257,13 @@ export class ApiClient {
         if (Number.isFinite(position)) onChange(position);
       }
     }
+  }
+
+  /** A page of a tenant's timeline: its layers' revisions across namespaces, newest first. */
+  tenantHistory(tenant: string, cursor?: string): Promise<{ tenant: string; revisions: TimelineEntry[]; next_cursor?: string | null }> {
+    const query = new URLSearchParams();
+    if (cursor) query.set('cursor', cursor);
+    return this.get(`/v1/tenants/${encodeURIComponent(tenant)}/history`, query);
   }
 
   /** Current values, across every namespace and layer the caller may read, by key and by value. */

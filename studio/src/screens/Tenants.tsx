@@ -1,5 +1,7 @@
 import { useState, type FormEvent } from 'react';
+import { Link } from '../components/Link';
 import { ErrorNotice, InfoNotice, Loading } from '../components/Notice';
+import { href } from '../lib/routes';
 import type { Tenant } from '../lib/api';
 import { useAsync } from '../lib/useAsync';
 import { useSession } from '../session';
@@ -39,6 +41,7 @@ export default function Tenants() {
               <th scope="col">Name</th>
               <th scope="col">Edition</th>
               <th scope="col">Updated</th>
+              <th scope="col">History</th>
               {me.may.administer && <th scope="col">Change</th>}
             </tr>
           </thead>
@@ -51,6 +54,9 @@ export default function Tenants() {
                 <td>{t.name ?? '—'}</td>
                 <td>{t.edition}</td>
                 <td>{t.updated_at ? new Date(t.updated_at).toLocaleString() : '—'}</td>
+                <td>
+                  <Link href={href({ screen: 'tenant-history', tenant: t.id })}>History of {t.id}</Link>
+                </td>
                 {me.may.administer && (
                   <td>
                     <button type="button" className="secondary" aria-label={`Edit tenant ${t.id}`} onClick={() => setEditing(t)}>
