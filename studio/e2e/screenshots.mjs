@@ -97,6 +97,9 @@ try {
   await page.getByRole('button', { name: 'Edit tenant acme' }).click();
   await page.getByRole('heading', { name: 'Change tenant acme' }).waitFor();
   await shot('tenants');
+  await page.goto(`${env.url}/studio/tenants/acme/history`);
+  await page.locator('table.timeline tbody tr').first().waitFor();
+  await shot('tenant-history');
   await page.goto(`${env.url}/studio/audit?namespace=checkout`);
   await page.locator('table.audit').waitFor();
   await shot('audit');
