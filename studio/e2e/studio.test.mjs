@@ -254,6 +254,29 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test("two scopes' own layers compare side by side, a scope without a layer as empty", async () => {
+    await namespaceWithLayer('compare-layers', { limit: 5, mode: 'fast' });
+    await admin.put('/v1/namespaces/compare-layers/layer?env=prod', { values: { limit: 70 }, message: 'prod' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/compare-layers/compare?left=&right=`);
+    await page.getByLabel(/the layers themselves/).check();
+    await page.locator('#right-env').fill('prod');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: /Layer global \(revision 1\) compared with layer env=prod \(revision 1\)/ }).waitFor();
+    assert.match(page.url(), /what=layers/);
+    // The prod layer sets only the limit: the mode is not in it (resolution would inherit it).
+    await page.locator('td.line.removed', { hasText: '"mode": "fast"' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 70' }).waitFor();
+    await assertAccessible(page, 'compare layers');
+
+    await page.locator('#left-env').fill('dev');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: /Layer env=dev \(no layer\) compared with layer env=prod/ }).waitFor();
+    assertClean(page);
+    await page.close();
+  });
+
   test('the resolved view shows the past at a position or a time', async () => {
     const first = await namespaceWithLayer('past', { limit: 5 });
     await new Promise((r) => setTimeout(r, 1100));
