@@ -140,6 +140,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/v1/change-requests/{id}/withdraw",
             post(change_requests::withdraw),
         )
+        .route("/v1/search", get(crate::routes::search::search))
+        .route(
+            "/v1/tenants/{tenant}/history",
+            get(crate::routes::timeline::tenant_history),
+        )
         .route("/v1/audit", get(crate::routes::audit::list_audit))
         .route("/v1/audit/export", get(crate::routes::audit::export_audit))
         .route("/v1/tenants/{tenant}/export", get(gdpr::export))

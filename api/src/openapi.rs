@@ -37,6 +37,7 @@ impl Modify for BearerAuth {
         system::healthz, system::readyz, system::metrics, system::openapi,
         system::projections_status, system::rebuild_projections, system::skip_message,
         crate::routes::whoami::whoami, crate::routes::locks::binding,
+        crate::routes::search::search, crate::routes::timeline::tenant_history,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

@@ -23,6 +23,23 @@ pub struct HistoryPage {
     pub next: Option<u64>,
 }
 
+/// Where a revision stands in a tenant's timeline: the keyset of its pages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimelineKey {
+    pub position: u64,
+    pub namespace: String,
+    pub scope_key: String,
+}
+
+/// A page of a tenant's timeline: its layers' revisions across namespaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelinePage {
+    /// Newest first.
+    pub revisions: Vec<LayerRevision>,
+    /// The key the next (older) page starts before; `None` on the last page.
+    pub next: Option<TimelineKey>,
+}
+
 /// Read access to the projections.
 #[derive(Clone)]
 pub struct ReadModel {
@@ -331,6 +348,57 @@ impl ReadModel {
             None
         };
         Ok(HistoryPage { revisions, next })
+    }
+
+    /// Up to `limit` layer revisions of one tenant's layers across
+    /// `namespaces`, newest first (by position, then namespace and scope), and
+    /// the last one's key when more follow: the keyset the next (older) page
+    /// starts before.
+    pub async fn tenant_history_page(
+        &self,
+        tenant: &TenantId,
+        namespaces: &[String],
+        before: Option<&TimelineKey>,
+        limit: u32,
+    ) -> sqlx::Result<TimelinePage> {
+        let (position, namespace, scope_key) = match before {
+            Some(key) => (
+                key.position.min(i64::MAX as u64) as i64,
+                key.namespace.as_str(),
+                key.scope_key.as_str(),
+            ),
+            None => (i64::MAX, "", ""),
+        };
+        let mut revisions = sqlx::query(&format!(
+            "SELECT {LAYER_HISTORY_COLUMNS} FROM layer_history
+             WHERE tenant = $1 AND namespace = ANY($2)
+               AND ($6 OR (position, namespace, scope_key) < ($3, $4, $5))
+             ORDER BY position DESC, namespace DESC, scope_key DESC LIMIT $7"
+        ))
+        .bind(tenant.as_str())
+        .bind(namespaces)
+        .bind(position)
+        .bind(namespace)
+        .bind(scope_key)
+        .bind(before.is_none())
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(layer_revision)
+        .collect::<sqlx::Result<Vec<_>>>()?;
+        let more = revisions.len() > limit as usize;
+        revisions.truncate(limit as usize);
+        let next = if more {
+            revisions.last().map(|r| TimelineKey {
+                position: r.position,
+                namespace: r.state.namespace.to_string(),
+                scope_key: r.state.scope.key(),
+            })
+        } else {
+            None
+        };
+        Ok(TimelinePage { revisions, next })
     }
 
     /// The positions in `(after, upto]` at which the resolved document of

@@ -23,14 +23,24 @@ const SCHEMA = {
 
 const env = await start();
 try {
-  const admin = api(env.url);
+  const base = api(env.url);
+  // Demo data that the server refuses would make every picture wrong: stop instead.
+  const admin = {
+    put: async (path, body) => {
+      const r = await base.put(path, body);
+      if (r.status >= 300) throw new Error(`PUT ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+      return r;
+    },
+  };
   await admin.put('/v1/tenants/acme', { edition: 'enterprise', name: 'Acme Corp' });
   await admin.put('/v1/tenants/globex', { edition: 'standard' });
-  await admin.put('/v1/namespaces/checkout', { description: 'Cart and payment settings of the checkout service', schema: SCHEMA, approval: { scopes: [{ env: 'prod' }] } });
+  await admin.put('/v1/namespaces/checkout', { description: 'Cart and payment settings of the checkout service', schema: SCHEMA });
   await admin.put('/v1/namespaces/logging', { description: 'Log levels and sampling per service', schema: { type: 'object', properties: { level: { enum: ['debug', 'info', 'warn', 'error'], default: 'info' } } } });
-  await admin.put('/v1/namespaces/billing-limits', { description: 'Invoice and usage limits per edition' });
-  await admin.put('/v1/namespaces/checkout/layer', { values: { max_items: 50, banner: 'Welcome' }, lock: ['/banner'], message: 'initial defaults' });
-  await admin.put('/v1/namespaces/checkout/layer?tenant=acme', { values: { max_items: 100 }, message: 'acme buys in bulk' });
+  // Under an approval policy every write in the pictures would wait for a second person:
+  // the policy is on a namespace the pictures do not edit.
+  await admin.put('/v1/namespaces/billing-limits', { description: 'Invoice and usage limits per edition', approval: { scopes: [{ env: 'prod' }] } });
+  await admin.put('/v1/namespaces/checkout/layer', { values: { currency: 'EUR', max_items: 50, banner: 'Welcome' }, lock: ['/banner'], message: 'initial defaults' });
+  await admin.put('/v1/namespaces/checkout/layer?tenant=acme', { values: { currency: 'EUR', max_items: 100 }, message: 'acme buys in bulk' });
   await admin.put('/v1/namespaces/checkout/layer?tenant=acme', { values: { max_items: 200, currency: 'CHF', express_checkout: true }, message: 'acme bills in Swiss francs' });
 
   const page = await newPage(env.context);
@@ -61,6 +71,9 @@ try {
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('link', { name: 'checkout' }).waitFor();
   await shot('namespaces');
+  await page.getByLabel('Search namespaces, keys and values').fill('max_items');
+  await page.getByText('values match').waitFor();
+  await shot('search');
   await page.goto(`${env.url}/studio/namespaces/checkout`);
   await page.getByRole('heading', { name: 'Namespace checkout' }).waitFor();
   await shot('namespace');
@@ -79,6 +92,17 @@ try {
   await page.getByRole('button', { name: 'Roll back to revision 1' }).click();
   await page.getByRole('dialog').waitFor();
   await shot('rollback');
+  await page.keyboard.press('Escape');
+  await page.goto(`${env.url}/studio/tenants`);
+  await page.getByRole('button', { name: 'Edit tenant acme' }).click();
+  await page.getByRole('heading', { name: 'Change tenant acme' }).waitFor();
+  await shot('tenants');
+  await page.goto(`${env.url}/studio/tenants/acme/history`);
+  await page.locator('table.timeline tbody tr').first().waitFor();
+  await shot('tenant-history');
+  await page.goto(`${env.url}/studio/audit?namespace=checkout`);
+  await page.locator('table.audit').waitFor();
+  await shot('audit');
 
   const js = firstScreenJs();
   const median = samples[Math.floor(samples.length / 2)];

@@ -2,6 +2,7 @@
 // and headless Chromium driving the built app as a person would.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { ADMIN_TOKEN, api, axeViolations, eventually, firstScreenJs, newPage, start } from './harness.mjs';
 
@@ -88,9 +89,9 @@ describe('Config Studio', () => {
     await page.getByRole('link', { name: 'signin' }).waitFor();
     await assertAccessible(page, 'namespaces');
 
-    await page.getByLabel('Search namespaces, descriptions and keys').fill('no such thing');
+    await page.getByLabel('Search namespaces, keys and values').fill('no such thing');
     await page.getByText('0 of').waitFor();
-    await page.getByLabel('Search namespaces, descriptions and keys').fill('cart limit');
+    await page.getByLabel('Search namespaces, keys and values').fill('cart limit');
     await page.getByRole('link', { name: 'signin' }).waitFor();
 
     await page.getByRole('link', { name: 'signin' }).click();
@@ -253,6 +254,29 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test("two scopes' own layers compare side by side, a scope without a layer as empty", async () => {
+    await namespaceWithLayer('compare-layers', { limit: 5, mode: 'fast' });
+    await admin.put('/v1/namespaces/compare-layers/layer?env=prod', { values: { limit: 70 }, message: 'prod' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/compare-layers/compare?left=&right=`);
+    await page.getByLabel(/the layers themselves/).check();
+    await page.locator('#right-env').fill('prod');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: /Layer global \(revision 1\) compared with layer env=prod \(revision 1\)/ }).waitFor();
+    assert.match(page.url(), /what=layers/);
+    // The prod layer sets only the limit: the mode is not in it (resolution would inherit it).
+    await page.locator('td.line.removed', { hasText: '"mode": "fast"' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 70' }).waitFor();
+    await assertAccessible(page, 'compare layers');
+
+    await page.locator('#left-env').fill('dev');
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: /Layer env=dev \(no layer\) compared with layer env=prod/ }).waitFor();
+    assertClean(page);
+    await page.close();
+  });
+
   test('the resolved view shows the past at a position or a time', async () => {
     const first = await namespaceWithLayer('past', { limit: 5 });
     await new Promise((r) => setTimeout(r, 1100));
@@ -386,4 +410,195 @@ describe('Config Studio', () => {
     assertClean(page);
     await page.close();
   });
+
+  test('the catalogue search finds values a role may read, and only those', async () => {
+    await namespaceWithLayer('search', { limit: 5, banner: 'Polar sale' });
+    assert.ok((await admin.put('/v1/namespaces/search/layer?tenant=acme', { values: { banner: 'Acme polar week' }, message: 'acme' })).status < 300);
+    assert.ok((await admin.put('/v1/namespaces/search/layer?tenant=globex', { values: { banner: 'Globex polar days' }, message: 'globex' })).status < 300);
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.getByLabel('Search namespaces, keys and values').fill('polar');
+    await page.getByText('3 values match').waitFor();
+    await assertAccessible(page, 'catalogue with value matches');
+    const acmeRow = page.locator('tr[data-match="search tenant=acme /banner"]');
+    assert.match(await acmeRow.textContent(), /Acme polar week/);
+    await acmeRow.getByRole('link', { name: 'tenant=acme' }).click();
+    await page.getByLabel('Layer values as JSON').waitFor();
+    assert.match(page.url(), /\/namespaces\/search\/layer\?tenant=acme$/);
+    await page.close();
+
+    // A tenant admin finds its own tenant's value, never another's.
+    const acme = await issueToken({ name: 'acme-searcher', role: 'tenant-admin', tenant: 'acme' });
+    const tenantPage = await newPage(env.context);
+    await signIn(tenantPage, acme);
+    await tenantPage.getByLabel('Search namespaces, keys and values').fill('polar');
+    await tenantPage.getByText('1 value matches').waitFor();
+    await tenantPage.locator('tr[data-match="search tenant=acme /banner"]').waitFor();
+    assert.equal(await tenantPage.getByText('Globex polar days').count(), 0);
+    assertClean(tenantPage);
+    await tenantPage.close();
+  });
+
+  test("a tenant's history lists its layer changes across namespaces, newest first", async () => {
+    await namespaceWithLayer('timeline-a', { limit: 1 });
+    await namespaceWithLayer('timeline-b', { limit: 2 });
+    for (const [ns, scope, limit] of [
+      ['timeline-a', 'tenant=acme', 3],
+      ['timeline-b', 'tenant=globex', 4],
+      ['timeline-b', 'tenant=acme&env=prod', 5],
+    ]) {
+      const r = await admin.put(`/v1/namespaces/${ns}/layer?${scope}`, { values: { limit }, message: `${ns} ${limit}` });
+      assert.ok(r.status < 300, JSON.stringify(r.body));
+    }
+    const acme = await issueToken({ name: 'acme-timeline', role: 'tenant-admin', tenant: 'acme' });
+    const page = await newPage(env.context);
+    await signIn(page, acme);
+    await page.getByRole('link', { name: 'Tenants', exact: true }).click();
+    await page.getByRole('link', { name: 'History of acme' }).click();
+    await page.getByRole('heading', { name: 'History of tenant acme' }).waitFor();
+    const rows = page.locator('table.timeline tbody tr');
+    await rows.first().waitFor();
+    const changes = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-change')));
+    const mine = changes.filter((c) => c.startsWith('timeline-'));
+    assert.deepEqual(mine, ['timeline-b env=prod&tenant=acme 1', 'timeline-a tenant=acme 1']);
+    assert.equal(await page.getByText('timeline-b 4').count(), 0, "globex's change is not shown");
+    await assertAccessible(page, 'tenant history');
+    await page.locator('tr[data-change="timeline-a tenant=acme 1"]').getByRole('link', { name: 'tenant=acme' }).click();
+    await page.getByRole('heading', { name: /History/ }).first().waitFor();
+    assert.match(page.url(), /\/namespaces\/timeline-a\/history\?tenant=acme$/);
+    assertClean(page);
+    await page.close();
+  });
+
+  test('the audit log exports every entry its filters select', async () => {
+    // A refused write by a viewer gives the filter something to select.
+    const viewer = await issueToken({ name: 'audit-viewer', role: 'viewer', namespaces: ['signin'] });
+    const refused = await api(env.url, viewer).put('/v1/tenants/initrode', { edition: 'pro' });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/audit?outcome=refused`);
+    await page.locator('table.audit').waitFor();
+    const shown = await page.locator('table.audit tbody tr').count();
+    assert.ok(shown > 0, 'the refusal is listed');
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: /Export these entries/ }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^audit_outcome-refused_.*\.jsonl$/);
+    const text = readFileSync(await download.path(), 'utf8');
+    const entries = text.trim().split('\n').map((line) => JSON.parse(line));
+    assert.equal(entries.length, shown, 'the file holds what the screen lists');
+    assert.ok(entries.every((e) => e.outcome === 'refused'), 'only refused entries');
+    assert.ok(entries.some((e) => String(e.action).includes('/v1/tenants/')), `the refused tenant write is in the file: ${text}`);
+    await page.getByRole('status').filter({ hasText: 'Exported every matching entry' }).waitFor();
+    await assertAccessible(page, 'audit log after an export');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('an admin creates a tenant and changes its edition; a stale create is refused', async () => {
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/tenants`);
+    await page.locator('tr[data-tenant="acme"]').waitFor();
+    await page.getByLabel('Tenant id').fill('initech');
+    await page.getByLabel('Name (optional)').fill('Initech');
+    await page.getByLabel('Edition').fill('standard');
+    await assertAccessible(page, 'tenants with the create form');
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.locator('tr[data-tenant="initech"]').waitFor();
+    assert.match(await page.locator('tr[data-tenant="initech"]').textContent(), /Initech.*standard/);
+
+    await page.getByRole('button', { name: 'Edit tenant initech' }).click();
+    await page.getByRole('heading', { name: 'Change tenant initech' }).waitFor();
+    await page.locator('#tenant-edit-edition').fill('pro');
+    await assertAccessible(page, 'tenants with the edit form');
+    await page.getByRole('button', { name: 'Save tenant' }).click();
+    await eventually(async () => /Initech.*pro/.test(await page.locator('tr[data-tenant="initech"]').textContent()), {
+      what: 'the new edition in the table',
+    });
+    const stored = await admin.get('/v1/tenants/initech');
+    assert.equal(stored.body.edition, 'pro');
+    assert.equal(stored.body.name, 'Initech');
+
+    // Creating a tenant that exists is refused, never an overwrite.
+    await page.getByLabel('Tenant id').fill('acme');
+    await page.getByLabel('Edition').fill('free');
+    await page.getByRole('button', { name: 'Create tenant' }).click();
+    await page.getByRole('alert').filter({ hasText: /changed this since/i }).waitFor();
+    assert.equal((await admin.get('/v1/tenants/acme')).body.edition, 'pro');
+    assertClean(page);
+    await page.close();
+  });
+
+  test('a role that may not administer is offered no tenant change', async () => {
+    const viewer = await issueToken({ name: 'tenant-viewer', role: 'viewer', namespaces: ['signin'] });
+    const page = await newPage(env.context);
+    await signIn(page, viewer);
+    await page.goto(`${env.url}/studio/tenants`);
+    await page.locator('tr[data-tenant="acme"]').waitFor();
+    assert.equal(await page.getByRole('button', { name: /Edit tenant/ }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Create tenant' }).count(), 0);
+    assertClean(page);
+    await page.close();
+  });
+
+  test('keyboard alone: sign in, open a namespace, edit and save a layer', async () => {
+    await namespaceWithLayer('keyboard', { limit: 5 }, 'Edited with the keyboard alone');
+    const page = await newPage(env.context);
+    await page.goto(`${env.url}/studio/`);
+    await page.getByLabel('Token').waitFor();
+    await tabTo(page, /^Token$/);
+    await page.keyboard.type(ADMIN_TOKEN);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Namespaces', level: 1 }).waitFor();
+
+    await tabTo(page, /^keyboard$/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /keyboard/, level: 1 }).waitFor();
+    await tabTo(page, /^Edit layer/);
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Cart limit').waitFor();
+    await page.getByLabel('Layer values as JSON').waitFor();
+
+    await tabTo(page, /^Cart limit/);
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('64');
+    // The raw JSON editor lies between the form and the change message: Tab
+    // must move through it, not be kept in it as an indent.
+    await tabTo(page, /^Change message/);
+    await page.keyboard.type('raised from the keyboard');
+    await tabTo(page, /^Save/);
+    await page.keyboard.press('Enter');
+    await page.getByText('Saved as revision 2').waitFor();
+    const layer = await admin.get('/v1/namespaces/keyboard/layer');
+    assert.equal(layer.body.values.limit, 64);
+    assert.equal(layer.body.message, 'raised from the keyboard');
+    assertClean(page);
+    await page.close();
+  });
 });
+
+/**
+ * Presses Tab until the focused control's name matches `name`, as a person
+ * without a mouse would; fails if it is never reached.
+ */
+async function tabTo(page, name, most = 80) {
+  const seen = [];
+  for (let i = 0; i < most; i++) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      let el = document.activeElement;
+      // The JSON editor lives in a shadow root: look inside it.
+      while (el?.shadowRoot?.activeElement) el = el.shadowRoot.activeElement;
+      if (!el || el === document.body) return '';
+      const labelled = el.getAttribute('aria-labelledby');
+      const byId = labelled ? document.getElementById(labelled)?.textContent : null;
+      return (el.getAttribute('aria-label') ?? el.labels?.[0]?.textContent ?? byId ?? el.textContent ?? '').trim();
+    });
+    seen.push(focused);
+    if (name.test(focused)) return;
+  }
+  assert.fail(`Tab never reached ${name}; focus went through: ${JSON.stringify(seen)}`);
+}

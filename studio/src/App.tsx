@@ -18,6 +18,7 @@ const ChangeRequests = lazy(() => import('./screens/ChangeRequests'));
 const Audit = lazy(() => import('./screens/Audit'));
 const Tenants = lazy(() => import('./screens/Tenants'));
 const Compare = lazy(() => import('./screens/Compare'));
+const TenantHistory = lazy(() => import('./screens/TenantHistory'));
 
 export function App() {
   const location = useLocation();
@@ -105,6 +106,8 @@ function screenTitle(route: Route): string {
       return 'Audit log';
     case 'tenants':
       return 'Tenants';
+    case 'tenant-history':
+      return `History of tenant ${route.tenant}`;
     case 'compare':
       return `Compare ${route.ns}`;
     default:
@@ -131,6 +134,8 @@ function Screen({ route }: { route: Route }) {
       return <Audit search={route.search} />;
     case 'tenants':
       return <Tenants />;
+    case 'tenant-history':
+      return <TenantHistory tenant={route.tenant} />;
     case 'compare':
       return <Compare ns={route.ns} search={route.search} />;
     case 'not-found':

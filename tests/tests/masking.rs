@@ -259,6 +259,8 @@ async fn every_read_that_returns_values_masks_sensitive_ones_for_every_role_that
         Read::json("/v1/audit", "/v1/audit"),
         Read::json("/v1/audit", "/v1/audit?namespace=app&tenant=acme"),
         Read::json("/v1/audit/export", "/v1/audit/export"),
+        Read::json("/v1/search", format!("/v1/search?q={marker}")),
+        Read::json("/v1/tenants/{tenant}/history", "/v1/tenants/acme/history"),
         Read::json("/v1/tenants/{tenant}/export", "/v1/tenants/acme/export"),
     ];
 

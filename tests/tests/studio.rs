@@ -312,3 +312,271 @@ async fn without_a_build_studio_answers_a_page_saying_how_to_build_it() {
 fn studio_dir_defaults_to_studio_dist() {
     assert_eq!(ecs_api::Settings::default().studio_dir, "studio/dist");
 }
+
+async fn get_as(app: &TestApp, token: &str, path: &str) -> Answer {
+    app.send(
+        app.client
+            .request(Method::GET, format!("{}{path}", app.address))
+            .bearer_auth(token),
+    )
+    .await
+}
+
+/// `(namespace, scope, pointer)` of each match.
+fn found(answer: &Answer) -> Vec<(String, Value, String)> {
+    answer.body["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["namespace"].as_str().unwrap().to_owned(),
+                m["scope"].clone(),
+                m["pointer"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_keys_and_values_the_caller_may_read_and_nothing_else() {
+    let app = spawn_app().await;
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    assert!(app.put_tenant("globex", "pro").await.status.is_success());
+    let schema = json!({"type": "object", "properties": {
+        "banner": {"type": "string"},
+        "limit": {"type": "integer"},
+        "api_key": {"type": "string", "x-sensitive": true},
+    }});
+    for ns in ["checkout", "billing"] {
+        let answer = app.put_namespace(ns, &json!({"schema": schema})).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    let writes = [
+        (
+            "checkout",
+            "",
+            json!({"banner": "Winter sale", "limit": 40}),
+        ),
+        (
+            "checkout",
+            "tenant=acme",
+            json!({"banner": "Acme winter sale", "api_key": "winter-secret"}),
+        ),
+        (
+            "checkout",
+            "tenant=globex",
+            json!({"banner": "Globex winter"}),
+        ),
+        ("billing", "", json!({"banner": "Winter invoices"})),
+    ];
+    for (ns, scope, values) in writes {
+        let answer = app.put_layer(ns, scope, &json!({"values": values})).await;
+        assert!(answer.status.is_success(), "{}", answer.body);
+    }
+
+    // The admin finds values by their contents across namespaces and scopes,
+    // sensitive ones included, and keys by name.
+    let admin = app.get("/v1/search?q=WINTER").await;
+    assert_eq!(admin.status, StatusCode::OK, "{}", admin.body);
+    let admin_found = found(&admin);
+    assert_eq!(admin_found.len(), 5, "{}", admin.body);
+    assert!(admin_found.contains(&(
+        "checkout".into(),
+        json!({"tenant": "acme"}),
+        "/api_key".into()
+    )));
+    assert_eq!(admin.body["truncated"], false);
+    let by_key = app.get("/v1/search?q=limit").await;
+    assert_eq!(
+        found(&by_key),
+        [("checkout".to_owned(), json!({}), "/limit".to_owned())]
+    );
+    assert_eq!(by_key.body["matches"][0]["value"], 40);
+    assert_eq!(by_key.body["matches"][0]["revision"], 1);
+    // Every word must match: key and value together.
+    assert_eq!(found(&app.get("/v1/search?q=banner%20acme").await).len(), 1);
+
+    // A viewer bound to one namespace and one tenant finds its own only, and
+    // no sensitive value, not even through the words it holds.
+    let viewer = token(
+        &app,
+        json!({"name": "v", "role": "viewer", "namespaces": ["checkout"], "tenant": "acme"}),
+    )
+    .await;
+    let seen = get_as(&app, &viewer, "/v1/search?q=winter").await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    // Its own tenant's layer only: a tenant-bound role reads no other layer.
+    assert_eq!(
+        found(&seen),
+        [(
+            "checkout".to_owned(),
+            json!({"tenant": "acme"}),
+            "/banner".to_owned()
+        )],
+        "{}",
+        seen.body
+    );
+    assert!(!seen.body.to_string().contains("winter-secret"));
+    let secret = get_as(&app, &viewer, "/v1/search?q=secret").await;
+    assert!(found(&secret).is_empty(), "{}", secret.body);
+
+    // The limit truncates and says so.
+    let limited = app.get("/v1/search?q=winter&limit=2").await;
+    assert_eq!(found(&limited).len(), 2);
+    assert_eq!(limited.body["truncated"], true);
+
+    // Bad input names its field.
+    for (path, field) in [
+        ("/v1/search", "q"),
+        ("/v1/search?q=%20%20", "q"),
+        ("/v1/search?q=a&limit=0", "limit"),
+        ("/v1/search?q=a&limit=x", "limit"),
+    ] {
+        let answer = app.get(path).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["field"], field, "{path}: {}", answer.body);
+    }
+    let openapi = app.get("/v1/openapi.json").await;
+    assert!(openapi.body["paths"]["/v1/search"]["get"].is_object());
+}
+
+#[tokio::test]
+async fn a_tenants_timeline_lists_its_layer_changes_across_namespaces_newest_first() {
+    let app = spawn_app().await;
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    assert!(app.put_tenant("globex", "pro").await.status.is_success());
+    let schema = json!({"type": "object", "properties": {
+        "banner": {"type": "string"},
+        "api_key": {"type": "string", "x-sensitive": true},
+    }});
+    for ns in ["checkout", "billing"] {
+        let answer = app.put_namespace(ns, &json!({"schema": schema})).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+    let writes = [
+        ("checkout", "tenant=acme", json!({"banner": "one"})),
+        ("billing", "tenant=acme&env=prod", json!({"banner": "two"})),
+        (
+            "checkout",
+            "tenant=globex",
+            json!({"banner": "other tenant"}),
+        ),
+        ("checkout", "", json!({"banner": "global"})),
+        (
+            "checkout",
+            "tenant=acme",
+            json!({"banner": "three", "api_key": "acme-secret"}),
+        ),
+    ];
+    for (ns, scope, values) in writes {
+        let answer = app
+            .put_layer(
+                ns,
+                scope,
+                &json!({"values": values, "message": format!("{ns} {scope}")}),
+            )
+            .await;
+        assert!(answer.status.is_success(), "{}", answer.body);
+    }
+    let summary = |answer: &Answer| -> Vec<(String, Value, u64, String)> {
+        answer.body["revisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["namespace"].as_str().unwrap().to_owned(),
+                    r["scope"].clone(),
+                    r["revision"].as_u64().unwrap(),
+                    r["values"]["banner"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+
+    // Only acme's layers, every namespace, newest first.
+    let all = app.get("/v1/tenants/acme/history").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(
+        summary(&all),
+        [
+            (
+                "checkout".to_owned(),
+                json!({"tenant": "acme"}),
+                2,
+                "three".to_owned()
+            ),
+            (
+                "billing".to_owned(),
+                json!({"env": "prod", "tenant": "acme"}),
+                1,
+                "two".to_owned()
+            ),
+            (
+                "checkout".to_owned(),
+                json!({"tenant": "acme"}),
+                1,
+                "one".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(all.body["revisions"][0]["values"]["api_key"], "acme-secret");
+    assert_eq!(all.body["revisions"][0]["message"], "checkout tenant=acme");
+    assert!(all.body["next_cursor"].is_null());
+
+    // Pages follow each other without a gap or a repeat.
+    let first = app.get("/v1/tenants/acme/history?limit=2").await;
+    assert_eq!(summary(&first), summary(&all)[..2]);
+    let cursor = first.body["next_cursor"].as_str().unwrap().to_owned();
+    let second = app
+        .get(&format!("/v1/tenants/acme/history?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(summary(&second), summary(&all)[2..]);
+    assert!(second.body["next_cursor"].is_null());
+
+    // A viewer of one namespace sees that namespace's changes, masked; a
+    // role bound to another tenant does not learn the tenant exists.
+    let viewer = token(
+        &app,
+        json!({"name": "v", "role": "viewer", "namespaces": ["checkout"]}),
+    )
+    .await;
+    let seen = get_as(&app, &viewer, "/v1/tenants/acme/history").await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(
+        summary(&seen),
+        [summary(&all)[0].clone(), summary(&all)[2].clone()]
+    );
+    assert_eq!(seen.body["revisions"][0]["values"]["api_key"], "***");
+    let globex_admin = token(
+        &app,
+        json!({"name": "g", "role": "tenant-admin", "tenant": "globex"}),
+    )
+    .await;
+    let hidden = get_as(&app, &globex_admin, "/v1/tenants/acme/history").await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{}", hidden.body);
+    assert_eq!(
+        app.get("/v1/tenants/nobody/history").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    for (path, field) in [
+        ("/v1/tenants/acme/history?limit=0", "limit"),
+        ("/v1/tenants/acme/history?cursor=zz", "cursor"),
+    ] {
+        let answer = app.get(path).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.body
+        );
+        assert_eq!(answer.body["field"], field, "{path}: {}", answer.body);
+    }
+}

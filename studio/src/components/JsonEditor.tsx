@@ -51,6 +51,9 @@ export default function JsonEditor({
             readOnly={readOnly}
             editable={!readOnly}
             theme="light"
+            // Tab moves to the next control instead of indenting: a keyboard
+            // user must be able to leave the editor (WCAG 2.1.2, no keyboard trap).
+            indentWithTab={false}
             basicSetup={{ foldGutter: false, highlightActiveLine: false, autocompletion: false }}
             minHeight="12rem"
             maxHeight="32rem"

@@ -58,4 +58,38 @@ describe('the API client', () => {
     await new ApiClient('t', { fetch }).resolved('checkout', { tenant: 'acme' }, { explain: true, point: { at: '2026-01-01T00:00:00.000Z' } });
     expect(calls[0]?.url).toBe('/v1/namespaces/checkout/resolved?tenant=acme&at=2026-01-01T00%3A00%3A00.000Z&explain=true');
   });
+
+  it('creates a tenant only if it does not exist yet (If-Match 0)', async () => {
+    const { calls, fetch } = recording([{ status: 201, body: { revision: 1, position: 4 } }]);
+    await new ApiClient('t', { fetch }).putTenant('acme', { edition: 'pro', name: 'Acme' }, 0);
+    expect(calls[0]?.url).toBe('/v1/tenants/acme');
+    expect(calls[0]?.init?.method).toBe('PUT');
+    expect((calls[0]?.init?.headers as Record<string, string>)['If-Match']).toBe('"0"');
+    expect(JSON.parse(String(calls[0]?.init?.body))).toEqual({ edition: 'pro', name: 'Acme' });
+  });
+
+  it('exports the audit log with the filters that are set', async () => {
+    const calls: string[] = [];
+    const fetch: Fetch = async (url) => {
+      calls.push(url);
+      return new Response('{"a":1}\n{"a":2}\n', { status: 200, headers: { 'Content-Type': 'application/x-ndjson' } });
+    };
+    const blob = await new ApiClient('t', { fetch }).auditExport({ tenant: ' acme ', actor: '', outcome: 'refused' });
+    expect(calls[0]).toBe('/v1/audit/export?tenant=acme&outcome=refused');
+    expect(await blob.text()).toBe('{"a":1}\n{"a":2}\n');
+  });
+
+  it('reports a refused export as an ApiProblem', async () => {
+    const { fetch } = recording([{ status: 403, body: { status: 403, code: 'forbidden', detail: 'only admins and auditors' } }]);
+    const error = await new ApiClient('t', { fetch }).auditExport({}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ApiProblem);
+    expect((error as ApiProblem).detail).toBe('only admins and auditors');
+  });
+
+  it('searches values with the query and a limit', async () => {
+    const { calls, fetch } = recording([{ status: 200, body: { matches: [], truncated: false } }]);
+    const results = await new ApiClient('t', { fetch }).search('winter sale', 20);
+    expect(calls[0]?.url).toBe('/v1/search?q=winter+sale&limit=20');
+    expect(results.truncated).toBe(false);
+  });
 });

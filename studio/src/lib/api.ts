@@ -99,7 +99,28 @@ export interface Tenant {
   id: string;
   edition: string;
   name?: string | null;
+  revision?: number;
   updated_at?: string;
+}
+
+/** A revision of one of a tenant's layers, in the tenant's timeline. */
+export interface TimelineEntry extends LayerRevision {
+  namespace: string;
+  change: Json;
+}
+
+/** A value of a layer's current revision that a search found. */
+export interface SearchMatch {
+  namespace: string;
+  scope: Scope;
+  pointer: string;
+  value: Json;
+  revision: number;
+}
+
+export interface SearchResults {
+  matches: SearchMatch[];
+  truncated: boolean;
 }
 
 export interface AuditEntry {
@@ -238,8 +259,29 @@ export class ApiClient {
     }
   }
 
+  /** A page of a tenant's timeline: its layers' revisions across namespaces, newest first. */
+  tenantHistory(tenant: string, cursor?: string): Promise<{ tenant: string; revisions: TimelineEntry[]; next_cursor?: string | null }> {
+    const query = new URLSearchParams();
+    if (cursor) query.set('cursor', cursor);
+    return this.get(`/v1/tenants/${encodeURIComponent(tenant)}/history`, query);
+  }
+
+  /** Current values, across every namespace and layer the caller may read, by key and by value. */
+  search(q: string, limit = 50): Promise<SearchResults> {
+    return this.get('/v1/search', new URLSearchParams({ q, limit: String(limit) }));
+  }
+
   async tenants(): Promise<Tenant[]> {
     return (await this.get<{ tenants: Tenant[] }>('/v1/tenants')).tenants;
+  }
+
+  /**
+   * Creates or changes a tenant. `ifMatch` is the revision the edit started
+   * from; 0 creates only a tenant that does not exist yet, so neither form can
+   * overwrite a change it has not seen.
+   */
+  async putTenant(id: string, body: { edition: string; name: string | null }, ifMatch: number): Promise<WriteResult> {
+    return (await this.request<WriteResult>('PUT', `/v1/tenants/${encodeURIComponent(id)}`, { body, ifMatch })).data;
   }
 
   async changeRequests(status?: string): Promise<ChangeRequest[]> {
@@ -256,12 +298,27 @@ export class ApiClient {
     await this.request('POST', `/v1/change-requests/${encodeURIComponent(id)}/${decision}`, { body: { reason } });
   }
 
+  /** Every audit entry matching `filters`, as JSON Lines (`GET /v1/audit/export`). */
+  async auditExport(filters: Record<string, string>): Promise<Blob> {
+    const response = await this.fetch(this.url('/v1/audit/export', auditQuery(filters)), {
+      headers: { Authorization: `Bearer ${this.token}`, Accept: 'application/x-ndjson' },
+    });
+    if (!response.ok) throw problemFrom(response.status, await response.text());
+    return new Blob([await response.text()], { type: 'application/x-ndjson' });
+  }
+
   audit(filters: Record<string, string>, cursor?: string): Promise<{ entries: AuditEntry[]; next_cursor?: string | null }> {
-    const query = new URLSearchParams();
-    for (const [key, value] of Object.entries(filters)) if (value) query.set(key, value);
+    const query = auditQuery(filters);
     if (cursor) query.set('cursor', cursor);
     return this.get('/v1/audit', query);
   }
+}
+
+/** The audit filters that are set, as query parameters. */
+export function auditQuery(filters: Record<string, string>): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(filters)) if (value.trim()) query.set(key, value.trim());
+  return query;
 }
 
 function merge(a: URLSearchParams, b: URLSearchParams): URLSearchParams {

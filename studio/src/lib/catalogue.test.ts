@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Namespace } from './api';
-import { matchesQuery, schemaTerms, topLevelKeys } from './catalogue';
+import { matchesQuery, schemaTerms, topLevelKeys, valueCount } from './catalogue';
 
 const checkout: Namespace = {
   name: 'checkout',
@@ -31,5 +31,14 @@ describe('the namespace catalogue search', () => {
     expect(matchesQuery(checkout, 'cart items')).toBe(true);
     expect(matchesQuery(checkout, 'logging')).toBe(false);
     expect(matchesQuery(checkout, 'limit logging')).toBe(false);
+  });
+});
+
+describe('the count of matching values', () => {
+  it('says none, one or many, and when the list is cut', () => {
+    expect(valueCount(0, false)).toBe('No value you may read matches.');
+    expect(valueCount(1, false)).toBe('1 value matches');
+    expect(valueCount(3, false)).toBe('3 values match');
+    expect(valueCount(50, true)).toBe('50 values match (the first ones; narrow the search for the rest)');
   });
 });

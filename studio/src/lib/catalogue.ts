@@ -39,3 +39,10 @@ export function topLevelKeys(schema: Json | null | undefined): string[] {
   const properties = schema.properties;
   return properties && typeof properties === 'object' && !Array.isArray(properties) ? Object.keys(properties) : [];
 }
+
+/** How many values a search found, in words. */
+export function valueCount(count: number, truncated: boolean): string {
+  if (count === 0) return 'No value you may read matches.';
+  const found = count === 1 ? '1 value matches' : `${count} values match`;
+  return truncated ? `${found} (the first ones; narrow the search for the rest)` : found;
+}

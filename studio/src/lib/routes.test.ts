@@ -14,6 +14,7 @@ describe('Studio addresses', () => {
       { screen: 'change-requests', search: 'status=open' },
       { screen: 'audit', search: '' },
       { screen: 'tenants' },
+      { screen: 'tenant-history', tenant: 'acme corp' },
     ];
     for (const route of routes) {
       const url = new URL(href(route), 'http://x');

@@ -15,6 +15,7 @@ export type Route =
   | { screen: 'change-requests'; search: string }
   | { screen: 'audit'; search: string }
   | { screen: 'tenants' }
+  | { screen: 'tenant-history'; tenant: string }
   | { screen: 'not-found'; path: string };
 
 /** The screen a location shows. */
@@ -39,6 +40,7 @@ export function parseRoute(pathname: string, search = ''): Route {
   if (first === 'change-requests' && segments.length === 1) return { screen: 'change-requests', search: s };
   if (first === 'audit' && segments.length === 1) return { screen: 'audit', search: s };
   if (first === 'tenants' && segments.length === 1) return { screen: 'tenants' };
+  if (first === 'tenants' && ns !== undefined && sub === 'history' && rest.length === 0) return { screen: 'tenant-history', tenant: ns };
   return { screen: 'not-found', path };
 }
 
@@ -67,6 +69,8 @@ export function href(route: Route): string {
       return `${BASE}/audit${q(route.search)}`;
     case 'tenants':
       return `${BASE}/tenants`;
+    case 'tenant-history':
+      return `${BASE}/tenants/${encodeURIComponent(route.tenant)}/history`;
     case 'not-found':
       return `${BASE}${route.path}`;
   }

@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from 'react';
-import { ErrorNotice, Loading } from '../components/Notice';
+import { ErrorNotice, InfoNotice, Loading } from '../components/Notice';
+import { auditExportName, saveBlob } from '../lib/exportFile';
 import { href } from '../lib/routes';
 import { useAsync } from '../lib/useAsync';
 import { navigate } from '../navigation';
@@ -18,12 +19,31 @@ export default function Audit({ search }: { search: string }) {
   const filters = Object.fromEntries([...FILTERS.map(([k]) => k), 'outcome'].map((k) => [k, params.get(k) ?? '']));
   const [draft, setDraft] = useState(filters);
   const page = useAsync(() => api.audit(filters), `audit:${search}`);
+  const [exporting, setExporting] = useState(false);
+  const [exported, setExported] = useState<string | null>(null);
+  const [exportError, setExportError] = useState<unknown>(null);
   if (!me.may.read_audit) return <p>Your role may not read the audit log.</p>;
   const apply = (event: FormEvent) => {
     event.preventDefault();
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(draft)) if (v.trim()) query.set(k, v.trim());
     navigate(href({ screen: 'audit', search: query.toString() }));
+  };
+  // The export applies the filters the table shows (the address), not a draft
+  // not yet applied, so the file holds exactly what the screen lists, in full.
+  const exportLog = async () => {
+    setExporting(true);
+    setExportError(null);
+    setExported(null);
+    try {
+      const name = auditExportName(filters, new Date());
+      saveBlob(await api.auditExport(filters), name);
+      setExported(name);
+    } catch (error) {
+      setExportError(error);
+    } finally {
+      setExporting(false);
+    }
   };
   return (
     <>
@@ -47,6 +67,19 @@ export default function Audit({ search }: { search: string }) {
           <button type="submit">Filter</button>
         </p>
       </form>
+      <p className="actions">
+        <button type="button" className="secondary" onClick={() => void exportLog()} disabled={exporting}>
+          {exporting ? 'Exporting…' : 'Export these entries (JSON Lines)'}
+        </button>
+      </p>
+      {exported && (
+        <InfoNotice>
+          <p>
+            Exported every matching entry to <code>{exported}</code>.
+          </p>
+        </InfoNotice>
+      )}
+      <ErrorNotice error={exportError} />
       <ErrorNotice error={page.error} />
       {page.loading && !page.data && <Loading what="the audit log" />}
       {page.data && (

@@ -1,8 +1,9 @@
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Link } from '../components/Link';
 import { ErrorNotice, Loading } from '../components/Notice';
-import { matchesQuery, topLevelKeys } from '../lib/catalogue';
+import { matchesQuery, topLevelKeys, valueCount } from '../lib/catalogue';
 import { href } from '../lib/routes';
+import { describeScope, scopeQuery } from '../lib/scope';
 import { useAsync } from '../lib/useAsync';
 import { navigate } from '../navigation';
 import { useSession } from '../session';
@@ -12,12 +13,19 @@ export function Namespaces({ query: initial }: { query: string }) {
   const [query, setQuery] = useState(initial);
   const namespaces = useAsync(() => api.namespaces(), 'namespaces');
   const shown = (namespaces.data ?? []).filter((n) => matchesQuery(n, query));
+  // Values are searched on the server (only those the role may read, masked
+  // as everywhere), once typing pauses rather than on every key.
+  const [settledQuery, setSettledQuery] = useState(initial.trim());
+  useEffect(() => {
+    const timer = setTimeout(() => setSettledQuery(query.trim()), 300);
+    return () => clearTimeout(timer);
+  }, [query]);
   return (
     <>
       <h1>Namespaces</h1>
       <form role="search" onSubmit={(e) => e.preventDefault()}>
         <div className="field">
-          <label htmlFor="catalogue-search">Search namespaces, descriptions and keys</label>
+          <label htmlFor="catalogue-search">Search namespaces, keys and values</label>
           <input
             id="catalogue-search"
             type="search"
@@ -48,6 +56,57 @@ export function Namespaces({ query: initial }: { query: string }) {
           </li>
         ))}
       </ul>
+      {settledQuery && <ValueMatches query={settledQuery} />}
     </>
+  );
+}
+
+/** The current values whose key or contents hold every word of the query. */
+function ValueMatches({ query }: { query: string }) {
+  const { api } = useSession();
+  const results = useAsync(() => api.search(query), `search:${query}`);
+  return (
+    <section aria-labelledby="values-heading">
+      <h2 id="values-heading">Values</h2>
+      <ErrorNotice error={results.error} />
+      {results.loading && !results.data && <Loading what="matching values" />}
+      {results.data && (
+        <>
+          <p role="status" className="count">
+            {valueCount(results.data.matches.length, results.data.truncated)}
+          </p>
+          {results.data.matches.length > 0 && (
+            <table className="search-results">
+              <thead>
+                <tr>
+                  <th scope="col">Namespace</th>
+                  <th scope="col">Layer</th>
+                  <th scope="col">Key</th>
+                  <th scope="col">Value</th>
+                  <th scope="col">Revision</th>
+                </tr>
+              </thead>
+              <tbody>
+                {results.data.matches.map((m) => (
+                  <tr key={`${m.namespace} ${scopeQuery(m.scope)} ${m.pointer}`} data-match={`${m.namespace} ${scopeQuery(m.scope)} ${m.pointer}`}>
+                    <td>{m.namespace}</td>
+                    <td>
+                      <Link href={href({ screen: 'layer', ns: m.namespace, search: scopeQuery(m.scope) })}>{describeScope(m.scope)}</Link>
+                    </td>
+                    <td>
+                      <code>{m.pointer}</code>
+                    </td>
+                    <td>
+                      <code className="value">{JSON.stringify(m.value)}</code>
+                    </td>
+                    <td>{m.revision}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </>
+      )}
+    </section>
   );
 }
