@@ -24,7 +24,7 @@ pub struct Settings {
     pub database_url: ConnectionUrl,
     /// `ECS_ADMIN_TOKEN`: the bootstrap admin bearer token (required).
     pub admin_token: Option<Secret>,
-    /// `ECS_STREAM_REPLICAS`: replicas of the events stream when it is created.
+    /// `ECS_STREAM_REPLICAS`: replicas of every stream and bucket ECS creates.
     pub stream_replicas: usize,
     /// `ECS_STREAM_NAME`: the events stream's name.
     pub stream_name: String,
@@ -175,10 +175,10 @@ Settings come from defaults, then the TOML file given by --config (or ECS_CONFIG
 then environment variables:
 
   ECS_LISTEN              address of the HTTP API             [default: 127.0.0.1:8080]
-  ECS_NATS_URL            NATS server URL(s)                  [default: nats://127.0.0.1:4222]
+  ECS_NATS_URL            NATS server URL(s), comma-separated [default: nats://127.0.0.1:4222]
   ECS_DATABASE_URL        PostgreSQL URL for the projections  [default: postgres://localhost/ecs]
   ECS_ADMIN_TOKEN         bootstrap admin bearer token        (required)
-  ECS_STREAM_REPLICAS     replicas of the events stream       [default: 1; use 3 in production]
+  ECS_STREAM_REPLICAS     replicas of every stream and bucket [default: 1; use 3 in production]
   ECS_STREAM_NAME         name of the events stream           [default: ECS_EVENTS]
   ECS_PRECEDENCE          precedence chain, weakest first     [default: env,service,tenant,edition]
   ECS_MAX_BODY_BYTES      largest request body (413 above)    [default: 1048576; bounded by NATS max_payload]
