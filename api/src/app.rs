@@ -158,6 +158,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            crate::min_position::wait_for_min_position,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             crate::audit::audit_refusals,
         ))
         .layer(middleware::from_fn_with_state(
