@@ -6,6 +6,8 @@
 # ECS_TEST_PG_URL for the test harness (tests start their own NATS servers), then runs
 #   cargo fmt --all -- --check
 #   cargo clippy --workspace --all-targets -- -D warnings
+#   deploy/check-packaging.sh (Dockerfile, Kubernetes manifests, systemd units, NATS
+#   cluster configuration: checked with the tools that run here)
 #   cargo test --workspace [extra args passed to this script]
 #   studio/test.sh (Config Studio: lint, typecheck, unit tests, build, end to end
 #   in headless Chromium against the real `ecs` binary)
@@ -43,6 +45,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 # The fault-injection suite (tests/faults) runs the real `ecs` binary.
 cargo build -p ecs-api --bin ecs
+# The packaging (Dockerfile, Kubernetes, systemd, NATS cluster), checked statically.
+ecs_log "deploy/check-packaging.sh"
+deploy/check-packaging.sh
 ecs_log "cargo test --workspace $*"
 cargo test --workspace "$@"
 

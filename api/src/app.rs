@@ -163,6 +163,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            crate::min_position::wait_for_min_position,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             crate::audit::audit_refusals,
         ))
         .layer(middleware::from_fn_with_state(
@@ -268,7 +272,11 @@ impl Application {
             .await
             .map_err(anyhow::Error::msg)?
             .request_timeout(Some(Duration::from_secs(10)))
-            .connect(settings.nats_url.expose())
+            .connect(
+                ecs_client::transport::server_addrs(settings.nats_url.expose())
+                    .map_err(anyhow::Error::msg)
+                    .context("ECS_NATS_URL")?,
+            )
             .await
             .with_context(|| format!("cannot connect to NATS at {}", settings.nats_url))?;
         // Every accepted body must fit in one message of the events stream.

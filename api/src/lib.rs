@@ -10,6 +10,7 @@ pub mod failed_auth;
 pub mod limits;
 pub mod listener;
 pub mod masking;
+pub mod min_position;
 pub mod nats_credential;
 pub mod openapi;
 pub mod problem;

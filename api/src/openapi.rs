@@ -19,6 +19,51 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every read takes `min_position` (query) or `ECS-Min-Position` (header):
+/// the middleware in [`crate::min_position`] serves them for all GET routes,
+/// so they are documented here once rather than on each handler.
+struct MinPosition;
+
+impl Modify for MinPosition {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::{ObjectBuilder, Required, Type};
+        let position = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .build()
+        };
+        let description = "A stream position (a write's `position`) this server must have \
+            applied before it answers: the read waits up to ECS_MIN_POSITION_WAIT_MS, then \
+            answers 503 `behind` with Retry-After.";
+        for item in openapi.paths.paths.values_mut() {
+            let Some(get) = item.get.as_mut() else {
+                continue;
+            };
+            let parameters = get.parameters.get_or_insert_with(Vec::new);
+            parameters.push(
+                ParameterBuilder::new()
+                    .name(crate::min_position::PARAMETER)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(description))
+                    .schema(Some(position()))
+                    .build(),
+            );
+            parameters.push(
+                ParameterBuilder::new()
+                    .name(crate::min_position::HEADER)
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .description(Some(description))
+                    .schema(Some(position()))
+                    .build(),
+            );
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ECS HTTP API", version = "1", description = "Configuration as a service: layered, versioned, validated, live."),
@@ -39,7 +84,7 @@ impl Modify for BearerAuth {
         crate::routes::whoami::whoami, crate::routes::locks::binding,
         crate::routes::search::search, crate::routes::timeline::tenant_history,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &MinPosition),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;

@@ -77,6 +77,9 @@ pub enum ApiError {
     /// projections did not apply it within `ECS_WRITE_WAIT_MS`, so it is not
     /// in effect yet (it will be once they do; repeating it confirms).
     NotInEffect { position: u64 },
+    /// 503: a read asked for a position (`min_position`) the projections
+    /// did not reach within `ECS_MIN_POSITION_WAIT_MS`.
+    Behind { wanted: u64 },
     /// 429: a rate or stream limit is reached; `Retry-After` says when to retry.
     TooManyRequests {
         code: &'static str,
@@ -216,6 +219,16 @@ impl ApiError {
                      and repeating the request answers success once it has"
                 ),
                 json!({ "position": position }),
+            ),
+            ApiError::Behind { wanted } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "behind",
+                "Service unavailable",
+                format!(
+                    "this server has not applied position {wanted} yet; retry (it may be \
+                     applying it now), or read from the server that answered the write"
+                ),
+                json!({ "min_position": wanted }),
             ),
             ApiError::TooManyRequests { code, detail, .. } => (
                 StatusCode::TOO_MANY_REQUESTS,

@@ -24,7 +24,7 @@ pub struct Settings {
     pub database_url: ConnectionUrl,
     /// `ECS_ADMIN_TOKEN`: the bootstrap admin bearer token (required).
     pub admin_token: Option<Secret>,
-    /// `ECS_STREAM_REPLICAS`: replicas of the events stream when it is created.
+    /// `ECS_STREAM_REPLICAS`: replicas of every stream and bucket ECS creates.
     pub stream_replicas: usize,
     /// `ECS_STREAM_NAME`: the events stream's name.
     pub stream_name: String,
@@ -36,6 +36,9 @@ pub struct Settings {
     /// `ECS_WRITE_WAIT_MS`: how long a write waits for the projections to
     /// apply it before answering (read-your-writes).
     pub write_wait_ms: u64,
+    /// `ECS_MIN_POSITION_WAIT_MS`: how long a read given `min_position` (or
+    /// `ECS-Min-Position`) waits for the projections to reach it.
+    pub min_position_wait_ms: u64,
     /// `ECS_DEDUPE_WINDOW_SECS`: how long JetStream remembers command ids.
     pub dedupe_window_secs: u64,
     /// `ECS_JWT_HS256_SECRET`: accept HS256 JWTs signed with this secret (development).
@@ -136,6 +139,7 @@ impl Default for Settings {
             precedence: "env,service,tenant,edition".to_owned(),
             max_body_bytes: 1024 * 1024,
             write_wait_ms: 10_000,
+            min_position_wait_ms: 5_000,
             dedupe_window_secs: 24 * 60 * 60,
             jwt_hs256_secret: None,
             jwt_jwks_file: None,
@@ -180,15 +184,17 @@ Settings come from defaults, then the TOML file given by --config (or ECS_CONFIG
 then environment variables:
 
   ECS_LISTEN              address of the HTTP API             [default: 127.0.0.1:8080]
-  ECS_NATS_URL            NATS server URL(s)                  [default: nats://127.0.0.1:4222]
+  ECS_NATS_URL            NATS server URL(s), comma-separated [default: nats://127.0.0.1:4222]
   ECS_DATABASE_URL        PostgreSQL URL for the projections  [default: postgres://localhost/ecs]
   ECS_ADMIN_TOKEN         bootstrap admin bearer token        (required)
-  ECS_STREAM_REPLICAS     replicas of the events stream       [default: 1; use 3 in production]
+  ECS_STREAM_REPLICAS     replicas of every stream and bucket [default: 1; use 3 in production]
   ECS_STREAM_NAME         name of the events stream           [default: ECS_EVENTS]
   ECS_PRECEDENCE          precedence chain, weakest first     [default: env,service,tenant,edition]
   ECS_MAX_BODY_BYTES      largest request body (413 above)    [default: 1048576; bounded by NATS max_payload]
   ECS_WRITE_WAIT_MS       wait for projections before a write answers [default: 10000;
                           a revocation or erasure not applied by then answers 503]
+  ECS_MIN_POSITION_WAIT_MS  wait for projections before a read given min_position
+                          answers [default: 5000; 503 with Retry-After after it]
   ECS_DEDUPE_WINDOW_SECS  how long command ids are remembered [default: 86400]
   ECS_JWT_HS256_SECRET    accept HS256 JWTs with this secret  (development only)
   ECS_JWT_JWKS_FILE       accept RS256/ES256 JWTs from this JWKS file

@@ -89,10 +89,8 @@ impl NatsFeed {
             .nats
             .connect_options("ecs-client", settings.connect_timeout)
             .await?;
-        let client = options
-            .connect(&settings.nats_url)
-            .await
-            .map_err(|e| e.to_string())?;
+        let servers = crate::transport::server_addrs(&settings.nats_url)?;
+        let client = options.connect(servers).await.map_err(|e| e.to_string())?;
         let js = jetstream::new(client.clone());
         let mut subjects: Vec<String> = settings
             .namespaces

@@ -81,6 +81,8 @@ pub enum ClientError {
 /// How a client connects and what it follows.
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
+    /// The NATS server URL, or several separated by commas (the members of a
+    /// cluster): the client fails over between them.
     pub nats_url: String,
     pub namespaces: Vec<NamespaceName>,
     /// The tenants followed; empty follows every tenant. A service holding a

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_nats::ConnectOptions;
+use async_nats::{ConnectOptions, ServerAddr};
 
 /// How a connection proves who it is to NATS.
 #[derive(Clone, Default)]
@@ -112,6 +112,34 @@ impl NatsTransport {
     }
 }
 
+/// The servers of a NATS URL list: one URL, or several separated by commas
+/// (`nats://a:4222,nats://b:4222`), the usual way to name the members of a
+/// cluster. The client connects to one of them and fails over to the others
+/// (and to the members the cluster announces). An entry is named by its
+/// position, not its text, because a URL can carry a password or a token.
+pub fn server_addrs(list: &str) -> Result<Vec<ServerAddr>, String> {
+    let entries: Vec<&str> = list.split(',').map(str::trim).collect();
+    let mut servers = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let position = index + 1;
+        if entry.is_empty() {
+            return Err(format!(
+                "NATS server {position} of {} in the URL list is empty",
+                entries.len()
+            ));
+        }
+        let server = entry.parse::<ServerAddr>().map_err(|e| {
+            format!(
+                "NATS server {position} of {} in the URL list is not a valid URL: {}",
+                entries.len(),
+                e.kind()
+            )
+        })?;
+        servers.push(server);
+    }
+    Ok(servers)
+}
+
 /// The reply-subject prefix of a reader identified by `identity` (an nkey's
 /// public key or a user name): what its NATS permissions let it subscribe to.
 pub fn inbox_prefix_of(identity: &str) -> String {
@@ -123,4 +151,25 @@ pub fn nkey_public_key(seed: &str) -> Result<String, String> {
     nkeys::KeyPair::from_seed(seed.trim())
         .map(|pair| pair.public_key())
         .map_err(|_| "the NATS nkey seed is not a valid seed (expected SU...)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_addrs;
+
+    #[test]
+    fn a_comma_separated_list_names_every_server() {
+        let servers = server_addrs("nats://a:4222, nats://u:p@b:4223,tls://c").unwrap();
+        assert_eq!(servers.len(), 3);
+        assert_eq!(servers[1].port(), 4223);
+    }
+
+    #[test]
+    fn a_bad_entry_is_named_by_its_position_never_by_its_text() {
+        let error = server_addrs("nats://a:4222,,nats://b").unwrap_err();
+        assert!(error.contains("server 2 of 3"), "{error}");
+        let error = server_addrs("nats://a:4222,nats://user:s3cret@b:notaport").unwrap_err();
+        assert!(error.contains("server 2 of 2"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+    }
 }

@@ -254,6 +254,96 @@ impl Drop for NatsServer {
     }
 }
 
+/// A JetStream cluster of three [`NatsServer`]s on loopback: each has its own
+/// client port, store directory and `server_name`, and routes to the others
+/// on ports picked when it starts. Each node can be killed and restarted
+/// like a single server.
+#[derive(Debug)]
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+    /// The `server_name` of each node, in the order of `nodes`.
+    pub names: Vec<String>,
+}
+
+impl NatsCluster {
+    /// The number of nodes: the smallest cluster that survives losing one.
+    pub const SIZE: usize = 3;
+
+    /// Starts three nodes routed to each other. JetStream elects its meta
+    /// leader a moment later: callers wait with [`wait_jetstream`] or by
+    /// retrying (as ECS does when it creates its streams).
+    ///
+    /// # Panics
+    /// If a node cannot be started.
+    pub fn start() -> NatsCluster {
+        let route_ports: Vec<u16> = (0..Self::SIZE)
+            .map(|_| free_port().expect("a free route port"))
+            .collect();
+        let routes = route_ports
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let cluster = uuid::Uuid::new_v4().simple().to_string();
+        let names: Vec<String> = (1..=Self::SIZE).map(|n| format!("n{n}")).collect();
+        let nodes = names
+            .iter()
+            .zip(&route_ports)
+            .map(|(name, port)| {
+                NatsServer::start_with_settings(&format!(
+                    "server_name: {name}\n\
+                     cluster {{\n  name: ecs-{cluster}\n  listen: 127.0.0.1:{port}\n  \
+                     routes: [{routes}]\n}}\n"
+                ))
+            })
+            .collect();
+        NatsCluster { nodes, names }
+    }
+
+    /// The client URLs of every node, comma-separated, as `ECS_NATS_URL`
+    /// and the SDK take them.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node named `name` (a stream's leader, as JetStream reports it).
+    pub fn node_named(&mut self, name: &str) -> &mut NatsServer {
+        let index = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no node named {name}"));
+        &mut self.nodes[index]
+    }
+}
+
+/// Waits until JetStream answers account requests through `urls`: the
+/// cluster has elected its meta leader.
+///
+/// # Panics
+/// If it does not within the start timeout.
+pub async fn wait_jetstream(urls: &str) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let servers: Vec<&str> = urls.split(',').collect();
+    loop {
+        if let Ok(client) = async_nats::connect(servers.clone()).await {
+            let js = async_nats::jetstream::new(client);
+            if js.query_account().await.is_ok() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "JetStream did not become available at {urls}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn nats_server_bin() -> String {
     non_empty_env("ECS_NATS_SERVER").unwrap_or_else(|| "nats-server".to_string())
 }
