@@ -8,6 +8,7 @@ pub mod change_request;
 pub mod contexts;
 pub mod error;
 pub mod feed;
+pub mod flags;
 pub mod identity;
 pub mod ids;
 pub mod json;
