@@ -30,7 +30,7 @@ pub use error::{DomainError, LockViolation, SchemaViolation};
 pub use identity::{Actor, Identity};
 pub use ids::{EditionName, EnvName, IdError, NamespaceName, ServiceName, TenantId};
 pub use layer::{Layer, LayerAction, LayerChange, LayerCommand, LayerEvent, LayerState};
-pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent, NamespaceState};
+pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent, NamespaceKind, NamespaceState};
 pub use ports::{ConfigReader, Services};
 pub use precedence::{Dimension, Precedence};
 pub use resolve::{BindingLock, Context, LayerRef, Resolved, Source, binding_locks, resolve};

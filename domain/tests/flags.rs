@@ -228,3 +228,131 @@ fn invalid_definitions_are_refused_with_pointers() {
     );
     assert!(parse_flag_set(&json!({ "flags": [] })).is_err());
 }
+
+// ---- flags namespaces: a layer write is checked in every context it changes ----
+
+mod namespace {
+    use std::sync::Arc;
+
+    use cqrs_es::test::TestFramework;
+    use ecs_domain::ports::MemoryConfig;
+    use ecs_domain::*;
+    use serde_json::{Value, json};
+
+    fn ns() -> NamespaceName {
+        NamespaceName::parse("flags").unwrap()
+    }
+
+    fn scope(pairs: &[(&str, &str)]) -> Scope {
+        Scope::from_pairs(pairs.iter().copied()).unwrap()
+    }
+
+    /// A flags namespace, tenant acme (edition pro), and these layers.
+    fn world(layers: Vec<(Scope, Value)>) -> Services {
+        let mut config = MemoryConfig::default();
+        config.put_namespace(NamespaceState {
+            name: ns(),
+            kind: NamespaceKind::Flags,
+            description: String::new(),
+            schema: None,
+            approval: None,
+            revision: 1,
+        });
+        config.put_tenant(TenantState {
+            id: TenantId::parse("acme").unwrap(),
+            name: None,
+            edition: EditionName::parse("pro").unwrap(),
+            revision: 1,
+            erased: false,
+        });
+        for (scope, values) in layers {
+            config.put_layer(LayerState {
+                namespace: ns(),
+                scope,
+                values,
+                lock: vec![],
+                revision: 1,
+            });
+        }
+        Services {
+            reader: Arc::new(config),
+            precedence: Precedence::default(),
+        }
+    }
+
+    fn write(scope: Scope, values: Value) -> LayerCommand {
+        LayerCommand {
+            namespace: ns(),
+            scope,
+            action: LayerAction::Replace { values, lock: None },
+            message: "m".into(),
+            expected_revision: None,
+        }
+    }
+
+    fn base() -> Value {
+        json!({ "flags": { "f": {
+            "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off"
+        }}})
+    }
+
+    fn with_pro_override() -> Services {
+        world(vec![
+            (Scope::global(), base()),
+            (
+                scope(&[("edition", "pro")]),
+                json!({ "flags": { "f": { "defaultVariant": "on" } } }),
+            ),
+        ])
+    }
+
+    #[test]
+    fn a_tenant_override_naming_an_unknown_variant_is_refused_in_its_context() {
+        let result = TestFramework::<Layer>::with(with_pro_override())
+            .given_no_previous_events()
+            .when(write(
+                scope(&[("tenant", "acme")]),
+                json!({ "flags": { "f": { "targeting": { "if": [true, "maybe", null] } } } }),
+            ))
+            .inspect_result();
+        let Err(DomainError::SchemaViolations(found)) = result else {
+            panic!("{result:?}");
+        };
+        let found: Vec<(String, Option<Scope>)> =
+            found.into_iter().map(|v| (v.pointer, v.context)).collect();
+        assert_eq!(
+            found,
+            [(
+                "/flags/f/targeting/if/1".to_owned(),
+                Some(scope(&[("tenant", "acme"), ("edition", "pro")]))
+            )]
+        );
+    }
+
+    /// The edition outranks the tenant by default, so a tenant's unknown
+    /// default variant is shadowed: no document acme reads is invalid.
+    #[test]
+    fn an_override_shadowed_in_every_context_breaks_nothing() {
+        let result = TestFramework::<Layer>::with(with_pro_override())
+            .given_no_previous_events()
+            .when(write(
+                scope(&[("tenant", "acme")]),
+                json!({ "flags": { "f": { "defaultVariant": "maybe" } } }),
+            ))
+            .inspect_result();
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[test]
+    fn a_partial_override_of_a_valid_flag_is_accepted() {
+        let services = world(vec![(Scope::global(), base())]);
+        let result = TestFramework::<Layer>::with(services)
+            .given_no_previous_events()
+            .when(write(
+                scope(&[("edition", "pro")]),
+                json!({ "flags": { "f": { "defaultVariant": "on" } } }),
+            ))
+            .inspect_result();
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
