@@ -176,3 +176,198 @@ async fn flags_layer_and_resolve_and_an_override_is_checked_in_its_context() {
         .await;
     assert_status(&refused, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+// ---- OFREP ----
+
+/// Flags of every type, a targeted rule, a rollout, a disabled flag; the pro
+/// edition turns `new-checkout` on by default.
+async fn ofrep_app() -> TestApp {
+    let app = flags_app().await;
+    assert_status(&app.put_tenant("globex", "free").await, StatusCode::CREATED);
+    let flags = json!({ "flags": {
+        "new-checkout": checkout_flag(),
+        "banner": { "state": "ENABLED", "variants": { "a": "hello", "b": "bye" }, "defaultVariant": "a" },
+        "limit": { "state": "ENABLED", "variants": { "low": 10, "high": 1000 }, "defaultVariant": "low" },
+        "theme": { "state": "ENABLED", "variants": { "dark": { "bg": "black" } }, "defaultVariant": "dark" },
+        "rollout": { "state": "ENABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off",
+                     "targeting": { "fractional": [["on", 50], ["off", 50]] } },
+        "retired": { "state": "DISABLED", "variants": { "on": true }, "defaultVariant": "on" }
+    }});
+    assert_status(
+        &app.put_layer("flags", "", &json!({ "values": flags }))
+            .await,
+        StatusCode::CREATED,
+    );
+    assert_status(
+        &app.put_layer(
+            "flags",
+            "edition=pro",
+            &json!({ "values": { "flags": { "new-checkout": { "defaultVariant": "on" } } } }),
+        )
+        .await,
+        StatusCode::CREATED,
+    );
+    app
+}
+
+async fn ofrep(app: &TestApp, path: &str, auth: (&str, &str), context: Value) -> Answer {
+    let request = app
+        .client
+        .post(format!("{}/ofrep/v1/evaluate/flags{path}", app.address))
+        .header(auth.0, auth.1)
+        .json(&json!({ "context": context }));
+    app.send(request).await
+}
+
+fn admin() -> (&'static str, String) {
+    (
+        "authorization",
+        format!("Bearer {}", ecs_tests::app::ADMIN_TOKEN),
+    )
+}
+
+#[tokio::test]
+async fn ofrep_evaluates_one_flag_with_value_reason_and_variant() {
+    let app = ofrep_app().await;
+    let (h, v) = admin();
+    let auth = (h, v.as_str());
+    let cases = [
+        ("/banner", json!({}), json!("hello"), "STATIC"),
+        ("/limit", json!({}), json!(10), "STATIC"),
+        ("/theme", json!({}), json!({ "bg": "black" }), "STATIC"),
+        (
+            "/new-checkout",
+            json!({ "email": "jo@acme.example" }),
+            json!(true),
+            "TARGETING_MATCH",
+        ),
+        (
+            "/new-checkout",
+            json!({ "email": "jo@other.example" }),
+            json!(false),
+            "DEFAULT",
+        ),
+        // The tenant's edition (pro) layer turns it on.
+        (
+            "/new-checkout",
+            json!({ "tenant": "acme", "email": "x@y.z" }),
+            json!(true),
+            "DEFAULT",
+        ),
+        (
+            "/rollout",
+            json!({ "targetingKey": "user-1" }),
+            Value::Null,
+            "SPLIT",
+        ),
+    ];
+    for (path, context, value, reason) in cases {
+        let answer = ofrep(&app, path, auth, context.clone()).await;
+        assert_status(&answer, StatusCode::OK);
+        assert_eq!(answer.body["key"], path.trim_start_matches('/'));
+        assert_eq!(
+            answer.body["reason"], reason,
+            "{path} {context}: {}",
+            answer.body
+        );
+        if !value.is_null() {
+            assert_eq!(
+                answer.body["value"], value,
+                "{path} {context}: {}",
+                answer.body
+            );
+        }
+        assert!(answer.body["variant"].is_string(), "{}", answer.body);
+    }
+    // A sticky rollout: the same user always lands in the same bucket.
+    let first = ofrep(&app, "/rollout", auth, json!({ "targetingKey": "user-1" })).await;
+    for _ in 0..3 {
+        let again = ofrep(&app, "/rollout", auth, json!({ "targetingKey": "user-1" })).await;
+        assert_eq!(again.body["value"], first.body["value"]);
+    }
+    let disabled = ofrep(&app, "/retired", auth, json!({})).await;
+    assert_status(&disabled, StatusCode::OK);
+    assert_eq!(disabled.body["reason"], "DISABLED", "{}", disabled.body);
+    assert!(disabled.body.get("value").is_none(), "{}", disabled.body);
+
+    let missing = ofrep(&app, "/nope", auth, json!({})).await;
+    assert_status(&missing, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["errorCode"], "FLAG_NOT_FOUND");
+    assert_eq!(missing.body["key"], "nope");
+    let bad = ofrep(&app, "/banner", auth, json!({ "tenant": "not a tenant!" })).await;
+    assert_status(&bad, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["errorCode"], "INVALID_CONTEXT", "{}", bad.body);
+    // A configuration namespace holds no flags.
+    assert_status(
+        &app.put_namespace("checkout", &json!({})).await,
+        StatusCode::CREATED,
+    );
+    let config = ofrep(&app, "/banner", auth, json!({ "namespace": "checkout" })).await;
+    assert_status(&config, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn ofrep_bulk_answers_every_flag_with_an_etag() {
+    let app = ofrep_app().await;
+    let (h, v) = admin();
+    let first = ofrep(&app, "", (h, v.as_str()), json!({ "tenant": "acme" })).await;
+    assert_status(&first, StatusCode::OK);
+    let flags = first.body["flags"].as_array().unwrap();
+    assert_eq!(flags.len(), 6, "{}", first.body);
+    let checkout = flags.iter().find(|f| f["key"] == "new-checkout").unwrap();
+    assert_eq!(checkout["value"], true);
+    let etag = first.header("etag").unwrap().to_owned();
+    let request = app
+        .client
+        .post(format!("{}/ofrep/v1/evaluate/flags", app.address))
+        .header(h, v.as_str())
+        .header("if-none-match", etag.as_str())
+        .json(&json!({ "context": { "tenant": "acme" } }));
+    let unchanged = app.send(request).await;
+    assert_eq!(unchanged.status, StatusCode::NOT_MODIFIED);
+    // Another context's answer differs, so its ETag does too.
+    let other = ofrep(&app, "", (h, v.as_str()), json!({ "tenant": "globex" })).await;
+    assert_ne!(other.header("etag").unwrap(), etag);
+}
+
+#[tokio::test]
+async fn ofrep_takes_an_api_key_and_a_tenant_bound_key_cannot_evaluate_another_tenant() {
+    let app = ofrep_app().await;
+    let issued = app
+        .post(
+            "/v1/tokens",
+            &json!({ "name": "acme reader", "role": "viewer", "tenant": "acme", "namespaces": ["flags"] }),
+        )
+        .await;
+    assert_status(&issued, StatusCode::CREATED);
+    let key = issued.body["token"].as_str().unwrap().to_owned();
+    let own = ofrep(
+        &app,
+        "/banner",
+        ("x-api-key", &key),
+        json!({ "tenant": "acme" }),
+    )
+    .await;
+    assert_status(&own, StatusCode::OK);
+    let bearer = format!("Bearer {key}");
+    let own = ofrep(
+        &app,
+        "/banner",
+        ("authorization", &bearer),
+        json!({ "tenant": "acme" }),
+    )
+    .await;
+    assert_status(&own, StatusCode::OK);
+    let other = ofrep(
+        &app,
+        "/banner",
+        ("x-api-key", &key),
+        json!({ "tenant": "globex" }),
+    )
+    .await;
+    assert_status(&other, StatusCode::FORBIDDEN);
+    let bulk = ofrep(&app, "", ("x-api-key", &key), json!({ "tenant": "globex" })).await;
+    assert_status(&bulk, StatusCode::FORBIDDEN);
+    let nobody = ofrep(&app, "/banner", ("x-api-key", "wrong"), json!({})).await;
+    assert_status(&nobody, StatusCode::UNAUTHORIZED);
+}
