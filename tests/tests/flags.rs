@@ -371,3 +371,40 @@ async fn ofrep_takes_an_api_key_and_a_tenant_bound_key_cannot_evaluate_another_t
     let nobody = ofrep(&app, "/banner", ("x-api-key", "wrong"), json!({})).await;
     assert_status(&nobody, StatusCode::UNAUTHORIZED);
 }
+
+// ---- a real third-party client: OpenFeature's Node.js SDK and OFREP provider ----
+
+/// Runs `tests/ofrep/client.mjs` (installed with `npm ci` from its committed
+/// lock file) against the server: a boolean, string, number and object flag,
+/// a targeted rule, a percentage rollout, a disabled and a missing flag.
+#[tokio::test]
+async fn openfeatures_node_ofrep_provider_evaluates_ecs_flags() {
+    let app = ofrep_app().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
+    let install = tokio::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("npm runs");
+    assert!(
+        install.status.success(),
+        "npm ci: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let run = tokio::process::Command::new("node")
+        .arg("client.mjs")
+        .current_dir(&dir)
+        .env("ECS_URL", &app.address)
+        .env("ECS_TOKEN", ecs_tests::app::ADMIN_TOKEN)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("9 checks passed"), "{stdout}");
+}
