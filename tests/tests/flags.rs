@@ -408,3 +408,52 @@ async fn openfeatures_node_ofrep_provider_evaluates_ecs_flags() {
     );
     assert!(stdout.contains("9 checks passed"), "{stdout}");
 }
+
+// ---- a real third-party client: OpenFeature's Python SDK and OFREP provider ----
+
+/// Runs `tests/ofrep/client.py` in a virtual environment installed from the
+/// pinned `tests/ofrep/requirements.txt`, with the same checks as the Node.js
+/// client.
+#[tokio::test]
+async fn openfeatures_python_ofrep_provider_evaluates_ecs_flags() {
+    let app = ofrep_app().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
+    let run = |program: &str, args: &[&str]| {
+        let mut command = tokio::process::Command::new(program);
+        command.args(args).current_dir(&dir);
+        command
+    };
+    for (program, args) in [
+        ("python3", &["-m", "venv", ".venv"][..]),
+        (
+            ".venv/bin/pip",
+            &[
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+                "requirements.txt",
+            ][..],
+        ),
+    ] {
+        let done = run(program, args).output().await.expect("python runs");
+        assert!(
+            done.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    let done = run(".venv/bin/python", &["client.py"])
+        .env("ECS_URL", &app.address)
+        .env("ECS_TOKEN", ecs_tests::app::ADMIN_TOKEN)
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(stdout.contains("9 checks passed"), "{stdout}");
+}
