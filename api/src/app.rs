@@ -108,6 +108,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/v1/namespaces/{ns}/resolved", get(resolved::get_resolved))
         .route(
+            "/ofrep/v1/evaluate/flags",
+            post(crate::routes::ofrep::evaluate_flags),
+        )
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(crate::routes::ofrep::evaluate_flag),
+        )
+        .route(
             "/v1/namespaces/{ns}/locks",
             get(crate::routes::locks::binding),
         )

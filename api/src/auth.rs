@@ -348,6 +348,15 @@ pub async fn require_bearer(
             scheme
                 .eq_ignore_ascii_case("bearer")
                 .then(|| token.trim().to_owned())
+        })
+        // OpenFeature's OFREP providers send an API key in `X-API-Key`; it
+        // is the same credential a bearer token carries.
+        .or_else(|| {
+            request
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_owned())
         });
     let result = match credential {
         None => Err(AuthFailure::Missing),

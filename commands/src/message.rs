@@ -97,6 +97,7 @@ impl AnyEvents {
                 for NamespaceEvent::NamespaceDefined {
                     name,
                     revision,
+                    kind,
                     description,
                     schema,
                     approval,
@@ -104,6 +105,7 @@ impl AnyEvents {
                 {
                     config.put_namespace(ecs_domain::NamespaceState {
                         name: name.clone(),
+                        kind: *kind,
                         description: description.clone(),
                         schema: schema.clone(),
                         approval: approval.clone(),

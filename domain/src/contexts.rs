@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::error::SchemaViolation;
 use crate::ids::{EditionName, TenantId};
+use crate::namespace::NamespaceKind;
 use crate::precedence::{Dimension, Precedence};
 use crate::resolve::{LayerRef, Partial, resolve};
 use crate::schema::CompiledSchema;
@@ -184,11 +185,13 @@ fn sub_scopes(context: &Scope) -> Vec<Scope> {
         .collect()
 }
 
-/// The namespace's schema, compiled, and its defaults: what every context's
-/// check needs.
+/// The namespace's schema, compiled, its defaults and its kind: what every
+/// context's check needs.
 pub struct SchemaCheck<'a> {
-    pub schema: &'a Value,
-    pub compiled: &'a CompiledSchema,
+    /// The schema and its compiled form, when the namespace has one.
+    pub schema: Option<(&'a Value, &'a CompiledSchema)>,
+    /// A flags namespace's documents must also be valid flags.
+    pub kind: NamespaceKind,
     pub defaults: &'a Map<String, Value>,
     pub precedence: &'a Precedence,
 }
@@ -202,7 +205,18 @@ pub struct LayerWrite<'a> {
 
 impl SchemaCheck<'_> {
     fn violations(&self, document: &Value) -> Vec<SchemaViolation> {
-        crate::secrets::schema_violations(self.compiled, self.schema, document)
+        let mut found = match self.schema {
+            Some((schema, compiled)) => {
+                crate::secrets::schema_violations(compiled, schema, document)
+            }
+            None => Vec::new(),
+        };
+        if self.kind == NamespaceKind::Flags
+            && let Err(flags) = crate::flags::parse_flag_set(document)
+        {
+            found.extend(flags);
+        }
+        found
     }
 
     /// The schema violations a write causes, each naming its context (at most

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{EditionName, NamespaceName, TenantId};
+use crate::namespace::NamespaceKind;
 use crate::scope::Scope;
 
 /// The feed format version.
@@ -35,6 +36,10 @@ pub enum FeedItem {
     Namespace {
         namespace: NamespaceName,
         revision: u64,
+        /// Absent for configuration namespaces (and in older messages).
+        /// Not `kind`, which tags the item.
+        #[serde(default, skip_serializing_if = "NamespaceKind::is_config")]
+        namespace_kind: NamespaceKind,
         #[serde(default)]
         description: String,
         #[serde(default)]

@@ -9,7 +9,7 @@ use crate::contexts::{LayerWrite, SchemaCheck};
 use crate::error::DomainError;
 use crate::ids::NamespaceName;
 use crate::json::{is_valid_pointer, merge_patch};
-use crate::namespace::check_expected;
+use crate::namespace::{NamespaceKind, check_expected};
 use crate::ports::{NamespaceLayers, Services};
 use crate::resolve::{LayerRef, lock_violations};
 use crate::schema::CompiledSchema;
@@ -270,10 +270,16 @@ impl Aggregate for Layer {
         if !violations.is_empty() {
             return Err(DomainError::LockViolations(violations));
         }
-        if let Some(schema) = &ns.schema {
+        let compiled = ns
+            .schema
+            .as_ref()
+            .map(CompiledSchema::compile)
+            .transpose()?;
+        let schema = ns.schema.as_ref().zip(compiled.as_ref());
+        if schema.is_some() || ns.kind == NamespaceKind::Flags {
             let check = SchemaCheck {
                 schema,
-                compiled: &CompiledSchema::compile(schema)?,
+                kind: ns.kind,
                 defaults: &ns.defaults(),
                 precedence: &services.precedence,
             };

@@ -13,10 +13,36 @@ use crate::ports::Services;
 use crate::resolve::{LayerRef, resolve};
 use crate::schema::CompiledSchema;
 
+/// What a namespace's documents are: configuration, or feature flags in
+/// flagd's format (`{"flags": {...}}`, checked by `crate::flags`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NamespaceKind {
+    #[default]
+    Config,
+    Flags,
+}
+
+impl NamespaceKind {
+    pub fn is_config(&self) -> bool {
+        *self == NamespaceKind::Config
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            NamespaceKind::Config => "config",
+            NamespaceKind::Flags => "flags",
+        }
+    }
+}
+
 /// The current state of a namespace.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NamespaceState {
     pub name: NamespaceName,
+    /// Absent in events older than flags: those namespaces hold configuration.
+    #[serde(default, skip_serializing_if = "NamespaceKind::is_config")]
+    pub kind: NamespaceKind,
     #[serde(default)]
     pub description: String,
     #[serde(default)]
@@ -42,6 +68,7 @@ pub enum NamespaceCommand {
     /// Creates the namespace or replaces its description and schema.
     DefineNamespace {
         name: NamespaceName,
+        kind: NamespaceKind,
         description: String,
         schema: Option<Value>,
         approval: Option<ApprovalPolicy>,
@@ -54,6 +81,9 @@ pub enum NamespaceEvent {
     NamespaceDefined {
         name: NamespaceName,
         revision: u64,
+        /// Absent in events older than flags: those namespaces hold configuration.
+        #[serde(default, skip_serializing_if = "NamespaceKind::is_config")]
+        kind: NamespaceKind,
         description: String,
         schema: Option<Value>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +140,7 @@ impl Aggregate for Namespace {
     ) -> Result<Vec<NamespaceEvent>, DomainError> {
         let NamespaceCommand::DefineNamespace {
             name,
+            kind,
             description,
             schema,
             approval,
@@ -117,11 +148,15 @@ impl Aggregate for Namespace {
         } = command;
         check_expected(expected_revision, self.revision())?;
         if let Some(state) = &self.state
+            && state.kind == kind
             && state.description == description
             && state.schema == schema
             && state.approval == approval
         {
             return Ok(vec![]);
+        }
+        if kind == NamespaceKind::Flags && self.state.as_ref().map(|s| s.kind) != Some(kind) {
+            flag_violations(&name, &schema, services).await?;
         }
         if let Some(schema) = &schema {
             let compiled = CompiledSchema::compile(schema)?;
@@ -147,6 +182,7 @@ impl Aggregate for Namespace {
         Ok(vec![NamespaceEvent::NamespaceDefined {
             name,
             revision: self.revision() + 1,
+            kind,
             description,
             schema,
             approval,
@@ -157,16 +193,46 @@ impl Aggregate for Namespace {
         let NamespaceEvent::NamespaceDefined {
             name,
             revision,
+            kind,
             description,
             schema,
             approval,
         } = event;
         self.state = Some(NamespaceState {
             name,
+            kind,
             description,
             schema,
             approval,
             revision,
         });
+    }
+}
+
+/// Refuses to make a namespace a flags namespace while a layer's resolved
+/// document is not a valid flags document: every reader of a flags namespace
+/// may rely on its documents being valid flags.
+async fn flag_violations(
+    name: &NamespaceName,
+    schema: &Option<Value>,
+    services: &Services,
+) -> Result<(), DomainError> {
+    let defaults = schema.as_ref().map(schema_defaults).unwrap_or_default();
+    let layers = services.reader.layers(name).await?;
+    let refs: Vec<LayerRef<'_>> = layers.iter().map(|l| l.as_ref()).collect();
+    let mut violations = Vec::new();
+    for layer in &layers {
+        let resolved = resolve(&defaults, &refs, &layer.scope, &services.precedence);
+        if let Err(found) = crate::flags::parse_flag_set(&resolved.values) {
+            violations.extend(found.into_iter().map(|v| SchemaViolation {
+                layer: Some(layer.scope.clone()),
+                ..v
+            }));
+        }
+    }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::SchemaViolations(violations))
     }
 }

@@ -43,6 +43,7 @@ fn world(layers: Vec<LayerState>) -> Services {
     let mut config = MemoryConfig::default();
     config.put_namespace(NamespaceState {
         name: ns(),
+        kind: NamespaceKind::Config,
         description: "Checkout".into(),
         schema: Some(schema()),
         approval: None,
@@ -111,6 +112,7 @@ fn replace(values: Value) -> LayerAction {
 fn define_ns(schema: Option<Value>, expected_revision: Option<u64>) -> NamespaceCommand {
     NamespaceCommand::DefineNamespace {
         name: ns(),
+        kind: NamespaceKind::Config,
         description: "Checkout".into(),
         schema,
         approval: None,
@@ -122,6 +124,7 @@ fn ns_defined(revision: u64, schema: Option<Value>) -> NamespaceEvent {
     NamespaceEvent::NamespaceDefined {
         name: ns(),
         revision,
+        kind: NamespaceKind::Config,
         description: "Checkout".into(),
         schema,
         approval: None,

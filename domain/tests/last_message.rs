@@ -70,6 +70,7 @@ fn world(layer: Option<&LayerState>, history: &[LayerState]) -> Services {
     let mut config = MemoryConfig::default();
     config.put_namespace(NamespaceState {
         name: ns(),
+        kind: NamespaceKind::Config,
         description: String::new(),
         schema: Some(json!({"type": "object"})),
         approval: None,
@@ -117,6 +118,7 @@ fn editor(name: &str) -> Actor {
 async fn namespaces_load_from_their_last_message() {
     let define = |description: &str| NamespaceCommand::DefineNamespace {
         name: ns(),
+        kind: NamespaceKind::Config,
         description: description.into(),
         schema: Some(json!({"type": "object"})),
         approval: Some(ApprovalPolicy::default()),

@@ -53,6 +53,7 @@ fn world(layers: Vec<LayerState>) -> Services {
     let mut config = MemoryConfig::default();
     config.put_namespace(NamespaceState {
         name: ns(),
+        kind: NamespaceKind::Config,
         description: String::new(),
         schema: Some(schema()),
         approval: None,

@@ -115,16 +115,17 @@ async fn apply_message(
             for NamespaceEvent::NamespaceDefined {
                 name,
                 revision,
+                kind,
                 description,
                 schema,
                 approval,
             } in events
             {
                 sqlx::query(
-                    "INSERT INTO namespaces (name, description, schema, revision, position, updated_at, updated_by, approval)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    "INSERT INTO namespaces (name, description, schema, revision, position, updated_at, updated_by, approval, kind)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      ON CONFLICT (name) DO UPDATE SET description = $2, schema = $3, revision = $4,
-                        position = $5, updated_at = $6, updated_by = $7, approval = $8",
+                        position = $5, updated_at = $6, updated_by = $7, approval = $8, kind = $9",
                 )
                 .bind(name.as_str())
                 .bind(description)
@@ -134,11 +135,12 @@ async fn apply_message(
                 .bind(message.at)
                 .bind(&message.actor)
                 .bind(approval.as_ref().map(Json))
+                .bind(kind.as_str())
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query(
-                    "INSERT INTO namespace_history (name, revision, position, at, actor, description, schema, approval)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    "INSERT INTO namespace_history (name, revision, position, at, actor, description, schema, approval, kind)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                 )
                 .bind(name.as_str())
                 .bind(*revision as i64)
@@ -148,6 +150,7 @@ async fn apply_message(
                 .bind(description)
                 .bind(schema.as_ref().map(Json))
                 .bind(approval.as_ref().map(Json))
+                .bind(kind.as_str())
                 .execute(&mut **tx)
                 .await?;
             }

@@ -82,6 +82,7 @@ pub fn feed_messages(
                 |NamespaceEvent::NamespaceDefined {
                      name,
                      revision,
+                     kind,
                      description,
                      schema,
                      ..
@@ -89,6 +90,7 @@ pub fn feed_messages(
                     wrap(FeedItem::Namespace {
                         namespace: name.clone(),
                         revision: *revision,
+                        namespace_kind: *kind,
                         description: description.clone(),
                         schema: schema.clone(),
                     })

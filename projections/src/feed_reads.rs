@@ -67,7 +67,7 @@ impl ReadModel {
         .await?;
         let mut messages = Vec::new();
         for row in sqlx::query(
-            "SELECT name, description, schema, revision, position, updated_at FROM namespaces
+            "SELECT name, kind, description, schema, revision, position, updated_at FROM namespaces
              WHERE name = ANY($1) AND position > $2",
         )
         .bind(&names)
@@ -83,6 +83,8 @@ impl ReadModel {
                     namespace: serde_json::from_value(Value::String(row.try_get("name")?))
                         .map_err(decode)?,
                     revision: row.try_get::<i64, _>("revision")? as u64,
+                    namespace_kind: serde_json::from_value(Value::String(row.try_get("kind")?))
+                        .map_err(decode)?,
                     description: row.try_get("description")?,
                     schema: row
                         .try_get::<Option<Json<Value>>, _>("schema")?

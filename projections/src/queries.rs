@@ -108,6 +108,7 @@ fn decode<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> sqlx::Res
 fn namespace_state(row: &PgRow) -> sqlx::Result<NamespaceState> {
     Ok(NamespaceState {
         name: decode(Value::String(row.try_get("name")?), "namespace name")?,
+        kind: decode(Value::String(row.try_get("kind")?), "namespace kind")?,
         description: row.try_get("description")?,
         schema: row
             .try_get::<Option<Json<Value>>, _>("schema")?
@@ -474,7 +475,7 @@ impl ReadModel {
         .await?;
         let at = position.map_or(applied, |p| (p.min(i64::MAX as u64) as i64).min(applied));
         let Some(ns_row) = sqlx::query(
-            "SELECT name, description, schema, approval, revision FROM namespace_history
+            "SELECT name, kind, description, schema, approval, revision FROM namespace_history
              WHERE name = $1 AND position <= $2 ORDER BY revision DESC LIMIT 1",
         )
         .bind(namespace.as_str())

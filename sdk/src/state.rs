@@ -65,10 +65,12 @@ impl State {
             FeedItem::Namespace {
                 namespace,
                 revision,
+                namespace_kind,
                 description,
                 schema,
             } => Some(NamespaceState {
                 name: namespace.clone(),
+                kind: *namespace_kind,
                 description: description.clone(),
                 schema: schema.clone(),
                 approval: None,

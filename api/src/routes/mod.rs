@@ -7,6 +7,7 @@ pub mod gdpr;
 pub mod layers;
 pub mod locks;
 pub mod namespaces;
+pub mod ofrep;
 pub mod resolved;
 pub mod search;
 pub mod system;

@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::{Extension, Json};
 use ecs_domain::change_request::ApprovalPolicy;
-use ecs_domain::{Namespace, NamespaceCommand, NamespaceName, Reading, mask_schema_for};
+use ecs_domain::{
+    Namespace, NamespaceCommand, NamespaceKind, NamespaceName, Reading, mask_schema_for,
+};
 use ecs_projections::queries::NamespaceRow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,6 +26,12 @@ const MAX_DESCRIPTION: usize = 1000;
 pub struct NamespacePut {
     #[serde(default)]
     pub description: String,
+    /// `config` (the default) or `flags`: a flags namespace's documents are
+    /// `{"flags": {...}}` in flagd's format, validated at every write
+    /// (docs/flags.md).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "flags")]
+    pub kind: NamespaceKind,
     /// A JSON Schema (2020-12 unless `$schema` says otherwise); `null` or
     /// absent: no schema.
     #[serde(default)]
@@ -42,6 +50,9 @@ pub struct NamespacePut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NamespaceBody {
     pub name: String,
+    /// `config` or `flags`.
+    #[schema(value_type = String)]
+    pub kind: NamespaceKind,
     pub description: String,
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
@@ -59,6 +70,7 @@ impl From<NamespaceRow> for NamespaceBody {
     fn from(row: NamespaceRow) -> Self {
         NamespaceBody {
             name: row.state.name.to_string(),
+            kind: row.state.kind,
             description: row.state.description,
             schema: row.state.schema,
             approval: row.state.approval,
@@ -93,7 +105,7 @@ pub struct NamespaceList {
         (status = 200, description = "updated (or unchanged)", body = WriteResult),
         (status = 400, description = "malformed", body = Problem),
         (status = 412, description = "stale If-Match", body = Problem),
-        (status = 422, description = "invalid schema, or an existing layer fails it", body = Problem),
+        (status = 422, description = "invalid schema, or an existing layer fails it (or, for `kind: flags`, is not a valid flags document)", body = Problem),
         (status = 503, description = "an approval policy stored but not in effect yet; repeat to confirm", body = Problem),
     ))]
 pub async fn put_namespace(
@@ -115,6 +127,7 @@ pub async fn put_namespace(
     let requires_approval = body.approval.is_some();
     let command = NamespaceCommand::DefineNamespace {
         name: name.clone(),
+        kind: body.kind,
         description: body.description,
         schema: body.schema.filter(|s| !s.is_null()),
         approval: body.approval,

@@ -53,8 +53,8 @@ use ecs_commands::{StreamSettings, ensure_stream};
 use ecs_domain::feed::FEED_BUCKET;
 use ecs_domain::layer::{LayerChange, layer_id};
 use ecs_domain::{
-    EditionName, EnvName, Layer, LayerEvent, Namespace, NamespaceEvent, NamespaceName, Scope,
-    Tenant, TenantEvent, TenantId,
+    EditionName, EnvName, Layer, LayerEvent, Namespace, NamespaceEvent, NamespaceKind,
+    NamespaceName, Scope, Tenant, TenantEvent, TenantId,
 };
 use ecs_tests::app::{ADMIN_TOKEN, settings_for};
 use ecs_tests::servers::{NatsServer, TestDatabase};
@@ -973,6 +973,7 @@ async fn generate(js: &jetstream::Context, keyring: &Keyring, events: u64) -> an
         let event = serde_json::to_value(NamespaceEvent::NamespaceDefined {
             name: ns.clone(),
             revision: 1,
+            kind: NamespaceKind::Config,
             description: "benchmark".to_owned(),
             schema: Some(bench_schema()),
             approval: None,
@@ -1555,7 +1556,7 @@ fn median(times: &mut [Duration]) -> Duration {
 fn validation_check_alone(tenants: usize) -> anyhow::Result<Duration> {
     use ecs_domain::contexts::{LayerWrite, SchemaCheck};
     use ecs_domain::schema::CompiledSchema;
-    use ecs_domain::{LayerRef, Precedence, json::schema_defaults};
+    use ecs_domain::{LayerRef, NamespaceKind, Precedence, json::schema_defaults};
 
     let schema = validation_schema();
     let compiled = CompiledSchema::compile(&schema)?;
@@ -1587,8 +1588,8 @@ fn validation_check_alone(tenants: usize) -> anyhow::Result<Duration> {
     let before = json!({"coupon": "C0"});
     let after = json!({"coupon": "C1"});
     let check = SchemaCheck {
-        schema: &schema,
-        compiled: &compiled,
+        schema: Some((&schema, &compiled)),
+        kind: NamespaceKind::Config,
         defaults: &defaults,
         precedence: &precedence,
     };

@@ -1,0 +1,13 @@
+//! Feature flags in flagd's definition format, and their evaluation.
+//!
+//! A flags namespace's layers hold `{"flags": {"<key>": <flag>}}`; the layers
+//! merge and resolve like any configuration, and the resolved document is
+//! evaluated here. The server (OFREP) and the SDK call the same functions, so
+//! a flag evaluates identically wherever it is read.
+
+mod definition;
+mod evaluate;
+mod logic;
+
+pub use definition::{FlagDefinition, FlagSet, FlagState, parse_flag_set};
+pub use evaluate::{EvaluationError, FlagEvaluation, Reason, evaluate};
