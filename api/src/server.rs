@@ -16,11 +16,19 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
 use crate::listener::{Connection, HttpListener};
 use crate::shutdown::Drain;
+
+/// How long a stop waits for one more connection from the listen backlog
+/// before it closes the listener.
+const BACKLOG_WAIT: Duration = Duration::from_millis(20);
+
+/// How long a stop waits, after the listener closed, for the requests of the
+/// connections accepted last to arrive before idle connections are closed.
+const LINGER: Duration = Duration::from_millis(250);
 
 /// The connection limits of the server.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +60,23 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout);
 
+    let serve_connection = |stream: Connection, peer: SocketAddr, permit: OwnedSemaphorePermit| {
+        let router = router.clone();
+        let service = tower::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request.map(axum::body::Body::new))
+        });
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    };
+
     // Until the drain starts, and while requests still run after it (whose
     // clients may send more: they are answered 503 rather than refused a
     // connection), accept connections.
@@ -77,23 +102,26 @@ pub async fn serve(
         let Some((stream, peer, permit)) = accepted else {
             continue;
         };
-        let router = router.clone();
-        let service = tower::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
-        });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
-            drop(permit);
-        });
+        serve_connection(stream, peer, permit);
+    }
+    // Connections the kernel completed that were not accepted yet would be
+    // reset when the listener closes, cutting requests their clients already
+    // sent: take each, so its request is answered (`503 shutting-down`, with
+    // `Connection: close`) before the listener goes.
+    // (A short wait per accept, not a bare poll: the reactor may not have
+    // seen a waiting connection's readiness yet.)
+    while let Ok(Some((stream, peer, permit))) =
+        tokio::time::timeout(BACKLOG_WAIT, accept(&mut listener, &connections)).await
+    {
+        serve_connection(stream, peer, permit);
     }
     drop(listener);
     let deadline = deadline.unwrap_or_else(|| Instant::now() + settings.grace);
+    // A connection accepted last may not have sent its request yet; closing
+    // it as idle would cut a request already on its way. Wait a moment, so
+    // that its request is read and answered (503 shutting-down).
+    let linger = LINGER.min(deadline.saturating_duration_since(Instant::now()));
+    tokio::time::sleep(linger).await;
     let open = graceful.count();
     tracing::info!(
         open,
@@ -117,7 +145,7 @@ pub async fn serve(
 async fn accept(
     listener: &mut HttpListener,
     connections: &Arc<Semaphore>,
-) -> Option<(Connection, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(Connection, SocketAddr, OwnedSemaphorePermit)> {
     let permit = connections.clone().acquire_owned().await.ok()?;
     let (stream, peer) = axum::serve::Listener::accept(listener).await;
     Some((stream, peer, permit))
