@@ -1,6 +1,6 @@
 //! The ECS configuration model. This crate does no I/O: identifiers, scopes,
 //! the aggregates with their commands and events, JSON Schema checks and
-//! resolution are pure functions shared by the server, the SDK and the CLI, so
+//! resolution are pure functions shared by the server and the SDK, so
 //! every reader resolves exactly as the server does.
 
 pub mod audit;
