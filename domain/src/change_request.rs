@@ -71,6 +71,11 @@ impl Status {
         }
     }
 
+    /// The status the API names `name`.
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// Every status, as the API names them.
     pub const ALL: [Status; 6] = [
         Status::Open,

@@ -2,7 +2,7 @@
 //! transaction.
 
 use ecs_commands::{AnyEvents, EventMessage};
-use ecs_domain::change_request::ChangeRequestEvent;
+use ecs_domain::change_request::{ChangeRequestEvent, Status};
 use std::collections::{HashMap, HashSet};
 
 use ecs_domain::{LayerChange, LayerEvent, NamespaceEvent, Scope, TenantEvent, TokenEvent};
@@ -258,7 +258,7 @@ async fn apply_change_request(
             sqlx::query(
                 "INSERT INTO change_requests (id, namespace, scope_key, scope, tenant, change, message, base_revision,
                     author, status, opened_at, position)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11) ON CONFLICT DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
             )
             .bind(&cr.id)
             .bind(cr.namespace.as_str())
@@ -269,6 +269,7 @@ async fn apply_change_request(
             .bind(&cr.message)
             .bind(cr.base_revision as i64)
             .bind(&cr.author)
+            .bind(Status::Open.as_str())
             .bind(message.at)
             .bind(pos)
             .execute(&mut **tx)

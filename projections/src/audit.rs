@@ -12,7 +12,7 @@
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use ecs_commands::{AnyEvents, EventMessage};
 use ecs_domain::audit::{AuditRecord, Outcome};
-use ecs_domain::change_request::ChangeRequestEvent;
+use ecs_domain::change_request::{ChangeRequestEvent, Status};
 use ecs_domain::{LayerChange, NamespaceEvent, Scope, TenantEvent, TokenEvent};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -353,7 +353,7 @@ pub async fn record_accepted(
                         scope: Some(cr.scope.clone()),
                         after: Some(json!({
                             "id": cr.id,
-                            "status": "open",
+                            "status": Status::Open,
                             "change": cr.change,
                             "base_revision": cr.base_revision,
                         })),

@@ -1,6 +1,6 @@
 //! Reads of change requests.
 
-use ecs_domain::change_request::ProposedChange;
+use ecs_domain::change_request::{ProposedChange, Status};
 use ecs_domain::{NamespaceName, Scope, TenantId};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,8 +21,7 @@ pub struct ChangeRequestRow {
     pub message: String,
     pub base_revision: u64,
     pub author: String,
-    /// `open`, `applying`, `approved`, `rejected`, `withdrawn` or `failed`.
-    pub status: String,
+    pub status: Status,
     pub decided_by: Option<String>,
     pub reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
@@ -45,7 +44,12 @@ fn row(row: &PgRow) -> sqlx::Result<ChangeRequestRow> {
         message: row.try_get("message")?,
         base_revision: row.try_get::<i64, _>("base_revision")? as u64,
         author: row.try_get("author")?,
-        status: row.try_get("status")?,
+        status: {
+            let name: String = row.try_get("status")?;
+            Status::parse(&name).ok_or_else(|| {
+                sqlx::Error::Decode(format!("unknown change request status {name:?}").into())
+            })?
+        },
         decided_by: row.try_get("decided_by")?,
         reason: row.try_get("reason")?,
         opened_at: row.try_get("opened_at")?,
@@ -68,7 +72,7 @@ impl ReadModel {
     /// bounded to one tenant's layers when `tenant` is given.
     pub async fn change_requests(
         &self,
-        status: Option<&str>,
+        status: Option<Status>,
         namespace: Option<&NamespaceName>,
         tenant: Option<&TenantId>,
     ) -> sqlx::Result<Vec<ChangeRequestRow>> {
@@ -79,7 +83,7 @@ impl ReadModel {
                AND ($3::text IS NULL OR tenant = $3)
              ORDER BY opened_at DESC, id LIMIT 1000",
         )
-        .bind(status)
+        .bind(status.map(Status::as_str))
         .bind(namespace.map(|n| n.as_str()))
         .bind(tenant.map(|t| t.as_str()))
         .fetch_all(self.pool())

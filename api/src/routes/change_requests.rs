@@ -80,9 +80,9 @@ pub async fn open(
         app.read
             .change_request(&id)
             .await?
-            .map_or_else(|| Status::Open.as_str().to_owned(), |r| r.status)
+            .map_or(Status::Open, |r| r.status)
     } else {
-        Status::Open.as_str().to_owned()
+        Status::Open
     };
     let mut body = json!({
         "change_request": id,
@@ -252,16 +252,18 @@ pub async fn list(
     params: Params,
 ) -> Result<Json<ChangeRequestList>, ApiError> {
     params.allow(&["status", "namespace"])?;
-    let status = params.get("status");
-    if let Some(s) = status
-        && !Status::ALL.iter().any(|known| known.as_str() == s)
-    {
-        return Err(ApiError::bad(
-            "invalid-parameter",
-            "status",
-            "status must be open, applying, approved, rejected, withdrawn or failed",
-        ));
-    }
+    let status = params
+        .get("status")
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                ApiError::bad(
+                    "invalid-parameter",
+                    "status",
+                    "status must be open, applying, approved, rejected, withdrawn or failed",
+                )
+            })
+        })
+        .transpose()?;
     let namespace = params
         .get("namespace")
         .map(NamespaceName::parse)
@@ -443,7 +445,7 @@ pub async fn approve(
     .await?;
     match applied {
         Ok(committed) => Ok(Json(json!({
-            "status": Status::Approved.as_str(),
+            "status": Status::Approved,
             "revision": committed.revision,
             "position": committed.position,
         }))
@@ -485,7 +487,7 @@ pub async fn reject(
         },
     )
     .await?;
-    Ok(Json(json!({"status": Status::Rejected.as_str(), "position": position})).into_response())
+    Ok(Json(json!({"status": Status::Rejected, "position": position})).into_response())
 }
 
 /// Withdraw: the author (any credential of the author's identity) closes its
@@ -511,5 +513,5 @@ pub async fn withdraw(
         },
     )
     .await?;
-    Ok(Json(json!({"status": Status::Withdrawn.as_str(), "position": position})).into_response())
+    Ok(Json(json!({"status": Status::Withdrawn, "position": position})).into_response())
 }
