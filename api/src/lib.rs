@@ -22,6 +22,7 @@ pub mod settings;
 pub mod shutdown;
 pub mod state;
 pub mod studio;
+pub mod telemetry;
 pub mod transport;
 
 pub use app::{Application, router};

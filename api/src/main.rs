@@ -6,9 +6,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ecs_api::nats_credential::{Credential, Holder};
 use ecs_api::secret::Redactor;
+use ecs_api::telemetry::{LogFormat, Telemetry, Traces};
 use ecs_api::{Application, Settings, settings::SETTINGS_HELP};
 use ecs_domain::{ServiceName, TenantId};
-use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the server allocates small, short-lived buffers on every request
 /// (headers, JSON values, responses), where it is markedly faster than the
@@ -57,23 +57,17 @@ enum Command {
     },
 }
 
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if std::env::var("ECS_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli: Cli = ecs_cli::parse();
     match cli.command {
         Command::Client(command) => std::process::exit(ecs_cli::main(cli.client, *command).await),
         Command::Serve { config } => {
-            init_tracing();
+            // Kept to the end: dropping it exports the last spans.
+            let _telemetry = match Telemetry::install(LogFormat::from_env(), Traces::from_env()) {
+                Ok(telemetry) => telemetry,
+                Err(error) => return fail(&error.context("cannot start telemetry"), None),
+            };
             let settings = match Settings::load(config.as_deref()) {
                 Ok(settings) => settings,
                 Err(error) => {

@@ -149,7 +149,15 @@ impl CommandBus {
                 let mut metadata = meta.metadata.clone();
                 metadata.insert(meta::COMMAND_ID.to_owned(), meta.command_id.clone());
                 metadata.insert(meta::ACTOR.to_owned(), meta.actor.clone());
-                match store.commit(events, context, metadata).await {
+                let append = tracing::info_span!("append", attempt);
+                let started = std::time::Instant::now();
+                let appended = store
+                    .commit(events, context, metadata)
+                    .instrument(append)
+                    .await;
+                metrics::histogram!("ecs_append_duration_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                match appended {
                     Ok(envelopes) => {
                         let last = envelopes
                             .last()

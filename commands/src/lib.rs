@@ -12,6 +12,7 @@ pub mod message;
 pub mod sealing;
 pub mod store;
 pub mod stream;
+pub mod trace;
 
 pub use bus::{CommandBus, CommandError, CommandMeta, Committed};
 pub use message::{AnyEvents, EventMessage};

@@ -405,6 +405,7 @@ impl<A: Addressed> EventStore<A> for JetStreamStore<A> {
             "Nats-Expected-Last-Subject-Sequence",
             context.last_subject_sequence.to_string().as_str(),
         );
+        crate::trace::inject(&mut headers);
         let ack = self
             .js
             .publish_with_headers(subject::<A>(&context.aggregate_id), headers, payload.into())

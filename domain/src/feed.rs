@@ -27,6 +27,10 @@ pub struct FeedMessage {
     pub at: String,
     #[serde(flatten)]
     pub item: FeedItem,
+    /// The W3C trace context of the change, when it was traced: a reader
+    /// continues that trace when it applies the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// What changed.
@@ -164,6 +168,7 @@ mod tests {
                 values: json!({"a": 1}),
                 lock: vec![],
             },
+            traceparent: None,
         };
         let wire = serde_json::to_value(&message).unwrap();
         assert_eq!(

@@ -74,6 +74,7 @@ pub fn feed_messages(
         position,
         at: at.clone(),
         item,
+        traceparent: None,
     };
     match events {
         AnyEvents::Namespace(events) => events
@@ -322,16 +323,18 @@ impl FeedPublisher {
                             }
                         }
                     }
+                    let span = tracing::info_span!("feed", position);
+                    ecs_commands::trace::continue_traces(&span, [message.headers.as_ref()]);
                     let publish = async {
-                        for feed in feed_messages(position, &event_message, &events) {
+                        let traceparent = ecs_commands::trace::current_traceparent();
+                        for mut feed in feed_messages(position, &event_message, &events) {
+                            feed.traceparent.clone_from(&traceparent);
                             let payload = serde_json::to_vec(&feed)?;
                             store.put(feed.item.key(), payload.into()).await?;
                         }
                         anyhow::Ok(())
                     };
-                    publish
-                        .instrument(tracing::debug_span!("feed", position))
-                        .await?;
+                    publish.instrument(span).await?;
                 }
                 Err(error) => match skip_recorded(&self.pool, FEED_PROJECTION, position).await? {
                     Some(by) => tracing::warn!(

@@ -90,6 +90,7 @@ impl ReadModel {
                         .try_get::<Option<Json<Value>>, _>("schema")?
                         .map(|j| j.0),
                 },
+                traceparent: None,
             });
         }
         for row in sqlx::query(
@@ -111,6 +112,7 @@ impl ReadModel {
                         .map_err(decode)?,
                     name: row.try_get("name")?,
                 },
+                traceparent: None,
             });
         }
         for row in sqlx::query(
@@ -136,6 +138,7 @@ impl ReadModel {
                     lock: serde_json::from_value(row.try_get::<Json<Value>, _>("lock")?.0)
                         .map_err(decode)?,
                 },
+                traceparent: None,
             });
         }
         tx.commit().await?;

@@ -11,6 +11,7 @@ use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::apply::lock_offset;
 use crate::batch::{Applied, MAX_BATCH, apply_batch};
@@ -238,7 +239,13 @@ impl Projector {
             }
             let (work, pending) = consecutive(&batch, offset)?;
             if let Some(&(last, _)) = work.last() {
-                let through = match self.apply_with_retry(&work, shutdown).await? {
+                let span = tracing::info_span!("projection", through = last);
+                ecs_commands::trace::continue_traces(
+                    &span,
+                    batch.iter().map(|m| m.headers.as_ref()),
+                );
+                let applied = self.apply_with_retry(&work, shutdown).instrument(span);
+                let through = match applied.await? {
                     Applied::Through => last,
                     Applied::Behind => anyhow::bail!(
                         "the stored projection offset is behind position {}: following again from it",

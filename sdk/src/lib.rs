@@ -29,6 +29,7 @@ mod cache;
 mod feed;
 pub mod secrets;
 mod state;
+mod trace;
 pub mod transport;
 
 use std::path::PathBuf;
@@ -472,6 +473,7 @@ fn apply(inner: &Inner, payload: &[u8], settle: bool) {
             return;
         }
     };
+    let _span = trace::apply_span(&message).entered();
     write(&inner.state).apply(message);
     if settle {
         notify(inner);

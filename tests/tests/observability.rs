@@ -1,0 +1,159 @@
+//! Observability end to end: one OpenTelemetry trace from an HTTP request to
+//! an SDK client's apply, received by an OTLP/HTTP receiver on loopback.
+//!
+//! This binary installs the process's tracing subscriber (with the OTLP
+//! exporter), so its tests live apart from the others.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use ecs_api::telemetry::{LogFormat, Telemetry, Traces};
+use ecs_client::{Client, ClientSettings, Context};
+use ecs_tests::app::spawn_app;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message as _;
+use reqwest::Method;
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A span as the receiver got it.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    name: String,
+    trace_id: String,
+}
+
+type Received = Arc<Mutex<Vec<ReceivedSpan>>>;
+
+/// Decodes one OTLP/HTTP protobuf export and keeps its spans.
+async fn receive(State(received): State<Received>, body: Bytes) -> axum::http::StatusCode {
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return axum::http::StatusCode::BAD_REQUEST;
+    };
+    let spans = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|span| ReceivedSpan {
+            name: span.name.clone(),
+            trace_id: hex(&span.trace_id),
+        });
+    received.lock().unwrap().extend(spans);
+    axum::http::StatusCode::OK
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The OTLP receiver and the process's telemetry exporting to it (one per
+/// test binary, as the subscriber is process-wide).
+fn telemetry() -> &'static (Received, Telemetry) {
+    static TELEMETRY: OnceLock<(Received, Telemetry)> = OnceLock::new();
+    TELEMETRY.get_or_init(install)
+}
+
+fn install() -> (Received, Telemetry) {
+    let received = Received::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let router = axum::Router::new()
+        .route("/v1/traces", post(receive))
+        .with_state(received.clone());
+    // Its own runtime: the receiver outlives any one test's runtime.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, router).await.unwrap();
+        });
+    });
+    let telemetry = Telemetry::install(
+        LogFormat::Json,
+        Traces::To(format!("http://{address}/v1/traces")),
+    )
+    .unwrap();
+    (received, telemetry)
+}
+
+/// The names of the spans received in trace `trace_id`.
+fn span_names(received: &Received, trace_id: &str) -> Vec<String> {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.trace_id == trace_id)
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_follows_a_change_from_the_request_to_the_sdk_apply() {
+    let (received, telemetry) = telemetry();
+    let app = spawn_app().await;
+    let schema = json!({"type": "object", "properties": {"limit": {"type": "integer"}}});
+    assert!(
+        app.put_namespace("checkout", &json!({"schema": schema}))
+            .await
+            .status
+            .is_success()
+    );
+    let client = Client::connect(ClientSettings::new(app.nats.url(), ["checkout"]).unwrap())
+        .await
+        .unwrap();
+    let mut watched = client.watch("checkout", &Context::default()).unwrap();
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = app
+        .send(
+            app.request(Method::PUT, "/v1/namespaces/checkout/layer")
+                .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+                .json(&json!({"values": {"limit": 7}})),
+        )
+        .await;
+    assert!(answer.status.is_success(), "{}", answer.body);
+    let position = answer.position();
+    tokio::time::timeout(WAIT, async {
+        while watched.borrow_and_update().position < position {
+            watched.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the client did not apply the change");
+
+    let stages = [
+        "request",
+        "command",
+        "append",
+        "projection",
+        "feed",
+        "apply",
+    ];
+    let mut names = vec![];
+    let complete = tokio::time::timeout(WAIT, async {
+        loop {
+            telemetry.flush();
+            names = span_names(received, trace_id);
+            if stages.iter().all(|stage| names.iter().any(|n| n == stage)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        complete.is_ok(),
+        "trace {trace_id} lacks stages of {stages:?}: it has {names:?}"
+    );
+}
