@@ -54,6 +54,7 @@ fn metrics_handle() -> PrometheusHandle {
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed");
             }
+            crate::exported_metrics::describe();
             handle
         })
         .clone()

@@ -102,6 +102,7 @@ impl Limits {
             });
         }
         *open += 1;
+        metrics::gauge!("ecs_sse_streams").increment(1.0);
         Ok(StreamPermit {
             limits: self.clone(),
             principal: principal.name.clone(),
@@ -117,6 +118,7 @@ pub struct StreamPermit {
 
 impl Drop for StreamPermit {
     fn drop(&mut self) {
+        metrics::gauge!("ecs_sse_streams").decrement(1.0);
         let mut streams = self.limits.lock_streams();
         if let Some(open) = streams.get_mut(&self.principal) {
             *open = open.saturating_sub(1);

@@ -329,6 +329,14 @@ impl FeedPublisher {
                         let traceparent = ecs_commands::trace::current_traceparent();
                         for mut feed in feed_messages(position, &event_message, &events) {
                             feed.traceparent.clone_from(&traceparent);
+                            let tenant = match &feed.item {
+                                FeedItem::Layer { scope, .. } => scope.tenant.as_ref(),
+                                FeedItem::Tenant { tenant, .. } => Some(tenant),
+                                FeedItem::Namespace { .. } => None,
+                            };
+                            let tenant =
+                                tenant.map_or_else(|| "_".to_owned(), |t| t.as_str().to_owned());
+                            metrics::counter!("ecs_changes_total", "tenant" => tenant).increment(1);
                             let payload = serde_json::to_vec(&feed)?;
                             store.put(feed.item.key(), payload.into()).await?;
                         }

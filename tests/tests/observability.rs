@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::routing::post;
 use ecs_api::telemetry::{LogFormat, Telemetry, Traces};
 use ecs_client::{Client, ClientSettings, Context};
-use ecs_tests::app::spawn_app;
+use ecs_tests::app::{spawn_app, spawn_app_with};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use reqwest::Method;
@@ -112,7 +112,17 @@ async fn one_trace_follows_a_change_from_the_request_to_the_sdk_apply() {
     let client = Client::connect(ClientSettings::new(app.nats.url(), ["checkout"]).unwrap())
         .await
         .unwrap();
-    let mut watched = client.watch("checkout", &Context::default()).unwrap();
+    // The client follows the feed, which may not hold the namespace yet.
+    let mut watched = tokio::time::timeout(WAIT, async {
+        loop {
+            match client.watch("checkout", &Context::default()) {
+                Ok(watched) => return watched,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the client did not see the namespace");
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let answer = app
@@ -156,4 +166,92 @@ async fn one_trace_follows_a_change_from_the_request_to_the_sdk_apply() {
         complete.is_ok(),
         "trace {trace_id} lacks stages of {stages:?}: it has {names:?}"
     );
+}
+
+/// The metric names `docs/observability.md` lists in its metrics table.
+fn documented_metrics() -> Vec<String> {
+    let docs = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/observability.md"
+    ))
+    .unwrap();
+    docs.lines()
+        .filter_map(|line| line.strip_prefix("| `ecs_"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(|name| format!("ecs_{name}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_metric_is_exported_with_its_help() {
+    let _ = telemetry();
+    // One stream per principal: the stream limit then shows in its metric.
+    let app = spawn_app_with(|s| s.max_streams_per_principal = 1).await;
+    let schema = json!({"type": "object", "properties": {"limit": {"type": "integer"}}});
+    assert!(
+        app.put_namespace("checkout", &json!({"schema": schema}))
+            .await
+            .status
+            .is_success()
+    );
+    assert!(app.put_tenant("acme", "pro").await.status.is_success());
+    for limit in [1, 2] {
+        let answer = app
+            .put_layer(
+                "checkout",
+                "tenant=acme",
+                &json!({"values": {"limit": limit}}),
+            )
+            .await;
+        assert!(answer.status.is_success(), "{}", answer.body);
+    }
+    let refused = app
+        .put_layer("checkout", "", &json!({"values": {"limit": "many"}}))
+        .await;
+    assert!(refused.status.is_client_error(), "{}", refused.body);
+    let rollback = app
+        .post(
+            "/v1/namespaces/checkout/layer/rollback?tenant=acme",
+            &json!({"revision": 1}),
+        )
+        .await;
+    assert!(rollback.status.is_success(), "{}", rollback.body);
+    // One open stream, and a second one refused by the limit.
+    let stream = app
+        .request(Method::GET, "/v1/namespaces/checkout/watch?tenant=acme")
+        .send()
+        .await
+        .unwrap();
+    assert!(stream.status().is_success());
+    let second = app
+        .request(Method::GET, "/v1/namespaces/checkout/watch?tenant=acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
+
+    let documented = documented_metrics();
+    assert!(documented.len() >= 20, "the docs list {documented:?}");
+    let mut missing = documented.clone();
+    let mut scraped = String::new();
+    let _ = tokio::time::timeout(WAIT, async {
+        while !missing.is_empty() {
+            scraped = app
+                .request(Method::GET, "/metrics")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            missing.retain(|name| !scraped.contains(&format!("# HELP {name} ")));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        missing.is_empty(),
+        "documented but not exported with help text: {missing:?}\n{scraped}"
+    );
+    drop(stream);
 }

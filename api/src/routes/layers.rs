@@ -398,7 +398,11 @@ pub async fn rollback_layer(
     let action = LayerAction::RollBack {
         revision: body.revision,
     };
-    run(&app, ns, params.scope()?, write, action, body.message).await
+    let answer = run(&app, ns, params.scope()?, write, action, body.message).await?;
+    if answer.status().is_success() {
+        metrics::counter!("ecs_rollbacks_total").increment(1);
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]
