@@ -3,7 +3,8 @@
 # cannot be deployed here): the Dockerfile's shape, the Kubernetes manifests against the
 # Kubernetes API schemas (kubernetes-validate, from PyPI), the systemd units
 # (systemd-analyze verify, with the real `ecs` and `nats-server` binaries) and the
-# three-node NATS cluster configuration (nats-server -t). Run by deploy/test.sh; needs
+# three-node NATS cluster configuration (nats-server -t), the Grafana dashboard and the
+# Prometheus alert rules (valid, naming only exported metrics). Run by deploy/test.sh; needs
 # `target/debug/ecs` (or ECS_BIN) and ECS_NATS_SERVER (or nats-server on PATH).
 set -euo pipefail
 
@@ -77,4 +78,27 @@ sed "s|<ecs-server-nkey>|$key|" deploy/nats-auth.conf >"$work/nats/nats-auth.con
 for node in "$work"/nats/cluster/ecs-nats-*.conf; do
     "$nats_path" -t -c "$node" >"$work/nats.log" 2>&1 || fail "$(basename "$node"): $(cat "$work/nats.log")"
 done
+# Grafana dashboard and Prometheus alert rules: valid JSON and YAML, each query naming
+# only metrics ECS exports (the catalogue in docs/observability.md).
+python3 - <<'PY' || fail "deploy/grafana, deploy/prometheus"
+import json, re, yaml
+catalogue = set(re.findall(r"^\| `(ecs_[a-z_]+)`", open("docs/observability.md").read(), re.M))
+assert catalogue, "no metrics table in docs/observability.md"
+def named(expr):
+    names = {re.sub(r"_(bucket|sum|count)$", "", n) for n in re.findall(r"\becs_[a-z_]+", expr)}
+    unknown = names - catalogue
+    assert names and not unknown, f"{expr!r} names metrics ECS does not export: {unknown or 'none'}"
+dashboard = json.load(open("deploy/grafana/ecs.json"))
+exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+assert exprs, "the dashboard has no queries"
+for expr in exprs:
+    named(expr)
+rules = yaml.safe_load(open("deploy/prometheus/ecs-alerts.yaml"))
+alerts = [r for g in rules["groups"] for r in g["rules"]]
+assert alerts, "no alert rules"
+for rule in alerts:
+    assert rule.get("alert") and rule.get("expr"), f"incomplete rule {rule}"
+    named(rule["expr"])
+PY
+
 echo "check-packaging: ok"
