@@ -14,7 +14,7 @@
 use std::future::Future;
 
 use ecs_domain::change_request::{
-    ChangeRequestCommand, ChangeRequestState, LayerOutcome, ProposedChange,
+    self, ChangeRequestCommand, ChangeRequestState, LayerOutcome, ProposedChange,
 };
 use ecs_domain::identity::Actor;
 use ecs_domain::layer::layer_id;
@@ -83,7 +83,7 @@ impl<'a> From<&'a ChangeRequestState> for Proposal<'a> {
 impl Proposal<'_> {
     /// The request's aggregate id: `<tenant or _>.<id>`.
     pub fn aggregate_id(&self) -> String {
-        aggregate_id(self.id, self.scope)
+        change_request::aggregate_id(self.id, self.scope)
     }
 
     /// The command id of the layer write that applies the request: one per
@@ -105,11 +105,6 @@ impl Proposal<'_> {
             expected_revision: Some(self.base_revision),
         }
     }
-}
-
-/// The aggregate id of the change request `id` at `scope`.
-pub fn aggregate_id(id: &str, scope: &Scope) -> String {
-    format!("{}.{id}", scope.tenant.as_ref().map_or("_", |t| t.as_str()))
 }
 
 /// The id of a new change request: derived from the write's idempotency key

@@ -43,6 +43,17 @@ impl ApprovalPolicy {
     }
 }
 
+/// The aggregate id of the change request `id` opened at `scope`:
+/// `<tenant or _>.<id>`, so its subject carries the tenant.
+pub fn aggregate_id(id: &str, scope: &Scope) -> String {
+    format!("{}.{id}", scope.tenant.as_ref().map_or("_", |t| t.as_str()))
+}
+
+/// The tenant token (`_` for none) of an [`aggregate_id`].
+pub fn aggregate_id_tenant(aggregate_id: &str) -> &str {
+    aggregate_id.split('.').next().unwrap_or("_")
+}
+
 /// The lifecycle of a change request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

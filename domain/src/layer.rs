@@ -11,6 +11,7 @@ use crate::ids::NamespaceName;
 use crate::json::{is_valid_pointer, merge_patch};
 use crate::namespace::{NamespaceKind, check_expected};
 use crate::ports::{NamespaceLayers, Services};
+use crate::precedence::Dimension;
 use crate::resolve::{LayerRef, lock_violations};
 use crate::schema::CompiledSchema;
 use crate::scope::Scope;
@@ -46,6 +47,16 @@ impl LayerState {
 /// subject tokens `namespace.env.service.tenant.edition`.
 pub fn layer_id(namespace: &NamespaceName, scope: &Scope) -> String {
     format!("{namespace}.{}", scope.subject_tokens())
+}
+
+/// The tenant token (`_` for none) of a [`layer_id`]: the token after the
+/// namespace at the tenant dimension's place.
+pub fn layer_id_tenant(layer_id: &str) -> &str {
+    let at = Dimension::ALL
+        .iter()
+        .position(|d| *d == Dimension::Tenant)
+        .map_or(usize::MAX, |i| i + 1);
+    layer_id.split('.').nth(at).unwrap_or("_")
 }
 
 /// What a layer command does.

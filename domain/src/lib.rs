@@ -28,7 +28,9 @@ pub mod token;
 
 pub use error::{DomainError, LockViolation, SchemaViolation};
 pub use identity::{Actor, Identity};
-pub use ids::{EditionName, EnvName, IdError, NamespaceName, ServiceName, TenantId};
+pub use ids::{
+    ChangeRequestId, EditionName, EnvName, IdError, NamespaceName, ServiceName, TenantId, TokenId,
+};
 pub use layer::{Layer, LayerAction, LayerChange, LayerCommand, LayerEvent, LayerState};
 pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent, NamespaceKind, NamespaceState};
 pub use ports::{ConfigReader, Services};

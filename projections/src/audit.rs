@@ -10,6 +10,7 @@
 //! them across rebuilds (docs/adr/0005-audit-log.md).
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use ecs_commands::store::meta as store_meta;
 use ecs_commands::{AnyEvents, EventMessage};
 use ecs_domain::audit::{AuditRecord, Outcome};
 use ecs_domain::change_request::{ChangeRequestEvent, Status};
@@ -65,9 +66,9 @@ pub(crate) fn accepted_entry(
         outcome: Outcome::Accepted,
         action,
         actor: Some(message.actor.as_str()),
-        role: meta("role"),
-        request_id: meta("request_id"),
-        correlation_id: meta("correlation_id"),
+        role: meta(store_meta::ROLE),
+        request_id: meta(store_meta::REQUEST_ID),
+        correlation_id: meta(store_meta::CORRELATION_ID),
         tenant: None,
         namespace: None,
         scope: None,

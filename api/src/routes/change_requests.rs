@@ -8,11 +8,14 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ecs_commands::Committed;
 use ecs_commands::approval::{self, Approval, Proposal};
-use ecs_domain::change_request::{ChangeRequest, ChangeRequestCommand, ProposedChange, Status};
+use ecs_domain::change_request::{
+    self, ChangeRequest, ChangeRequestCommand, ProposedChange, Status,
+};
 use ecs_domain::json::{leaves, merge_patch};
 use ecs_domain::layer::layer_id;
 use ecs_domain::{
-    DomainError, Layer, LayerCommand, LayerState, NamespaceName, Reading, Scope, resolve,
+    ChangeRequestId, DomainError, Layer, LayerCommand, LayerState, NamespaceName, Reading, Scope,
+    resolve,
 };
 use ecs_projections::change_requests::ChangeRequestRow;
 use serde::{Deserialize, Serialize};
@@ -66,7 +69,12 @@ pub async fn open(
         author: write.principal.actor(),
     };
     let committed = app
-        .write::<ChangeRequest>(write, &approval::aggregate_id(&id, &scope), command, &())
+        .write::<ChangeRequest>(
+            write,
+            &change_request::aggregate_id(&id, &scope),
+            command,
+            &(),
+        )
         .await?;
     // A retried write answers the request it opened, as it stands now.
     let status = if committed.duplicate || committed.unchanged {
@@ -120,10 +128,12 @@ async fn visible(
     principal: &Principal,
     id: &str,
 ) -> Result<ChangeRequestRow, ApiError> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(not_found());
-    }
-    let request = app.read.change_request(id).await?.ok_or_else(not_found)?;
+    let id = ChangeRequestId::parse(id).map_err(|_| not_found())?;
+    let request = app
+        .read
+        .change_request(id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
     principal.check(
         principal
             .role
