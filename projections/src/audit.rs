@@ -24,12 +24,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{lock_offset_of, set_offset_of};
 use crate::halt::{Halts, ProjectionName, Skip, skip_recorded};
+use crate::offsets;
 use crate::retry::{Backoff, retry_with_backoff};
-
-/// The audit projector's name in `projection_offsets`.
-pub const AUDIT_PROJECTION: &str = "audit";
 
 /// One audit row about to be written.
 pub(crate) struct Entry<'a> {
@@ -503,7 +500,7 @@ impl AuditProjector {
 
     async fn offset(&self) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let offset = lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
+        let offset = offsets::lock(&mut tx, ProjectionName::Audit).await?;
         tx.commit().await?;
         Ok(offset)
     }
@@ -570,7 +567,7 @@ impl AuditProjector {
         published: OffsetDateTime,
     ) -> anyhow::Result<Unreadable> {
         let mut tx = self.pool.begin().await?;
-        let last = lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
+        let last = offsets::lock(&mut tx, ProjectionName::Audit).await?;
         if position <= last {
             return Ok(Unreadable(None));
         }
@@ -591,7 +588,7 @@ impl AuditProjector {
                 tracing::warn!(%error, position, skipped_by = by, "audit stream: skipping an unreadable record as recorded");
             }
         }
-        set_offset_of(&mut tx, AUDIT_PROJECTION, position).await?;
+        offsets::set(&mut tx, ProjectionName::Audit, position).await?;
         tx.commit().await?;
         Ok(Unreadable(None))
     }

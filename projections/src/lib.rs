@@ -14,6 +14,7 @@ pub mod feed;
 pub mod feed_reads;
 pub mod gdpr;
 pub mod halt;
+mod offsets;
 pub mod projector;
 pub mod queries;
 pub mod rebuild;

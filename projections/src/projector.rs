@@ -12,9 +12,9 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::lock_offset;
 use crate::batch::{Applied, MAX_BATCH, apply_batch};
 use crate::halt::{Halts, ProjectionName};
+use crate::offsets;
 use crate::rebuild::Rebuild;
 use crate::retry::{Backoff, retry_with_backoff};
 use crate::status::{ProjectionStatus, RebuildProgress};
@@ -154,7 +154,7 @@ impl Projector {
 
     async fn offset(&self) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let offset = lock_offset(&mut tx).await?;
+        let offset = offsets::lock(&mut tx, ProjectionName::Config).await?;
         tx.commit().await?;
         Ok(offset)
     }
