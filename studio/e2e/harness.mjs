@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
@@ -36,6 +36,18 @@ function freePort() {
       const { port } = server.address();
       server.close(() => ok(port));
     });
+  });
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function accepts(port) {
+  return new Promise((ok) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      ok(true);
+    });
+    socket.once('error', () => ok(false));
   });
 }
 
@@ -114,6 +126,15 @@ export async function start() {
     const natsPort = await freePort();
     const nats = startProcess(required('ECS_NATS_SERVER'), ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(work, 'nats')], {}, 'nats');
     cleanups.push(() => stopProcess(nats));
+    // ECS connects once at start: wait until NATS accepts connections (on a
+    // loaded machine it takes a moment to open its store and listen).
+    await eventually(
+      async () => {
+        if (nats.exitCode !== null) throw new Error(`nats-server exited: ${nats.log.join('')}`);
+        return await accepts(natsPort);
+      },
+      { timeoutMs: 30000, what: 'NATS to listen' },
+    );
 
     const base = required('ECS_TEST_PG_URL');
     const database = `studio_e2e_${randomBytes(6).toString('hex')}`;

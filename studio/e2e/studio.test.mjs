@@ -277,6 +277,34 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('one context compares with itself at an earlier point in time, resolved and as a layer', async () => {
+    const first = await namespaceWithLayer('compare-past', { limit: 5, mode: 'fast' });
+    const later = await admin.put('/v1/namespaces/compare-past/layer', { values: { limit: 60, mode: 'fast' }, message: 'later' });
+    assert.ok(later.status < 300, JSON.stringify(later.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/compare-past/compare?left=&right=`);
+    await page.locator('#left-pit-position').fill(String(first));
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: new RegExp(`global as of position ${first} \\(position ${first}\\) compared with global \\(position \\d+\\)`) }).waitFor();
+    await page.locator('td.line.removed', { hasText: '"limit": 5' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 60' }).waitFor();
+    assert.match(await page.locator('.diff-summary').textContent(), /1 value differs: \/limit changed/);
+    await assertAccessible(page, 'compare two points in time');
+
+    // The same two moments of the layer itself: revision 1 against revision 2.
+    await page.getByLabel(/the layers themselves/).check();
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: new RegExp(`Layer global as of position ${first} \\(revision 1\\) compared with layer global \\(revision 2\\)`) }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 60' }).waitFor();
+
+    // A malformed point in time in the address is said in words, and nothing is read.
+    await page.goto(`${env.url}/studio/namespaces/compare-past/compare?left=position%3Dsoon&right=`);
+    await page.getByRole('alert').getByText('The point in time is not valid (left: a position is a whole number).').waitFor();
+    assertClean(page);
+    await page.close();
+  });
+
   test('the resolved view shows the past at a position or a time', async () => {
     const first = await namespaceWithLayer('past', { limit: 5 });
     await new Promise((r) => setTimeout(r, 1100));
