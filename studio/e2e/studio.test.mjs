@@ -208,6 +208,77 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('an edit merges onto a moved base, both changes kept and a value changed on both sides listed', async () => {
+    await namespaceWithLayer('merge', { limit: 5, mode: 'fast' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/merge/layer`);
+    await page.getByLabel('Cart limit').fill('9');
+    await new Promise((r) => setTimeout(r, 500));
+    const other = await admin.put('/v1/namespaces/merge/layer', { values: { limit: 5, mode: 'safe' }, message: 'safer' });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    await page.getByTestId('base-moved').getByText('Revision 2 was saved by admin while you were editing').waitFor();
+    await page.getByRole('button', { name: 'Merge my edit onto revision 2' }).click();
+    await page.getByTestId('merged').getByText('Nothing you changed was changed there too').waitFor();
+    assert.equal(await page.getByLabel('Cart limit').inputValue(), '9', 'the edit is kept');
+    assert.equal(await page.getByLabel('Mode').locator('option:checked').textContent(), 'safe', 'the other change is taken in');
+    await page.getByLabel('Change message').fill('raise the limit');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 3').waitFor();
+    assert.deepEqual((await admin.get('/v1/namespaces/merge/layer')).body.values, { limit: 9, mode: 'safe' });
+
+    // Both change the limit: the save is refused as a conflict, the merge lists the value.
+    await page.getByLabel('Cart limit').fill('11');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await admin.put('/v1/namespaces/merge/layer', { values: { limit: 12, mode: 'safe', banner: 'sale' }, message: 'sale' })).status, 200);
+    await page.getByTestId('base-moved').waitFor();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Merge my edit onto the current version' }).click();
+    const merged = page.getByTestId('merged');
+    await merged.getByText('One value was changed both by you and in revision 4').waitFor();
+    assert.match(await merged.locator('li').textContent(), /\/limit: yours 11, revision 4's 12/);
+    assert.equal(await page.getByLabel('Banner').inputValue(), 'sale');
+    await assertAccessible(page, 'layer editor after a merge');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 5').waitFor();
+    assert.deepEqual((await admin.get('/v1/namespaces/merge/layer')).body.values, { limit: 11, mode: 'safe', banner: 'sale' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test("a layer's own locks are added and removed in the editor, and bind narrower layers", async () => {
+    await namespaceWithLayer('own-locks', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/own-locks/layer`);
+    const locks = page.getByTestId('own-locks');
+    await locks.getByText('This layer locks nothing.').waitFor();
+    await page.getByLabel('Lock a value (JSON pointer)').fill('limit');
+    await page.getByRole('button', { name: 'Add the lock' }).click();
+    await locks.getByText('The pointer is not valid: a JSON pointer starts with "/"').waitFor();
+    await assertAccessible(page, 'own locks with a refused pointer');
+    await page.getByLabel('Lock a value (JSON pointer)').fill('/limit');
+    await page.getByLabel('Lock a value (JSON pointer)').press('Enter');
+    await page.getByTestId('locks-unsaved').waitFor();
+    assert.match(await page.getByTestId('pending-changes').textContent(), /locks: \/limit/);
+    await page.getByLabel('Change message').fill('lock the limit');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 2').waitFor();
+    const saved = await admin.get('/v1/namespaces/own-locks/layer');
+    assert.deepEqual(saved.body.locked, ['/limit']);
+    assert.equal(saved.body.values.limit, 5, 'the limit is unchanged');
+    const refused = await admin.put('/v1/namespaces/own-locks/layer?env=prod', { values: { limit: 70 }, message: 'override' });
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+
+    await page.getByRole('button', { name: 'Unlock /limit' }).click();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 3').waitFor();
+    assert.deepEqual((await admin.get('/v1/namespaces/own-locks/layer')).body.locked, []);
+    assert.equal((await admin.put('/v1/namespaces/own-locks/layer?env=prod', { values: { limit: 70 }, message: 'override' })).status, 201, 'the narrower layer is written once unlocked');
+    assertClean(page);
+    await page.close();
+  });
+
   test('history shows the diff, and a rollback confirms the diff it applies', async () => {
     await namespaceWithLayer('rollback', { limit: 5, mode: 'fast' });
     await admin.put('/v1/namespaces/rollback/layer', { values: { limit: 50, mode: 'safe' }, message: 'second' });
