@@ -95,8 +95,12 @@ function stopProcess(child) {
   });
 }
 
-/** Starts NATS, a database, ECS and Chromium; returns the environment and `stop()`. */
-export async function start() {
+/**
+ * Starts NATS, a database, ECS and Chromium; returns the environment and
+ * `stop()`. `ecsEnv` adds settings for ECS; `allowedOrigins` are other hosts
+ * the browser may reach (an identity provider), every other one fails the test.
+ */
+export async function start({ ecsEnv = {}, allowedOrigins = [] } = {}) {
   const cleanups = [];
   const stop = async () => {
     while (cleanups.length) {
@@ -164,6 +168,7 @@ export async function start() {
         ECS_STUDIO_DIR: dist,
         ECS_WRITE_WAIT_MS: '10000',
         RUST_LOG: process.env.RUST_LOG ?? 'warn',
+        ...ecsEnv,
       },
       'ecs',
     );
@@ -197,7 +202,7 @@ export async function start() {
     const foreign = [];
     await context.route('**/*', (route) => {
       const target = new URL(route.request().url());
-      if (target.origin !== url && target.protocol !== 'data:') {
+      if (target.origin !== url && target.protocol !== 'data:' && !allowedOrigins.includes(target.origin)) {
         foreign.push(target.href);
         return route.abort();
       }

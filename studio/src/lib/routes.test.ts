@@ -5,6 +5,7 @@ describe('Studio addresses', () => {
   it('maps each screen to a path and back', () => {
     const routes: Route[] = [
       { screen: 'signin' },
+      { screen: 'signin-callback' },
       { screen: 'namespaces', query: 'limit' },
       { screen: 'namespace', ns: 'checkout' },
       { screen: 'layer', ns: 'checkout', search: 'env=prod&tenant=acme' },

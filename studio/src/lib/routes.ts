@@ -6,6 +6,7 @@ export const BASE = '/studio';
 
 export type Route =
   | { screen: 'signin' }
+  | { screen: 'signin-callback' }
   | { screen: 'namespaces'; query: string }
   | { screen: 'namespace'; ns: string }
   | { screen: 'layer'; ns: string; search: string }
@@ -27,6 +28,7 @@ export function parseRoute(pathname: string, search = ''): Route {
   const [first, ns, sub, ...rest] = segments;
   if (segments.length === 0) return { screen: 'namespaces', query: '' };
   if (first === 'signin' && segments.length === 1) return { screen: 'signin' };
+  if (first === 'signin' && ns === 'callback' && segments.length === 2) return { screen: 'signin-callback' };
   if (first === 'namespaces') {
     if (ns === undefined) return { screen: 'namespaces', query: params.get('q') ?? '' };
     if (rest.length === 0) {
@@ -51,6 +53,8 @@ export function href(route: Route): string {
   switch (route.screen) {
     case 'signin':
       return `${BASE}/signin`;
+    case 'signin-callback':
+      return `${BASE}/signin/callback`;
     case 'namespaces':
       return `${BASE}/namespaces${route.query ? `?${new URLSearchParams({ q: route.query })}` : ''}`;
     case 'namespace':
