@@ -376,6 +376,62 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('the flags screen toggles a flag, sets a percentage rollout, shows a refused default variant on its field', async () => {
+    assert.ok((await admin.put('/v1/namespaces/flags', { kind: 'flags', description: 'Feature flags' })).status < 300);
+    const first = await admin.put('/v1/namespaces/flags/layer', {
+      values: { flags: { checkout: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off' } } },
+      message: 'first',
+    });
+    assert.ok(first.status < 300, JSON.stringify(first.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/flags`);
+    await page.getByRole('link', { name: 'Flags of layer global' }).click();
+    await page.getByRole('heading', { name: 'Flags of flags, layer global' }).waitFor();
+    assert.equal(await page.getByLabel('State of checkout').inputValue(), 'ENABLED');
+    await assertAccessible(page, 'flags');
+
+    await page.getByLabel('State of checkout').selectOption('DISABLED');
+    await page.getByLabel(/Rollout of checkout: % of users getting “on”/).fill('25');
+    assert.match(await page.getByLabel('Targeting (JsonLogic) of checkout').inputValue(), /"fractional"/);
+    await page.getByLabel('Change message').fill('pause, then a quarter');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 2').waitFor();
+    const saved = (await admin.get('/v1/namespaces/flags/layer')).body;
+    assert.equal(saved.values.flags.checkout.state, 'DISABLED');
+    assert.deepEqual(saved.values.flags.checkout.targeting, { fractional: [['on', 25], ['off', 75]] });
+    // The server evaluates what was saved: the flag is off for everyone.
+    const evaluated = await admin.post('/ofrep/v1/evaluate/flags/checkout', { context: { targetingKey: 'user-1', namespace: 'flags' } });
+    assert.equal(evaluated.body.reason, 'DISABLED', JSON.stringify(evaluated.body));
+
+    // A default variant the flag lacks: 422 shown on that field, nothing written.
+    await page.getByLabel('Default variant of checkout').fill('maybe');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#flag-checkout-default-problem').waitFor();
+    assert.match(await page.locator('#flag-checkout-default-problem').textContent(), /\/flags\/checkout\/defaultVariant/);
+    await assertAccessible(page, 'flags with a refused default variant');
+    assert.equal((await admin.get('/v1/namespaces/flags/layer')).body.revision, 2, 'nothing written');
+
+    // A new flag needs a valid key; it starts off.
+    await page.getByLabel('Default variant of checkout').fill('off');
+    await page.getByLabel('New flag key').fill('dark mode');
+    await page.getByRole('button', { name: 'Add the flag (off until turned on)' }).click();
+    await page.locator('#new-flag-key-problem').waitFor();
+    await page.getByLabel('New flag key').fill('dark-mode');
+    await page.getByRole('button', { name: 'Add the flag (off until turned on)' }).click();
+    assert.equal(await page.getByLabel('State of dark-mode').inputValue(), 'DISABLED');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 3').waitFor();
+    assert.deepEqual(Object.keys((await admin.get('/v1/namespaces/flags/layer')).body.values.flags).sort(), ['checkout', 'dark-mode']);
+
+    // History and diff are the layer's.
+    await page.getByRole('link', { name: 'History of this layer (diff, rollback)' }).click();
+    await page.getByRole('heading', { name: 'Revision 2 → revision 3' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"dark-mode"' }).first().waitFor();
+    assertClean(page);
+    await page.close();
+  });
+
   test('the resolved view shows the past at a position or a time', async () => {
     const first = await namespaceWithLayer('past', { limit: 5 });
     await new Promise((r) => setTimeout(r, 1100));

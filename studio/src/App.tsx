@@ -20,6 +20,7 @@ const ChangeRequests = lazy(() => import('./screens/ChangeRequests'));
 const Audit = lazy(() => import('./screens/Audit'));
 const Tenants = lazy(() => import('./screens/Tenants'));
 const Compare = lazy(() => import('./screens/Compare'));
+const Flags = lazy(() => import('./screens/Flags'));
 const TenantHistory = lazy(() => import('./screens/TenantHistory'));
 
 export function App() {
@@ -136,6 +137,8 @@ function screenTitle(route: Route): string {
       return `History of tenant ${route.tenant}`;
     case 'compare':
       return `Compare ${route.ns}`;
+    case 'flags':
+      return `Flags of ${route.ns}`;
     default:
       return 'Not found';
   }
@@ -165,6 +168,8 @@ function Screen({ route }: { route: Route }) {
       return <TenantHistory tenant={route.tenant} />;
     case 'compare':
       return <Compare ns={route.ns} search={route.search} />;
+    case 'flags':
+      return <Flags ns={route.ns} search={route.search} />;
     case 'not-found':
       return (
         <>

@@ -12,6 +12,7 @@ describe('Studio addresses', () => {
       { screen: 'resolved', ns: 'checkout', search: 'tenant=acme&position=4' },
       { screen: 'history', ns: 'checkout', search: '' },
       { screen: 'compare', ns: 'checkout', search: 'left=env%3Dprod&right=env%3Ddev' },
+      { screen: 'flags', ns: 'flags', search: 'edition=pro' },
       { screen: 'change-requests', search: 'status=open' },
       { screen: 'audit', search: '' },
       { screen: 'tenants' },

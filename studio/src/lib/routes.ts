@@ -13,6 +13,7 @@ export type Route =
   | { screen: 'resolved'; ns: string; search: string }
   | { screen: 'history'; ns: string; search: string }
   | { screen: 'compare'; ns: string; search: string }
+  | { screen: 'flags'; ns: string; search: string }
   | { screen: 'change-requests'; search: string }
   | { screen: 'audit'; search: string }
   | { screen: 'tenants' }
@@ -37,6 +38,7 @@ export function parseRoute(pathname: string, search = ''): Route {
       if (sub === 'resolved') return { screen: 'resolved', ns, search: s };
       if (sub === 'history') return { screen: 'history', ns, search: s };
       if (sub === 'compare') return { screen: 'compare', ns, search: s };
+      if (sub === 'flags') return { screen: 'flags', ns, search: s };
     }
   }
   if (first === 'change-requests' && segments.length === 1) return { screen: 'change-requests', search: s };
@@ -67,6 +69,8 @@ export function href(route: Route): string {
       return `${ns(route.ns)}/history${q(route.search)}`;
     case 'compare':
       return `${ns(route.ns)}/compare${q(route.search)}`;
+    case 'flags':
+      return `${ns(route.ns)}/flags${q(route.search)}`;
     case 'change-requests':
       return `${BASE}/change-requests${q(route.search)}`;
     case 'audit':
