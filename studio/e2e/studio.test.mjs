@@ -533,6 +533,41 @@ describe('Config Studio', () => {
     await second.close();
   });
 
+  test('a flag change under an approval policy waits for a second user and then applies', async () => {
+    const ns = await admin.put('/v1/namespaces/flags-approved', { kind: 'flags', description: 'Flags needing two people', approval: { scopes: [{}] } });
+    assert.ok(ns.status < 300, JSON.stringify(ns.body));
+    const author = await issueToken({ name: 'flag-author', role: 'editor', namespaces: ['flags-approved'] });
+    const approver = await issueToken({ name: 'flag-approver', role: 'editor', namespaces: ['flags-approved'] });
+
+    const page = await newPage(env.context);
+    await signIn(page, author);
+    await page.goto(`${env.url}/studio/namespaces/flags-approved/flags`);
+    await page.getByText('This layer sets no flags.').waitFor();
+    await page.getByLabel('New flag key').fill('beta');
+    await page.getByRole('button', { name: 'Add the flag (off until turned on)' }).click();
+    await page.getByLabel('State of beta').selectOption('ENABLED');
+    await page.getByLabel('Change message').fill('beta for everyone');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Your change awaits approval').waitFor();
+    assert.equal((await admin.get('/v1/namespaces/flags-approved/layer')).status, 404, 'nothing applied yet');
+    assertClean(page);
+    await page.close();
+
+    const second = await newPage(env.context);
+    await signIn(second, approver);
+    await second.goto(`${env.url}/studio/change-requests?status=open`);
+    const request = second.locator('[data-change-request]', { hasText: 'beta for everyone' }).first();
+    await request.getByLabel('Reason').fill('ok');
+    await request.getByRole('button', { name: 'Approve' }).click();
+    await second.getByText(/approved\./).waitFor();
+    const layer = await admin.get('/v1/namespaces/flags-approved/layer');
+    assert.equal(layer.body.values.flags.beta.state, 'ENABLED');
+    await second.goto(`${env.url}/studio/namespaces/flags-approved/flags`);
+    await eventually(async () => (await second.getByLabel('State of beta').inputValue()) === 'ENABLED', { what: 'the applied flag' });
+    assertClean(second);
+    await second.close();
+  });
+
   test('the resolved view updates live after a write through the API', async () => {
     await namespaceWithLayer('live', { limit: 5 });
     const page = await newPage(env.context);
