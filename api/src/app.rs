@@ -198,7 +198,18 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/readyz", get(system::readyz))
         .merge(metrics)
         .merge(v1)
-        .merge(crate::studio::router(&state.settings.studio_dir))
+        .route(
+            "/v1/auth/config",
+            get(crate::routes::auth_config::auth_config),
+        )
+        .merge(crate::studio::router(
+            &state.settings.studio_dir,
+            state
+                .settings
+                .oidc_client_id
+                .as_ref()
+                .and(state.settings.jwt_issuer.as_deref()),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -125,6 +125,11 @@ pub struct Settings {
     pub tls_key: Option<String>,
     /// `ECS_STUDIO_DIR`: the built Config Studio served at `/studio/`.
     pub studio_dir: String,
+    /// `ECS_OIDC_CLIENT_ID`: Config Studio's client id at the OIDC issuer
+    /// (`ECS_JWT_ISSUER`); with it, Studio offers "Sign in with" the issuer.
+    pub oidc_client_id: Option<String>,
+    /// `ECS_OIDC_SCOPES`: the scopes Studio asks the issuer for.
+    pub oidc_scopes: String,
 }
 
 impl Default for Settings {
@@ -174,6 +179,8 @@ impl Default for Settings {
             tls_cert: None,
             tls_key: None,
             studio_dir: "studio/dist".to_owned(),
+            oidc_client_id: None,
+            oidc_scopes: "openid".to_owned(),
         }
     }
 }
@@ -229,6 +236,8 @@ then environment variables:
   ECS_TLS_CERT            certificate chain (PEM): the API serves HTTPS only
   ECS_TLS_KEY             key (PEM) of ECS_TLS_CERT
   ECS_STUDIO_DIR          built Config Studio served at /studio/ [default: studio/dist]
+  ECS_OIDC_CLIENT_ID      Studio's client id at the ECS_JWT_ISSUER (authorization code + PKCE)
+  ECS_OIDC_SCOPES         scopes Studio asks the issuer for   [default: openid]
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 
@@ -406,6 +415,20 @@ impl Settings {
                 "must be above 0 and at most 1",
             ),
         ];
+        if self.oidc_client_id.is_some() {
+            let issuer_ok = self
+                .jwt_issuer
+                .as_deref()
+                .and_then(crate::studio::origin_of)
+                .is_some();
+            if !issuer_ok || self.jwt_jwks_file.is_none() {
+                return Err(SettingsError::OutOfRange {
+                    setting: "ECS_OIDC_CLIENT_ID",
+                    problem: "needs ECS_JWT_ISSUER (an http or https URL) and ECS_JWT_JWKS_FILE, \
+                              which verify the tokens the issuer signs",
+                });
+            }
+        }
         match checks.into_iter().find(|(bad, _, _)| *bad) {
             Some((_, setting, problem)) => Err(SettingsError::OutOfRange { setting, problem }),
             None if self.audit_max_bytes < 1024 * 1024 => Err(SettingsError::OutOfRange {

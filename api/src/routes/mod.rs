@@ -1,6 +1,7 @@
 //! The HTTP API v1, one module per resource.
 
 pub mod audit;
+pub mod auth_config;
 pub mod change_requests;
 pub mod feed;
 pub mod gdpr;
