@@ -73,6 +73,32 @@ impl Instance {
     }
 }
 
+impl Instance {
+    async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `/readyz`'s view of `lease`: whether this instance holds it.
+    async fn holds(&self, lease: &str) -> bool {
+        let response = self
+            .client
+            .get(format!("{}/readyz", self.address))
+            .send()
+            .await
+            .unwrap();
+        let ready: Value = response.json().await.unwrap();
+        ready["leases"][lease]["held"] == json!(true)
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         if let Some((token, handle)) = self.server.take() {
@@ -293,13 +319,8 @@ async fn the_projections_are_rebuilt_from_the_stream_into_a_fresh_database() {
 }
 
 /// Read-your-writes across instances: a read given a position waits until
-/// this server's projections have applied it (the position of a write taken
-/// by another instance reaches this one through the stream). Here the write
-/// comes after the read, so the read must wait for it.
-///
-/// Two instances on one database are not tested: today every projector
-/// uses the same durable consumer (`ecs-projections`), so two of them would
-/// share its messages; one active projector per projection is the next step.
+/// this server's projections have applied it. Here the write comes after
+/// the read, so the read must wait for it (several instances: below).
 #[tokio::test]
 async fn a_read_given_a_position_waits_until_the_projections_reach_it() {
     let app = ecs_tests::app::spawn_app_with(|s| s.min_position_wait_ms = 3_000).await;
@@ -371,4 +392,148 @@ async fn a_read_given_a_position_waits_until_the_projections_reach_it() {
         .collect();
     assert!(names.contains(&"min_position"), "{names:?}");
     assert!(names.contains(&"ECS-Min-Position"), "{names:?}");
+}
+
+/// Three instances on one NATS and one PostgreSQL, written to concurrently:
+/// one of them runs the projector (the others stand by), every write is
+/// readable on every instance given its position, and the projections equal
+/// a fresh replay of the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_one_projector_and_read_each_others_writes() {
+    let nats = ecs_tests::servers::NatsServer::start();
+    let db = TestDatabase::create().await;
+    let mut settings = settings_for(&nats, &db);
+    settings.lease_ttl_secs = 3;
+    settings.min_position_wait_ms = 10_000;
+    let mut instances = vec![];
+    for _ in 0..3 {
+        instances.push(std::sync::Arc::new(Instance::start(settings.clone()).await));
+    }
+    let schema = json!({"type": "object", "properties": {
+        "limit": {"type": "integer"}, "writer": {"type": "string"}
+    }});
+    assert!(
+        instances[0]
+            .put("/v1/namespaces/checkout", &json!({"schema": schema}))
+            .await
+            .is_success()
+    );
+
+    // Each instance takes writes to a scope of its own, concurrently; each
+    // write is read back at once through the next instance.
+    let writers: Vec<_> = (0..3)
+        .map(|n| {
+            let (here, next) = (instances[n].clone(), instances[(n + 1) % 3].clone());
+            tokio::spawn(async move {
+                for value in 1..=15u64 {
+                    let path = format!("/v1/namespaces/checkout/layer?service=s{n}");
+                    let response = here
+                        .client
+                        .put(format!("{}{path}", here.address))
+                        .bearer_auth(ADMIN_TOKEN)
+                        .json(&json!({"values": {"limit": value, "writer": format!("s{n}")}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(response.status().is_success(), "write {value} on {n}");
+                    let position = response.json::<Value>().await.unwrap()["position"]
+                        .as_u64()
+                        .unwrap();
+                    let (status, layer) =
+                        next.get(&format!("{path}&min_position={position}")).await;
+                    assert_eq!(status, reqwest::StatusCode::OK, "{layer}");
+                    assert_eq!(
+                        layer["values"]["limit"],
+                        json!(value),
+                        "instance {} read an older layer after the write at {position}",
+                        (n + 1) % 3
+                    );
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    // Exactly one instance runs each singleton job.
+    for lease in ["projections", "feed", "audit"] {
+        let mut holders = 0;
+        for instance in &instances {
+            holders += usize::from(instance.holds(lease).await);
+        }
+        assert_eq!(holders, 1, "{lease} is held by {holders} instances");
+    }
+
+    // The projections equal a fresh replay (a rebuild, run by the holder).
+    let dump = |db: &TestDatabase| {
+        let url = db.url.clone();
+        async move {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let mut out = serde_json::Map::new();
+            for table in ecs_projections::apply::TABLES {
+                let rows: Vec<Value> = sqlx::query_scalar(&format!(
+                    "SELECT to_jsonb(t) FROM {table} t ORDER BY to_jsonb(t)::text"
+                ))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                out.insert((*table).to_owned(), Value::Array(rows));
+            }
+            pool.close().await;
+            Value::Object(out)
+        }
+    };
+    let before = dump(&db).await;
+    let mut holder = None;
+    for instance in &instances {
+        if instance.holds("projections").await {
+            holder = Some(instance.clone());
+        }
+    }
+    let holder = holder.unwrap();
+    let standby = instances
+        .iter()
+        .find(|i| !std::sync::Arc::ptr_eq(i, &holder))
+        .unwrap();
+    let refused = standby
+        .client
+        .post(format!("{}/v1/admin/projections/rebuild", standby.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "a standby cannot rebuild: it does not run the projector"
+    );
+    let started = holder
+        .client
+        .post(format!("{}/v1/admin/projections/rebuild", holder.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), reqwest::StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, status) = holder.get("/v1/admin/projections").await;
+        if status["rebuilding"] == json!(false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild did not finish: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        dump(&db).await,
+        before,
+        "the projections differ from a fresh replay"
+    );
+    instances.clear();
 }
