@@ -537,3 +537,72 @@ async fn three_instances_share_one_projector_and_read_each_others_writes() {
     );
     instances.clear();
 }
+
+/// The lease itself: a second instance cannot take it while the holder
+/// renews; a holder cut off from NATS stops its work (its token is
+/// cancelled) before the lease can expire at the server, and once NATS is
+/// back the other instance takes it.
+#[tokio::test]
+async fn a_lease_holder_cut_off_from_nats_stops_before_its_lease_can_expire() {
+    use ecs_projections::{HolderId, LeaseBucket, LeaseName};
+    // The TTL the bucket is created with: the holder renews every TTL / 4,
+    // fences at TTL / 2 after its last acknowledged renewal was sent; the
+    // server expires the key TTL after it stored that renewal.
+    const TTL: Duration = Duration::from_secs(8);
+    let mut nats = ecs_tests::servers::NatsServer::start();
+    let connect = |url: String| async move {
+        jetstream::new(
+            async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(url)
+                .await
+                .unwrap(),
+        )
+    };
+    let (js_a, js_b) = (connect(nats.url()).await, connect(nats.url()).await);
+    let a = LeaseBucket::ensure(&js_a, 1, TTL)
+        .await
+        .unwrap()
+        .lease(LeaseName::Rollouts, HolderId::generate());
+    let b = LeaseBucket::ensure(&js_b, 1, TTL)
+        .await
+        .unwrap()
+        .lease(LeaseName::Rollouts, HolderId::generate());
+    let shutdown = CancellationToken::new();
+    let tenure = a.acquire(&shutdown).await.unwrap();
+    assert!(a.status().borrow().held);
+
+    // While A renews, B does not get it (across several renewals).
+    let refused = tokio::time::timeout(TTL + TTL / 8, b.acquire(&shutdown)).await;
+    assert!(refused.is_err(), "B acquired a lease A holds and renews");
+    assert!(!tenure.token().is_cancelled(), "A lost a lease it renews");
+    let seen = b.status().borrow().clone();
+    assert!(!seen.held);
+    assert_eq!(
+        seen.holder.as_deref(),
+        a.status().borrow().holder.as_deref()
+    );
+
+    // NATS goes away: A cannot renew. Its last acknowledged renewal was sent
+    // at most TTL / 4 before the cut, so the key expires no earlier than
+    // 3/4 TTL after it: A must have stopped by then.
+    nats.kill();
+    let cut = Instant::now();
+    tenure.token().cancelled().await;
+    let stopped = cut.elapsed();
+    assert!(
+        stopped < TTL * 3 / 4,
+        "A worked on for {stopped:?} after losing NATS: its lease may have expired meanwhile"
+    );
+    assert!(!a.status().borrow().held);
+
+    // NATS is back: once the key expired, B takes the lease.
+    nats.restart();
+    let taken = tokio::time::timeout(TTL * 3, b.acquire(&shutdown))
+        .await
+        .expect("B did not take the expired lease")
+        .unwrap();
+    assert!(b.status().borrow().held);
+    taken.release().await;
+    drop(tenure);
+}
