@@ -313,14 +313,14 @@ async fn f_rolling_restart_under_load_fails_no_request() {
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let begin = Instant::now();
-    for n in 0..instances.len() {
-        let status = instances[n].terminate(Duration::from_secs(30)).await;
+    for (n, instance) in instances.iter_mut().enumerate() {
+        let status = instance.terminate(Duration::from_secs(30)).await;
         assert!(
             status.is_some_and(|s| s.success()),
             "[{name}] instance {n} did not stop cleanly on SIGTERM: {status:?}\n{}",
-            instances[n].log_tail(30)
+            instance.log_tail(30)
         );
-        instances[n].restart().await;
+        instance.restart().await;
     }
     let restarted = begin.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
