@@ -180,6 +180,9 @@ async fn e_kill_9_the_lease_holder_hands_the_projector_over() {
 /// next instance when one refuses the connection or is draining (503
 /// `shutting-down`); writes carry an `Idempotency-Key`, so a retry is safe.
 /// Any other answer than a success is a failure.
+/// How many times [`send_retrying`] sent a request again (for the report).
+static RETRIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn send_retrying(
     instances: &[(reqwest::Client, String)],
     first: usize,
@@ -222,6 +225,7 @@ async fn send_retrying(
             return Err(format!("{method} {path}: no instance answered within 30 s"));
         }
         n += 1;
+        RETRIES.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -333,10 +337,12 @@ async fn f_rolling_restart_under_load_fails_no_request() {
     }
     println!(
         "[{name}] 3 instances restarted one at a time in {:.1}s under 3 clients: \
-         {} writes acknowledged (each read back through another instance), {} failed requests",
+         {} writes acknowledged (each read back through another instance), {} failed requests, \
+         {} requests sent again to the next instance (refused or draining)",
         restarted.as_secs_f64(),
         writes.len(),
-        failures.len()
+        failures.len(),
+        RETRIES.load(Ordering::Relaxed)
     );
     assert!(
         failures.is_empty(),
