@@ -606,3 +606,59 @@ async fn a_lease_holder_cut_off_from_nats_stops_before_its_lease_can_expire() {
     taken.release().await;
     drop(tenure);
 }
+
+/// The CLI's client remembers the position its writes were answered at and
+/// sends it with every later read (`ECS-Min-Position`), so a read served by
+/// another instance behind a load balancer waits for the write.
+#[tokio::test]
+async fn the_cli_sends_the_position_of_its_last_write_with_its_reads() {
+    use ecs_cli::connection::Send;
+    let app = spawn_app().await;
+    let api = ecs_cli::Api::new(&app.address, Some(ADMIN_TOKEN.to_owned())).unwrap();
+    assert_eq!(api.written(), 0);
+    let schema = json!({"type": "object", "properties": {"limit": {"type": "integer"}}});
+    let put = |path: &'static str, body: Value| {
+        let api = api.clone();
+        async move {
+            api.send(
+                reqwest::Method::PUT,
+                path,
+                Send {
+                    body: Some(&body),
+                    ..Send::default()
+                },
+            )
+            .await
+        }
+    };
+    let first = put("/v1/namespaces/checkout", json!({"schema": schema}))
+        .await
+        .unwrap();
+    assert_eq!(Some(api.written()), first.body["position"].as_u64());
+    let second = put(
+        "/v1/namespaces/checkout/layer",
+        json!({"values": {"limit": 7}}),
+    )
+    .await
+    .unwrap();
+    let position = second.body["position"].as_u64().unwrap();
+    assert!(position > first.body["position"].as_u64().unwrap());
+    assert_eq!(api.written(), position);
+    // A refused write changes nothing; a read carries the position (the
+    // server accepts it: a malformed one would be a 400).
+    assert!(
+        put(
+            "/v1/namespaces/checkout/layer",
+            json!({"values": {"limit": "many"}})
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(api.written(), position);
+    let read = api
+        .get("/v1/namespaces/checkout/resolved", &[])
+        .await
+        .unwrap();
+    assert_eq!(read["values"]["limit"], json!(7));
+    assert_eq!(api.written(), position, "a read is no write");
+}
