@@ -371,9 +371,6 @@ impl Application {
             Duration::from_secs(settings.lease_ttl_secs),
         )
         .await?;
-        let instance = HolderId::generate();
-        let leases = [LeaseName::Projections, LeaseName::Feed, LeaseName::Audit]
-            .map(|name| lease_bucket.lease(name, instance.clone()));
 
         let read = ReadModel::new(reader_pool);
         let halts = Halts::default();
@@ -403,6 +400,13 @@ impl Application {
             .with_keyring(keyring.clone())
             .with_halts(halts.clone());
         let follower = projector.follower(follower_pool);
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        let instance = HolderId::for_address(address.port());
+        let leases = [LeaseName::Projections, LeaseName::Feed, LeaseName::Audit]
+            .map(|name| lease_bucket.lease(name, instance.clone()));
         let state = AppState::new(AppInner {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
@@ -437,10 +441,6 @@ impl Application {
             limits: Arc::new(Limits::new(&settings)),
             failed_auth: FailedAuthentications::default(),
         });
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        let address = listener.local_addr()?;
         let listener = HttpListener::new(listener, crate::transport::http_tls(&settings)?)?;
         Ok(Application {
             listener,

@@ -74,15 +74,24 @@ impl LeaseName {
 pub struct HolderId(String);
 
 impl HolderId {
-    /// `<host>-<pid>-<random>`: the host (`HOSTNAME`, the pod's name on
-    /// Kubernetes) tells an operator which instance it is.
+    /// `<host>-<pid>-<random>`: unique to this process.
     pub fn generate() -> HolderId {
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "ecs".to_owned());
         let random = uuid::Uuid::new_v4().simple().to_string();
-        HolderId(format!("{host}-{}-{}", std::process::id(), &random[..8]))
+        HolderId(format!(
+            "{}-{}-{}",
+            host(),
+            std::process::id(),
+            &random[..8]
+        ))
+    }
+
+    /// `<host>:<port>`: the instance serving on `port` of this host (the
+    /// pod's name on Kubernetes). A process restarted on the same address
+    /// (after a crash, a container restart) takes back the leases its
+    /// predecessor held at once instead of after their TTL: the address was
+    /// free, so that predecessor is gone.
+    pub fn for_address(port: u16) -> HolderId {
+        HolderId(format!("{}:{port}", host()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -94,6 +103,14 @@ impl std::fmt::Display for HolderId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// This host's name: `HOSTNAME` (the pod's name on Kubernetes), or `ecs`.
+fn host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ecs".to_owned())
 }
 
 /// What an instance knows of one lease, for `/readyz`.
@@ -239,6 +256,24 @@ impl Lease {
                         && entry.operation == kv::Operation::Put
                     {
                         let holder = String::from_utf8_lossy(&entry.value).into_owned();
+                        if holder == self.holder.as_str() {
+                            // Held by this instance's predecessor on the same
+                            // address: take it back.
+                            let sent = Instant::now();
+                            if let Ok(revision) = self
+                                .store
+                                .update(key, holder.clone().into(), entry.revision)
+                                .await
+                            {
+                                tracing::info!(lease = key, holder = %self.holder, "lease taken back");
+                                self.status.send_replace(LeaseStatus {
+                                    held: true,
+                                    holder: Some(holder),
+                                });
+                                return Some(self.tenure(revision, sent, shutdown));
+                            }
+                            continue;
+                        }
                         self.status.send_if_modified(|s| {
                             let changed = s.holder.as_deref() != Some(holder.as_str()) || s.held;
                             *s = LeaseStatus {
