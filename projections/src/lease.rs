@@ -105,12 +105,19 @@ impl std::fmt::Display for HolderId {
     }
 }
 
-/// This host's name: `HOSTNAME` (the pod's name on Kubernetes), or `ecs`.
+/// This host's name: `HOSTNAME` (the pod's name on Kubernetes), else the
+/// kernel's host name; without either, a name unique to this process (so two
+/// hosts never share one).
 fn host() -> String {
     std::env::var("HOSTNAME")
         .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "ecs".to_owned())
+        .unwrap_or_else(|| {
+            let random = uuid::Uuid::new_v4().simple().to_string();
+            format!("ecs-{}", &random[..12])
+        })
 }
 
 /// What an instance knows of one lease, for `/readyz`.
