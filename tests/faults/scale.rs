@@ -128,8 +128,8 @@ async fn assert_all_caught_up(name: &str, instances: &[&EcsProcess], nats_url: &
 /// each lease within [`TAKEOVER`], no acknowledged write is lost or applied
 /// twice, and the projections equal a fresh replay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn e_kill_9_the_lease_holder_hands_the_projector_over() {
-    let name = "E kill -9 lease holder";
+async fn g_kill_9_the_lease_holder_hands_the_projector_over() {
+    let name = "G kill -9 lease holder";
     let nats = NatsServer::start();
     let db = TestDatabase::create().await;
     let mut instances = start_three(&nats, &db).await;
@@ -235,8 +235,8 @@ async fn send_retrying(
 /// them: no request fails, no acknowledged write is lost or doubled, and a
 /// read given a write's position sees it on any instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn f_rolling_restart_under_load_fails_no_request() {
-    let name = "F rolling restart";
+async fn h_rolling_restart_under_load_fails_no_request() {
+    let name = "H rolling restart";
     let nats = NatsServer::start();
     let db = TestDatabase::create().await;
     let mut instances = start_three(&nats, &db).await;
