@@ -15,7 +15,10 @@ use ecs_commands::{CommandBus, StreamSettings, ensure_stream};
 use ecs_domain::{Precedence, Services};
 use ecs_projections::audit::AuditProjector;
 use ecs_projections::feed::FeedPublisher;
-use ecs_projections::{Halts, Projector, ProjectorSettings, ReadModel};
+use ecs_projections::{
+    AppliedFollower, Halts, HolderId, Lease, LeaseBucket, LeaseName, Projector, ProjectorSettings,
+    ReadModel,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
@@ -256,6 +259,10 @@ pub struct Application {
     projector: Projector,
     feed: FeedPublisher,
     audit: AuditProjector,
+    follower: AppliedFollower,
+    /// The leases of the projector, the feed publisher and the audit
+    /// projector, in that order.
+    leases: [Lease; 3],
     js: async_nats::jetstream::Context,
     shutdown: CancellationToken,
     address: SocketAddr,
@@ -266,6 +273,9 @@ pub struct Application {
 
 /// The `application_name` of the projectors' PostgreSQL connections.
 pub const PROJECTOR_POOL: &str = "ecs-projector";
+/// The `application_name` of the connection on which an instance learns the
+/// positions the active projector commits.
+pub const FOLLOWER_POOL: &str = "ecs-follower";
 /// The `application_name` of the request handlers' PostgreSQL connections.
 pub const READER_POOL: &str = "ecs-reader";
 
@@ -363,6 +373,16 @@ impl Application {
                 format!("cannot connect to PostgreSQL at {}", settings.database_url)
             })?;
 
+        let follower_pool = connect(FOLLOWER_POOL, 1).await.with_context(|| {
+            format!("cannot connect to PostgreSQL at {}", settings.database_url)
+        })?;
+        let lease_bucket = LeaseBucket::ensure(
+            &js,
+            settings.stream_replicas,
+            Duration::from_secs(settings.lease_ttl_secs),
+        )
+        .await?;
+
         let read = ReadModel::new(reader_pool);
         let halts = Halts::default();
         let (feed, feed_published) = FeedPublisher::new(
@@ -390,6 +410,14 @@ impl Application {
         let projector = projector
             .with_keyring(keyring.clone())
             .with_halts(halts.clone());
+        let follower = projector.follower(follower_pool);
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        let instance = HolderId::for_address(address.port());
+        let leases = [LeaseName::Projections, LeaseName::Feed, LeaseName::Audit]
+            .map(|name| lease_bucket.lease(name, instance.clone()));
         let state = AppState::new(AppInner {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
@@ -400,6 +428,8 @@ impl Application {
                 .with_max_message(max_payload),
             js: js.clone(),
             halts,
+            instance,
+            leases: leases.iter().map(|l| (l.name(), l.status())).collect(),
             feed_published,
             keyring,
             services: Services {
@@ -422,10 +452,6 @@ impl Application {
             limits: Arc::new(Limits::new(&settings)),
             failed_auth: FailedAuthentications::default(),
         });
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        let address = listener.local_addr()?;
         let listener = HttpListener::new(listener, crate::transport::http_tls(&settings)?)?;
         Ok(Application {
             listener,
@@ -434,6 +460,8 @@ impl Application {
             projector,
             feed,
             audit,
+            follower,
+            leases,
             js,
             shutdown,
             address,
@@ -480,9 +508,26 @@ impl Application {
         // a write still running waits for the projector to apply it.
         let tasks = CancellationToken::new();
         let mut background = tokio::task::JoinSet::new();
-        background.spawn(named("the projector", self.projector.run(tasks.clone())));
-        background.spawn(named("the feed publisher", self.feed.run(tasks.clone())));
-        background.spawn(named("the audit projector", self.audit.run(tasks.clone())));
+        // Every instance follows the positions the active projector commits;
+        // the projector, the feed publisher and the audit projector each run
+        // on the one instance holding their lease (docs/adr/0019).
+        background.spawn(named(
+            "the applied-position follower",
+            self.follower.run(tasks.clone()),
+        ));
+        let [projector_lease, feed_lease, audit_lease] = self.leases;
+        background.spawn(named(
+            "the projector",
+            elected(projector_lease, self.projector, tasks.clone()),
+        ));
+        background.spawn(named(
+            "the feed publisher",
+            elected(feed_lease, self.feed, tasks.clone()),
+        ));
+        background.spawn(named(
+            "the audit projector",
+            elected(audit_lease, self.audit, tasks.clone()),
+        ));
         let flusher = self.state.clone();
         let window = self.failed_auth_window;
         let flush = tasks.clone();
@@ -542,6 +587,15 @@ async fn named(
     task: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> (&'static str, anyhow::Result<()>) {
     (name, task.await)
+}
+
+/// Runs `job` whenever this instance holds `lease`, until `shutdown`.
+async fn elected<J: ecs_projections::lease::Singleton>(
+    lease: Lease,
+    mut job: J,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    lease.run(&mut job, &shutdown).await
 }
 
 /// JWT validation from the settings; the JWKS file is read once at start.

@@ -39,6 +39,10 @@ pub struct Settings {
     /// `ECS_MIN_POSITION_WAIT_MS`: how long a read given `min_position` (or
     /// `ECS-Min-Position`) waits for the projections to reach it.
     pub min_position_wait_ms: u64,
+    /// `ECS_LEASE_TTL_SECS`: how long a lease (one instance running the
+    /// projector, the feed publisher, …) outlives its holder's last renewal;
+    /// a standby takes over within it after the holder dies.
+    pub lease_ttl_secs: u64,
     /// `ECS_DEDUPE_WINDOW_SECS`: how long JetStream remembers command ids.
     pub dedupe_window_secs: u64,
     /// `ECS_JWT_HS256_SECRET`: accept HS256 JWTs signed with this secret (development).
@@ -145,6 +149,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             write_wait_ms: 10_000,
             min_position_wait_ms: 5_000,
+            lease_ttl_secs: 10,
             dedupe_window_secs: 24 * 60 * 60,
             jwt_hs256_secret: None,
             jwt_jwks_file: None,
@@ -202,6 +207,8 @@ then environment variables:
                           a revocation or erasure not applied by then answers 503]
   ECS_MIN_POSITION_WAIT_MS  wait for projections before a read given min_position
                           answers [default: 5000; 503 with Retry-After after it]
+  ECS_LEASE_TTL_SECS      lease TTL: a standby takes over the projector, the feed
+                          publisher, … within it when their instance dies [default: 10]
   ECS_DEDUPE_WINDOW_SECS  how long command ids are remembered [default: 86400]
   ECS_JWT_HS256_SECRET    accept HS256 JWTs with this secret  (development only)
   ECS_JWT_JWKS_FILE       accept RS256/ES256 JWTs from this JWKS file
@@ -378,7 +385,7 @@ impl Settings {
                 why: "without it the tenant data keys are stored unwrapped in NATS",
             });
         }
-        let checks: [(bool, &'static str, &'static str); 7] = [
+        let checks: [(bool, &'static str, &'static str); 8] = [
             (
                 self.max_connections == 0,
                 "ECS_MAX_CONNECTIONS",
@@ -398,6 +405,11 @@ impl Settings {
                 self.request_timeout_secs == 0,
                 "ECS_REQUEST_TIMEOUT_SECS",
                 "must be at least 1",
+            ),
+            (
+                self.lease_ttl_secs < 2,
+                "ECS_LEASE_TTL_SECS",
+                "must be at least 2",
             ),
             (
                 self.reader_db_connections == 0,

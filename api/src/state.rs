@@ -42,6 +42,13 @@ pub struct AppInner {
     pub projections: ProjectionHandle,
     pub nats: async_nats::Client,
     pub js: async_nats::jetstream::Context,
+    /// This instance's identity (the holder named in a lease).
+    pub instance: ecs_projections::HolderId,
+    /// What this instance knows of each lease it competes for.
+    pub leases: Vec<(
+        ecs_projections::LeaseName,
+        tokio::sync::watch::Receiver<ecs_projections::LeaseStatus>,
+    )>,
     /// The projections stopped at a message they cannot read.
     pub halts: ecs_projections::Halts,
     /// The last events-stream position the feed publisher has published.

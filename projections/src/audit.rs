@@ -477,7 +477,7 @@ impl AuditProjector {
 
     /// Runs until `shutdown`, resuming after NATS or PostgreSQL failures with
     /// a backoff.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut backoff = Backoff::default();
         loop {
             match self.follow(&shutdown).await {
@@ -726,5 +726,11 @@ impl crate::ReadModel {
             entries.push(record);
         }
         Ok(AuditPage { entries, next })
+    }
+}
+
+impl crate::lease::Singleton for AuditProjector {
+    async fn run_held(&mut self, token: CancellationToken) -> anyhow::Result<()> {
+        self.run(token).await
     }
 }

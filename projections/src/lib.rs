@@ -15,6 +15,7 @@ pub mod feed_reads;
 pub mod gdpr;
 pub mod halt;
 mod offsets;
+pub mod lease;
 pub mod projector;
 pub mod queries;
 pub mod rebuild;
@@ -22,7 +23,8 @@ mod retry;
 pub mod status;
 
 pub use halt::{Halt, Halts, ProjectionName};
-pub use projector::{ProjectionHandle, Projector, ProjectorSettings};
+pub use lease::{HolderId, Lease, LeaseBucket, LeaseName, LeaseStatus, Tenure};
+pub use projector::{AppliedFollower, ProjectionHandle, Projector, ProjectorSettings};
 pub use queries::{Layers, ReadModel};
 pub use status::{ProjectionStatus, RebuildProgress};
 
