@@ -27,6 +27,9 @@
 
 mod cache;
 mod feed;
+mod flags;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 pub mod secrets;
 mod state;
 pub mod transport;
@@ -45,6 +48,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use ecs_domain::Scope as Context;
+pub use flags::{FlagDetails, FlagError};
 pub use secrets::{EnvResolver, FileResolver, SecretRef, SecretResolver, SecretResolvers};
 pub use state::State;
 pub use transport::{NatsAuth, NatsTransport};

@@ -457,3 +457,180 @@ async fn openfeatures_python_ofrep_provider_evaluates_ecs_flags() {
     );
     assert!(stdout.contains("9 checks passed"), "{stdout}");
 }
+
+// ---- the Rust SDK: local evaluation and its `open-feature` provider ----
+
+/// Every rollout user evaluated over OFREP and by the SDK lands in the same
+/// bucket; every other flag answers the same value, variant and reason.
+#[tokio::test]
+async fn the_sdk_and_its_openfeature_provider_evaluate_locally_as_ofrep_does() {
+    use ecs_client::openfeature::EcsProvider;
+    use ecs_client::{Client, ClientSettings, Context};
+    use open_feature::{EvaluationContext, EvaluationErrorCode, EvaluationReason, OpenFeature};
+
+    let app = ofrep_app().await;
+    let (h, v) = admin();
+    let auth = (h, v.as_str());
+    let client = Client::connect(ClientSettings::new(app.nats.url(), ["flags"]).unwrap())
+        .await
+        .unwrap();
+
+    // The SDK answers exactly what OFREP answers, for every flag and context.
+    let contexts = [
+        json!({}),
+        json!({ "email": "jo@acme.example" }),
+        json!({ "tenant": "acme", "email": "x@y.z" }),
+        json!({ "tenant": "globex", "targetingKey": "user-7" }),
+    ];
+    let mut contexts = contexts.to_vec();
+    contexts.extend((0..20).map(|i| json!({ "targetingKey": format!("user-{i}") })));
+    for context in &contexts {
+        let attributes = context.as_object().unwrap();
+        for key in [
+            "new-checkout",
+            "banner",
+            "limit",
+            "theme",
+            "rollout",
+            "retired",
+        ] {
+            let remote = ofrep(&app, &format!("/{key}"), auth, context.clone()).await;
+            assert_status(&remote, StatusCode::OK);
+            let local = client.flag(None, key, attributes).unwrap();
+            assert_eq!(
+                local.value.clone().unwrap_or(Value::Null),
+                remote.body.get("value").cloned().unwrap_or(Value::Null),
+                "{key} {context}"
+            );
+            assert_eq!(
+                json!(local.variant),
+                remote.body["variant"],
+                "{key} {context}"
+            );
+            assert_eq!(
+                json!(local.reason),
+                remote.body["reason"],
+                "{key} {context}"
+            );
+        }
+    }
+    let empty = serde_json::Map::new();
+    assert!(matches!(
+        client.flag(None, "nope", &empty),
+        Err(ecs_client::FlagError::FlagNotFound(_))
+    ));
+    // The typed reads fall back to the caller's default.
+    assert!(!client.flag_bool(None, "new-checkout", &empty, true));
+    assert!(client.flag_bool(None, "retired", &empty, true));
+    assert!(client.flag_bool(None, "nope", &empty, true));
+    assert_eq!(
+        client.flag_string(Some("flags"), "banner", &empty, "x"),
+        "hello"
+    );
+    assert_eq!(client.flag_string(None, "limit", &empty, "x"), "x");
+    assert_eq!(client.flag_number(None, "limit", &empty, 0.0), 10.0);
+    assert_eq!(
+        client.flag_object(None, "theme", &empty, serde_json::Map::new())["bg"],
+        "black"
+    );
+
+    // OpenFeature's Rust SDK through ECS's provider.
+    let flags = {
+        let mut api = OpenFeature::singleton_mut().await;
+        api.set_named_provider("ecs-flags-test", EcsProvider::new(client.clone()))
+            .await;
+        api.create_named_client("ecs-flags-test")
+    };
+    let anyone = EvaluationContext::default();
+    let acme = EvaluationContext::default().with_custom_field("email", "jo@acme.example");
+    let banner = flags
+        .get_string_details("banner", None, None)
+        .await
+        .unwrap();
+    assert_eq!(banner.value, "hello");
+    assert_eq!(banner.reason, Some(EvaluationReason::Static));
+    assert_eq!(flags.get_int_value("limit", None, None).await.unwrap(), 10);
+    assert_eq!(
+        flags.get_float_value("limit", None, None).await.unwrap(),
+        10.0
+    );
+    let theme = flags
+        .get_struct_details::<open_feature::StructValue>("theme", None, None)
+        .await
+        .unwrap();
+    assert_eq!(theme.value.fields["bg"].as_str(), Some("black"));
+    let targeted = flags
+        .get_bool_details("new-checkout", Some(&acme), None)
+        .await
+        .unwrap();
+    assert!(targeted.value);
+    assert_eq!(targeted.reason, Some(EvaluationReason::TargetingMatch));
+    assert_eq!(targeted.variant.as_deref(), Some("on"));
+    assert!(
+        !flags
+            .get_bool_value("new-checkout", Some(&anyone), None)
+            .await
+            .unwrap()
+    );
+    for i in 0..20 {
+        let user = format!("user-{i}");
+        let remote = ofrep(&app, "/rollout", auth, json!({ "targetingKey": user })).await;
+        let local = flags
+            .get_bool_details(
+                "rollout",
+                Some(&EvaluationContext::default().with_targeting_key(user.as_str())),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(json!(local.value), remote.body["value"], "{user}");
+        assert_eq!(local.reason, Some(EvaluationReason::Split));
+    }
+    let disabled = flags
+        .get_bool_value("retired", None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        disabled.code,
+        EvaluationErrorCode::General("DISABLED".into())
+    );
+    let missing = flags.get_bool_value("nope", None, None).await.unwrap_err();
+    assert_eq!(missing.code, EvaluationErrorCode::FlagNotFound);
+    let mismatch = flags
+        .get_bool_value("banner", None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(mismatch.code, EvaluationErrorCode::TypeMismatch);
+    let bad = EvaluationContext::default().with_custom_field("tenant", "not a tenant!");
+    let invalid = flags
+        .get_bool_value("banner", Some(&bad), None)
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code, EvaluationErrorCode::InvalidContext);
+
+    // A change written through the API reaches the provider from the feed.
+    let mut watched = client.watch("flags", &Context::default()).unwrap();
+    assert_status(
+        &app.patch(
+            "/v1/namespaces/flags/layer",
+            &json!({ "values": { "flags": { "banner": { "defaultVariant": "b" } } } }),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while watched.borrow_and_update().values["flags"]["banner"]["defaultVariant"] != "b" {
+            watched.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the change reaches the client");
+    assert_eq!(
+        flags
+            .get_string_value("banner", Some(&anyone), None)
+            .await
+            .unwrap(),
+        "bye"
+    );
+    client.close();
+}

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::flags::{FlagEvaluation, FlagSet, evaluate, parse_flag_set};
+use ecs_domain::flags::{EvaluationContext, FlagEvaluation, FlagSet, evaluate, parse_flag_set};
 use ecs_domain::{NamespaceKind, NamespaceName, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -21,12 +21,6 @@ use crate::auth::Principal;
 use crate::problem::ApiError;
 use crate::routes::resolved::{authorize, mask_sensitive, resolve_context};
 use crate::state::AppState;
-
-/// The namespace evaluated when the context names none.
-const DEFAULT_NAMESPACE: &str = "flags";
-
-/// The attributes that pick the ECS context rather than feed targeting only.
-const CONTEXT_ATTRIBUTES: [&str; 4] = ["env", "service", "tenant", "edition"];
 
 /// An evaluation request: `{"context": {...}}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -136,7 +130,7 @@ struct Target {
 }
 
 fn target_of(request: Option<EvaluationRequest>) -> Result<Target, Failure> {
-    let context = match request.and_then(|r| r.context) {
+    let attributes = match request.and_then(|r| r.context) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {
@@ -147,51 +141,12 @@ fn target_of(request: Option<EvaluationRequest>) -> Result<Target, Failure> {
             ));
         }
     };
-    let text = |name: &str| -> Result<Option<&str>, Failure> {
-        match context.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(Failure::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidContext,
-                format!("context attribute {name} must be a string"),
-            )),
-        }
-    };
-    let mut pairs = Vec::new();
-    for name in CONTEXT_ATTRIBUTES {
-        if let Some(value) = text(name)? {
-            pairs.push((name, value));
-        }
-    }
-    let scope = Scope::from_pairs(pairs).map_err(|e| {
-        Failure::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidContext,
-            format!("context attribute {}: {}", e.field, e.reason),
-        )
-    })?;
-    let namespace =
-        NamespaceName::parse(text("namespace")?.unwrap_or(DEFAULT_NAMESPACE)).map_err(|e| {
-            Failure::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidContext,
-                format!("context attribute namespace: {}", e.reason),
-            )
-        })?;
-    if let Some(key) = context.get("targetingKey")
-        && !key.is_string()
-    {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidContext,
-            "targetingKey must be a string",
-        ));
-    }
+    let context = EvaluationContext::parse(None, attributes)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidContext, e.0))?;
     Ok(Target {
-        namespace,
-        scope,
-        attributes: context,
+        namespace: context.namespace,
+        scope: context.scope,
+        attributes: context.attributes,
     })
 }
 
