@@ -328,6 +328,18 @@ async fn ofrep_bulk_answers_every_flag_with_an_etag() {
     // Another context's answer differs, so its ETag does too.
     let other = ofrep(&app, "", (h, v.as_str()), json!({ "tenant": "globex" })).await;
     assert_ne!(other.header("etag").unwrap(), etag);
+    // The answer names its change-event stream (OFREP's `eventStreams`),
+    // whose URL carries a signed ticket; a forged or altered one is refused.
+    let stream = &first.body["eventStreams"][0];
+    assert_eq!(stream["type"], "sse", "{}", first.body);
+    let uri = stream["endpoint"]["requestUri"].as_str().unwrap();
+    assert!(uri.starts_with("/ofrep/v1/events?ticket="), "{uri}");
+    for bad in ["/ofrep/v1/events?ticket=forged", &format!("{uri}x")] {
+        let refused = app
+            .send(app.client.get(format!("{}{bad}", app.address)))
+            .await;
+        assert_status(&refused, StatusCode::UNAUTHORIZED);
+    }
 }
 
 #[tokio::test]
@@ -407,6 +419,48 @@ async fn openfeatures_node_ofrep_provider_evaluates_ecs_flags() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("9 checks passed"), "{stdout}");
+}
+
+// ---- a real third-party client: OpenFeature's web SDK and OFREP web provider ----
+
+/// Runs `tests/ofrep/web-client.mjs`: OpenFeature's web SDK and OFREP web
+/// provider (in Node.js, with the `eventsource` package as `EventSource`)
+/// evaluate every kind of flag from the bulk answer, re-fetch with the ETag
+/// (304 when nothing changed for them) when the event stream notifies, and
+/// see a change written through the API.
+#[tokio::test]
+async fn openfeatures_web_provider_follows_ofrep_change_events() {
+    let app = ofrep_app().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
+    let install = tokio::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("npm runs");
+    assert!(
+        install.status.success(),
+        "npm ci: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let run = tokio::process::Command::new("node")
+        .arg("web-client.mjs")
+        .current_dir(&dir)
+        .env("ECS_URL", &app.address)
+        .env("ECS_TOKEN", ecs_tests::app::ADMIN_TOKEN)
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the web client finishes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("11 checks passed"), "{stdout}");
 }
 
 // ---- a real third-party client: OpenFeature's Python SDK and OFREP provider ----

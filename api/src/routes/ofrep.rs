@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::problem::ApiError;
+use crate::routes::ofrep_events::{EventStream, event_stream};
 use crate::routes::resolved::{authorize, mask_sensitive, resolve_context};
 use crate::state::AppState;
 
@@ -80,10 +81,14 @@ impl FlagAnswer {
     }
 }
 
-/// The bulk answer: every flag of the namespace, evaluated.
+/// The bulk answer: every flag of the namespace, evaluated, and the stream
+/// that notifies changes (OFREP's `eventStreams`).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct BulkAnswer {
     pub flags: Vec<FlagAnswer>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_streams: Vec<EventStream>,
 }
 
 /// A request-wide failure, in OFREP's shape (`errorCode`, `errorDetails`).
@@ -291,22 +296,31 @@ pub async fn evaluate_flags(
         Ok(target) => target,
         Err(failure) => return failure.respond(None),
     };
-    let set = match flags_for(&app, &principal, &target).await {
-        Ok(set) => set.unwrap_or_default(),
+    let (set, event_streams) = match flags_for(&app, &principal, &target).await {
+        Ok(Some(set)) => {
+            let stream = event_stream(&app, &target.namespace, &target.scope);
+            (set, stream.into_iter().collect())
+        }
+        Ok(None) => (FlagSet::default(), Vec::new()),
         Err(failure) => return failure.respond(None),
     };
-    let bulk = BulkAnswer {
-        flags: set
-            .flags
-            .keys()
-            .map(|key| answer(key, &set, &target.attributes))
-            .collect(),
-    };
-    let text = serde_json::to_string(&bulk).unwrap_or_default();
+    let flags: Vec<FlagAnswer> = set
+        .flags
+        .keys()
+        .map(|key| answer(key, &set, &target.attributes))
+        .collect();
+    // The ETag covers the evaluations, not the stream's ticket, which is
+    // signed afresh on every answer.
+    let evaluated = serde_json::to_string(&flags).unwrap_or_default();
     let etag = format!(
         "\"{}\"",
-        hex::encode(&Sha256::digest(text.as_bytes())[..16])
+        hex::encode(&Sha256::digest(evaluated.as_bytes())[..16])
     );
+    let text = serde_json::to_string(&BulkAnswer {
+        flags,
+        event_streams,
+    })
+    .unwrap_or_default();
     let unchanged = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
