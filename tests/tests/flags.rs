@@ -386,6 +386,32 @@ async fn ofrep_takes_an_api_key_and_a_tenant_bound_key_cannot_evaluate_another_t
 
 // ---- a real third-party client: OpenFeature's Node.js SDK and OFREP provider ----
 
+/// Installs `tests/ofrep/` from its lock file once per run: `npm ci` empties
+/// `node_modules` first, so the tests that use it must not run it twice at once.
+async fn npm_ci() {
+    static INSTALLED: tokio::sync::OnceCell<Result<(), String>> =
+        tokio::sync::OnceCell::const_new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
+    let installed = INSTALLED
+        .get_or_init(|| async move {
+            let install = tokio::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .output()
+                .await
+                .map_err(|e| format!("npm does not run: {e}"))?;
+            if install.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&install.stderr).into_owned())
+            }
+        })
+        .await;
+    if let Err(error) = installed {
+        panic!("npm ci: {error}");
+    }
+}
+
 /// Runs `tests/ofrep/client.mjs` (installed with `npm ci` from its committed
 /// lock file) against the server: a boolean, string, number and object flag,
 /// a targeted rule, a percentage rollout, a disabled and a missing flag.
@@ -393,17 +419,7 @@ async fn ofrep_takes_an_api_key_and_a_tenant_bound_key_cannot_evaluate_another_t
 async fn openfeatures_node_ofrep_provider_evaluates_ecs_flags() {
     let app = ofrep_app().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
-    let install = tokio::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .output()
-        .await
-        .expect("npm runs");
-    assert!(
-        install.status.success(),
-        "npm ci: {}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    npm_ci().await;
     let run = tokio::process::Command::new("node")
         .arg("client.mjs")
         .current_dir(&dir)
@@ -432,17 +448,7 @@ async fn openfeatures_node_ofrep_provider_evaluates_ecs_flags() {
 async fn openfeatures_web_provider_follows_ofrep_change_events() {
     let app = ofrep_app().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
-    let install = tokio::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .output()
-        .await
-        .expect("npm runs");
-    assert!(
-        install.status.success(),
-        "npm ci: {}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    npm_ci().await;
     let run = tokio::process::Command::new("node")
         .arg("web-client.mjs")
         .current_dir(&dir)
