@@ -3,13 +3,46 @@
 //! `ecs_domain::flags::evaluate`, the code the server's OFREP endpoints run,
 //! so a flag answers here exactly as it answers over OFREP.
 
-use ecs_domain::NamespaceKind;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use ecs_domain::flags::{
     EvaluationContext, FlagEvaluation, FlagSet, Reason, evaluate, parse_flag_set,
 };
+use ecs_domain::{NamespaceKind, NamespaceName, Scope};
 use serde_json::{Map, Value};
 
 use crate::{Client, ClientError, read};
+
+/// The flags documents already resolved and parsed, each with the state
+/// version `(position, removed)` it reflects: a flag read resolves and parses
+/// a context's document once per change, not once per read.
+#[derive(Default)]
+pub(crate) struct FlagSetCache(Mutex<HashMap<FlagSetKey, (Version, Arc<FlagSet>)>>);
+
+/// A flags document's namespace and context.
+type FlagSetKey = (NamespaceName, Scope);
+
+/// The client state's `(position, removed)`.
+type Version = (u64, u64);
+
+impl FlagSetCache {
+    fn get(&self, key: &FlagSetKey, version: Version) -> Option<Arc<FlagSet>> {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, set)| set.clone())
+    }
+
+    fn put(&self, key: FlagSetKey, version: Version, set: Arc<FlagSet>) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Contexts are as many as the service's callers make: keep the
+        // current version's only.
+        cache.retain(|_, (v, _)| *v == version);
+        cache.insert(key, (version, set));
+    }
+}
 
 /// Why a flag could not be evaluated (OFREP's error codes).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -162,9 +195,15 @@ impl Client {
         converted
     }
 
-    /// The resolved flags of the context, from memory.
-    fn flag_set(&self, context: &EvaluationContext) -> Result<FlagSet, FlagError> {
+    /// The resolved flags of the context, from memory (parsed once per
+    /// change of the client's state).
+    fn flag_set(&self, context: &EvaluationContext) -> Result<Arc<FlagSet>, FlagError> {
+        let key = (context.namespace.clone(), context.scope.clone());
         let state = read(&self.inner.state);
+        let version = (state.position, state.removed);
+        if let Some(set) = self.inner.flag_sets.get(&key, version) {
+            return Ok(set);
+        }
         let not_found = || FlagError::FlagNotFound(format!("namespace {}", context.namespace));
         let namespace = state.namespace(&context.namespace).ok_or_else(not_found)?;
         if namespace.kind != NamespaceKind::Flags {
@@ -183,13 +222,15 @@ impl Client {
                 other => FlagError::General(other.to_string()),
             })?;
         drop(state);
-        parse_flag_set(&resolved.values).map_err(|found| {
+        let set = Arc::new(parse_flag_set(&resolved.values).map_err(|found| {
             FlagError::ParseError(
                 found
                     .first()
                     .map(|v| format!("{}: {}", v.pointer, v.message))
                     .unwrap_or_default(),
             )
-        })
+        })?);
+        self.inner.flag_sets.put(key, version, set.clone());
+        Ok(set)
     }
 }

@@ -262,6 +262,8 @@ struct Inner {
     /// The applied position; wakes the cache writer.
     applied: watch::Sender<u64>,
     shutdown: CancellationToken,
+    /// Parsed flags documents by namespace and context, for flag reads.
+    flag_sets: flags::FlagSetCache,
 }
 
 /// A live, local view of ECS configuration. Cheap to clone.
@@ -281,6 +283,7 @@ impl Client {
             origin: Mutex::new(Origin::Live),
             applied: watch::channel(0).0,
             shutdown: CancellationToken::new(),
+            flag_sets: flags::FlagSetCache::default(),
             settings,
         });
         let feed = match Feed::open(&inner.settings, 0).await {
