@@ -334,7 +334,11 @@ async fn ofrep_bulk_answers_every_flag_with_an_etag() {
     assert_eq!(stream["type"], "sse", "{}", first.body);
     let uri = stream["endpoint"]["requestUri"].as_str().unwrap();
     assert!(uri.starts_with("/ofrep/v1/events?ticket="), "{uri}");
-    for bad in ["/ofrep/v1/events?ticket=forged", &format!("{uri}x")] {
+    for bad in [
+        "/ofrep/v1/events",
+        "/ofrep/v1/events?ticket=forged",
+        &format!("{uri}x"),
+    ] {
         let refused = app
             .send(app.client.get(format!("{}{bad}", app.address)))
             .await;
