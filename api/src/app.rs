@@ -198,6 +198,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         };
     Router::new()
         .route("/healthz", get(system::healthz))
+        // Authenticated by the ticket in its URL (browsers' EventSource
+        // sends no headers).
+        .route(
+            crate::routes::ofrep_events::EVENTS_PATH,
+            get(crate::routes::ofrep_events::events),
+        )
         .route("/readyz", get(system::readyz))
         .merge(metrics)
         .merge(v1)

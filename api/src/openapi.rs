@@ -73,6 +73,7 @@ impl Modify for MinPosition {
         layers::layer_history, layers::rollback_layer,
         resolved::get_resolved, watch::watch_resolved,
         crate::routes::ofrep::evaluate_flag, crate::routes::ofrep::evaluate_flags,
+        crate::routes::ofrep_events::events,
         feed::feed,
         tenants::put_tenant, tenants::list_tenants, tenants::get_tenant,
         change_requests::list, change_requests::show, change_requests::approve,

@@ -9,6 +9,7 @@ pub mod layers;
 pub mod locks;
 pub mod namespaces;
 pub mod ofrep;
+pub mod ofrep_events;
 pub mod resolved;
 pub mod search;
 pub mod system;
