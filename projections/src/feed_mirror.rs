@@ -133,3 +133,46 @@ pub async fn ensure_mirror(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped NATS configuration, which must export and import exactly
+    /// the subjects the mirror uses.
+    const SHIPPED: &str = include_str!("../../deploy/nats-auth.conf");
+
+    #[test]
+    fn the_mirror_captures_nothing_and_uses_the_shipped_prefixes() {
+        let config = mirror_config(3);
+        assert!(config.subjects.is_empty(), "a mirror captures no subject");
+        assert_eq!(config.name, "KV_ecs-feed");
+        let source = config.mirror.unwrap();
+        assert_eq!(source.name, "KV_ecs-feed");
+        let filter = source.filter_subject.unwrap();
+        let external = source.external.unwrap();
+        let deliver = external.delivery_prefix.unwrap();
+        for needed in [
+            format!(
+                "{{ service: \"$JS.API.CONSUMER.CREATE.KV_ecs-feed.*.{filter}\", accounts: [FEED] }}"
+            ),
+            format!(
+                "to: \"{}.CONSUMER.CREATE.KV_ecs-feed.*.{filter}\"",
+                external.api_prefix
+            ),
+            format!("{{ stream: \"{deliver}.>\", accounts: [FEED] }}"),
+            format!("{{ stream: {{ account: ECS, subject: \"{deliver}.>\" }} }}"),
+            format!("to: \"{FEED_API_PREFIX}.>\""),
+        ] {
+            assert!(
+                SHIPPED.contains(&needed),
+                "deploy/nats-auth.conf lacks {needed}"
+            );
+        }
+        assert!(config.allow_rollup && config.deny_delete && !config.deny_purge);
+        assert_eq!(
+            (config.max_messages_per_subject, config.num_replicas),
+            (1, 3)
+        );
+    }
+}

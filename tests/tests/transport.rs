@@ -823,6 +823,47 @@ async fn an_erased_tenants_values_are_gone_from_the_readers_account() {
     }
 }
 
+#[tokio::test]
+async fn the_server_creates_the_feed_mirror_once_and_refuses_a_stream_in_its_place() {
+    use ecs_projections::feed_mirror::{MirrorError, ensure_mirror};
+    let nats = locked_nats(&[]);
+    let url = nats.server.url();
+    let client = connect_as(&url, &nats.ecs).await;
+    // Created, then found as it is on every later start.
+    ensure_mirror(&client, FEED_API_PREFIX, 1).await.unwrap();
+    ensure_mirror(&client, FEED_API_PREFIX, 1).await.unwrap();
+    let readers = jetstream::with_prefix(client.clone(), FEED_API_PREFIX);
+    let mut mirror = readers.get_stream("KV_ecs-feed").await.unwrap();
+    let config = mirror.info().await.unwrap().config.clone();
+    assert!(config.subjects.is_empty(), "{config:?}");
+    assert_eq!(
+        config.mirror.map(|m| m.name),
+        Some("KV_ecs-feed".to_owned())
+    );
+
+    // A stream of that name that captures subjects is not the mirror.
+    readers.delete_stream("KV_ecs-feed").await.unwrap();
+    readers
+        .create_stream(jetstream::stream::Config {
+            name: "KV_ecs-feed".to_owned(),
+            subjects: vec!["$KV.ecs-feed.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        ensure_mirror(&client, FEED_API_PREFIX, 1).await,
+        Err(MirrorError::NotAMirror { .. })
+    ));
+    // A prefix nothing imports names the setting.
+    let unreachable = ensure_mirror(&client, "$JS.nowhere.API", 1).await;
+    assert!(
+        matches!(&unreachable, Err(MirrorError::Unreachable { prefix, .. }) if prefix == "$JS.nowhere.API"),
+        "{:?}",
+        unreachable.map_err(|e| e.to_string())
+    );
+}
+
 /// A certificate authority made for one test, and the files it signs.
 struct TestCa {
     key: rcgen::KeyPair,
