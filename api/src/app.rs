@@ -338,6 +338,14 @@ impl Application {
         let audit_limits = AuditLimits::of(&settings);
         crate::audit::ensure_audit_stream(&js, settings.stream_replicas, audit_limits).await?;
         ecs_projections::feed::ensure_bucket(&js, settings.stream_replicas).await?;
+        if let Some(api_prefix) = &settings.feed_mirror_api {
+            ecs_projections::feed_mirror::ensure_mirror(
+                &nats,
+                api_prefix,
+                settings.stream_replicas,
+            )
+            .await?;
+        }
         let keyring = Arc::new(
             Keyring::connect(
                 &js,

@@ -122,6 +122,11 @@ pub struct Settings {
     pub nats_cert: Option<String>,
     /// `ECS_NATS_KEY`: the key (PEM) of `ECS_NATS_CERT`.
     pub nats_key: Option<String>,
+    /// `ECS_FEED_MIRROR_API`: the JetStream API prefix under which the
+    /// server's NATS account reaches the feed readers' account (`$JS.feed.API`
+    /// with `deploy/nats-auth.conf`, ADR 18); the server then keeps a mirror
+    /// of the feed there. Unset: readers read the feed bucket itself.
+    pub feed_mirror_api: Option<String>,
     /// `ECS_TLS_CERT`: the HTTP API's certificate chain (PEM); with
     /// `ECS_TLS_KEY`, the API serves HTTPS only.
     pub tls_cert: Option<String>,
@@ -181,6 +186,7 @@ impl Default for Settings {
             nats_ca: None,
             nats_cert: None,
             nats_key: None,
+            feed_mirror_api: None,
             tls_cert: None,
             tls_key: None,
             studio_dir: "studio/dist".to_owned(),

@@ -11,6 +11,7 @@ mod batch;
 pub mod change_requests;
 mod detached;
 pub mod feed;
+pub mod feed_mirror;
 pub mod feed_reads;
 pub mod gdpr;
 pub mod halt;
