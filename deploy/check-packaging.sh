@@ -43,6 +43,7 @@ import yaml
 docs = {d["kind"]: d for d in yaml.safe_load_all(open("deploy/kubernetes/ecs.yaml")) if d}
 for kind in ("Deployment", "Service", "PodDisruptionBudget", "ServiceMonitor"):
     assert kind in docs, f"no {kind}"
+assert docs["Deployment"]["spec"]["replicas"] >= 2, "run several replicas (leases elect the projector)"
 pod = docs["Deployment"]["spec"]["template"]["spec"]
 c = pod["containers"][0]
 assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"

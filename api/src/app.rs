@@ -15,7 +15,10 @@ use ecs_commands::{CommandBus, StreamSettings, ensure_stream};
 use ecs_domain::{Precedence, Services};
 use ecs_projections::audit::AuditProjector;
 use ecs_projections::feed::FeedPublisher;
-use ecs_projections::{Halts, Projector, ProjectorSettings, ReadModel};
+use ecs_projections::{
+    AppliedFollower, Halts, HolderId, Lease, LeaseBucket, LeaseName, Projector, ProjectorSettings,
+    ReadModel,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::net::TcpListener;
@@ -196,10 +199,27 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         };
     Router::new()
         .route("/healthz", get(system::healthz))
+        // Authenticated by the ticket in its URL (browsers' EventSource
+        // sends no headers).
+        .route(
+            crate::routes::ofrep_events::EVENTS_PATH,
+            get(crate::routes::ofrep_events::events),
+        )
         .route("/readyz", get(system::readyz))
         .merge(metrics)
         .merge(v1)
-        .merge(crate::studio::router(&state.settings.studio_dir))
+        .route(
+            "/v1/auth/config",
+            get(crate::routes::auth_config::auth_config),
+        )
+        .merge(crate::studio::router(
+            &state.settings.studio_dir,
+            state
+                .settings
+                .oidc_client_id
+                .as_ref()
+                .and(state.settings.jwt_issuer.as_deref()),
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -231,6 +251,10 @@ pub struct Application {
     projector: Projector,
     feed: FeedPublisher,
     audit: AuditProjector,
+    follower: AppliedFollower,
+    /// The leases of the projector, the feed publisher and the audit
+    /// projector, in that order.
+    leases: [Lease; 3],
     js: async_nats::jetstream::Context,
     shutdown: CancellationToken,
     address: SocketAddr,
@@ -241,6 +265,9 @@ pub struct Application {
 
 /// The `application_name` of the projectors' PostgreSQL connections.
 pub const PROJECTOR_POOL: &str = "ecs-projector";
+/// The `application_name` of the connection on which an instance learns the
+/// positions the active projector commits.
+pub const FOLLOWER_POOL: &str = "ecs-follower";
 /// The `application_name` of the request handlers' PostgreSQL connections.
 pub const READER_POOL: &str = "ecs-reader";
 
@@ -297,6 +324,14 @@ impl Application {
         let audit_limits = AuditLimits::of(&settings);
         crate::audit::ensure_audit_stream(&js, settings.stream_replicas, audit_limits).await?;
         ecs_projections::feed::ensure_bucket(&js, settings.stream_replicas).await?;
+        if let Some(api_prefix) = &settings.feed_mirror_api {
+            ecs_projections::feed_mirror::ensure_mirror(
+                &nats,
+                api_prefix,
+                settings.stream_replicas,
+            )
+            .await?;
+        }
         let keyring = Arc::new(
             Keyring::connect(
                 &js,
@@ -338,6 +373,16 @@ impl Application {
                 format!("cannot connect to PostgreSQL at {}", settings.database_url)
             })?;
 
+        let follower_pool = connect(FOLLOWER_POOL, 1).await.with_context(|| {
+            format!("cannot connect to PostgreSQL at {}", settings.database_url)
+        })?;
+        let lease_bucket = LeaseBucket::ensure(
+            &js,
+            settings.stream_replicas,
+            Duration::from_secs(settings.lease_ttl_secs),
+        )
+        .await?;
+
         let read = ReadModel::new(reader_pool);
         let halts = Halts::default();
         let (feed, feed_published) = FeedPublisher::new(
@@ -365,6 +410,14 @@ impl Application {
         let projector = projector
             .with_keyring(keyring.clone())
             .with_halts(halts.clone());
+        let follower = projector.follower(follower_pool);
+        let listener = TcpListener::bind(&settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        let instance = HolderId::for_address(address.port());
+        let leases = [LeaseName::Projections, LeaseName::Feed, LeaseName::Audit]
+            .map(|name| lease_bucket.lease(name, instance.clone()));
         let state = AppState::new(AppInner {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
@@ -375,6 +428,8 @@ impl Application {
                 .with_max_message(max_payload),
             js: js.clone(),
             halts,
+            instance,
+            leases: leases.iter().map(|l| (l.name(), l.status())).collect(),
             feed_published,
             keyring,
             services: Services {
@@ -397,10 +452,6 @@ impl Application {
             limits: Arc::new(Limits::new(&settings)),
             failed_auth: FailedAuthentications::default(),
         });
-        let listener = TcpListener::bind(&settings.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
-        let address = listener.local_addr()?;
         let listener = HttpListener::new(listener, crate::transport::http_tls(&settings)?)?;
         Ok(Application {
             listener,
@@ -409,6 +460,8 @@ impl Application {
             projector,
             feed,
             audit,
+            follower,
+            leases,
             js,
             shutdown,
             address,
@@ -455,9 +508,26 @@ impl Application {
         // a write still running waits for the projector to apply it.
         let tasks = CancellationToken::new();
         let mut background = tokio::task::JoinSet::new();
-        background.spawn(named("the projector", self.projector.run(tasks.clone())));
-        background.spawn(named("the feed publisher", self.feed.run(tasks.clone())));
-        background.spawn(named("the audit projector", self.audit.run(tasks.clone())));
+        // Every instance follows the positions the active projector commits;
+        // the projector, the feed publisher and the audit projector each run
+        // on the one instance holding their lease (docs/adr/0019).
+        background.spawn(named(
+            "the applied-position follower",
+            self.follower.run(tasks.clone()),
+        ));
+        let [projector_lease, feed_lease, audit_lease] = self.leases;
+        background.spawn(named(
+            "the projector",
+            elected(projector_lease, self.projector, tasks.clone()),
+        ));
+        background.spawn(named(
+            "the feed publisher",
+            elected(feed_lease, self.feed, tasks.clone()),
+        ));
+        background.spawn(named(
+            "the audit projector",
+            elected(audit_lease, self.audit, tasks.clone()),
+        ));
         let flusher = self.state.clone();
         let window = self.failed_auth_window;
         let flush = tasks.clone();
@@ -517,6 +587,15 @@ async fn named(
     task: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> (&'static str, anyhow::Result<()>) {
     (name, task.await)
+}
+
+/// Runs `job` whenever this instance holds `lease`, until `shutdown`.
+async fn elected<J: ecs_projections::lease::Singleton>(
+    lease: Lease,
+    mut job: J,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    lease.run(&mut job, &shutdown).await
 }
 
 /// JWT validation from the settings; the JWKS file is read once at start.

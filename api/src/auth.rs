@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ecs_domain::{Actor, Decision, Identity, Role};
+use ecs_domain::{Actor, Decision, Identity, Role, TokenId};
 use ecs_projections::queries::TokenRow;
 use ecs_projections::{ProjectionHandle, ReadModel};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
@@ -236,11 +236,9 @@ impl Authenticator {
 
     async fn api_key(&self, key: &str) -> Result<Principal, AuthFailure> {
         let (id, secret) = key.split_once('_').ok_or(AuthFailure::Malformed)?;
-        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(AuthFailure::Malformed);
-        }
+        let id = TokenId::parse(id).map_err(|_| AuthFailure::Malformed)?;
         let token = self
-            .token(id)
+            .token(id.as_str())
             .await
             .map_err(|_| AuthFailure::Unavailable)?
             .ok_or(AuthFailure::Unknown)?;

@@ -239,6 +239,7 @@ impl Params {
 
 /// What every write carries besides its body: who sends it, its
 /// `If-Match` revision and its de-duplication id.
+#[derive(Clone)]
 pub struct WriteContext {
     pub principal: Principal,
     pub expected_revision: Option<u64>,

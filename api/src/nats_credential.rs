@@ -1,7 +1,9 @@
-//! NATS credentials for a locked-down NATS (`deploy/nats-auth.conf`, ADR 14):
-//! an nkey and the users entry that grants it exactly its permissions.
+//! NATS credentials for a locked-down NATS (`deploy/nats-auth.conf`, ADR 14
+//! and 18): an nkey and the users entry that grants it exactly its permissions.
 //!
-//! The ECS server's user may do everything. A feed reader may only create
+//! The ECS server's user, in the `ECS` account that holds every stream, may do
+//! everything there. A feed reader, in the `FEED` account whose one stream is
+//! a mirror of the feed under the same name, may only create
 //! ordered consumers on the feed bucket whose one filter lies within the keys
 //! it may read (NATS checks the filter in the create request's subject,
 //! `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`), answer their flow
@@ -13,7 +15,8 @@ use ecs_client::transport::inbox_prefix_of;
 use ecs_domain::feed::{FEED_BUCKET, tenant_reader_keys};
 use ecs_domain::{ServiceName, TenantId};
 
-/// The marker line in `deploy/nats-auth.conf` below which users entries go.
+/// The marker line in `deploy/nats-auth.conf` (in the `FEED` account's users)
+/// below which feed readers' users entries go.
 pub const USERS_MARKER: &str = "# <feed-users>";
 
 /// The placeholder of the ECS server's public nkey in `deploy/nats-auth.conf`.
@@ -131,16 +134,24 @@ impl Credential {
     /// What `ecs nats-credential` prints: the seed for the holder, then the
     /// users entry for the NATS configuration.
     pub fn report(&self) -> String {
-        let usage = match self.holder {
-            Holder::Server => "ECS_NATS_NKEY of `ecs serve`",
-            Holder::FeedReader { .. } => {
-                "ClientSettings::with_nats_auth(NatsAuth::Nkey(seed)), with for_tenant for each tenant"
-            }
+        let (usage, place) = match self.holder {
+            Holder::Server => (
+                "ECS_NATS_NKEY of `ecs serve`, with ECS_FEED_MIRROR_API=$JS.feed.API",
+                format!(
+                    "# This entry is in the ECS account of deploy/nats-auth.conf: put the public key\n\
+                     # in place of {SERVER_KEY_PLACEHOLDER} and reload NATS (nats-server --signal reload)."
+                ),
+            ),
+            Holder::FeedReader { .. } => (
+                "ClientSettings::with_nats_auth(NatsAuth::Nkey(seed)), with for_tenant for each tenant",
+                format!(
+                    "# Add this entry below `{USERS_MARKER}` (the FEED account's users) in\n\
+                     # deploy/nats-auth.conf and reload NATS (nats-server --signal reload)."
+                ),
+            ),
         };
         format!(
-            "# nkey seed: give it to its holder only ({usage}).\n{}\n\n\
-             # Add this entry below `{USERS_MARKER}` in deploy/nats-auth.conf and reload NATS\n\
-             # (nats-server --signal reload).\n{}",
+            "# nkey seed: give it to its holder only ({usage}).\n{}\n\n{place}\n{}",
             self.seed,
             self.users_entry()
         )

@@ -39,6 +39,10 @@ pub struct Settings {
     /// `ECS_MIN_POSITION_WAIT_MS`: how long a read given `min_position` (or
     /// `ECS-Min-Position`) waits for the projections to reach it.
     pub min_position_wait_ms: u64,
+    /// `ECS_LEASE_TTL_SECS`: how long a lease (one instance running the
+    /// projector, the feed publisher, …) outlives its holder's last renewal;
+    /// a standby takes over within it after the holder dies.
+    pub lease_ttl_secs: u64,
     /// `ECS_DEDUPE_WINDOW_SECS`: how long JetStream remembers command ids.
     pub dedupe_window_secs: u64,
     /// `ECS_JWT_HS256_SECRET`: accept HS256 JWTs signed with this secret (development).
@@ -118,6 +122,11 @@ pub struct Settings {
     pub nats_cert: Option<String>,
     /// `ECS_NATS_KEY`: the key (PEM) of `ECS_NATS_CERT`.
     pub nats_key: Option<String>,
+    /// `ECS_FEED_MIRROR_API`: the JetStream API prefix under which the
+    /// server's NATS account reaches the feed readers' account (`$JS.feed.API`
+    /// with `deploy/nats-auth.conf`, ADR 18); the server then keeps a mirror
+    /// of the feed there. Unset: readers read the feed bucket itself.
+    pub feed_mirror_api: Option<String>,
     /// `ECS_TLS_CERT`: the HTTP API's certificate chain (PEM); with
     /// `ECS_TLS_KEY`, the API serves HTTPS only.
     pub tls_cert: Option<String>,
@@ -125,6 +134,11 @@ pub struct Settings {
     pub tls_key: Option<String>,
     /// `ECS_STUDIO_DIR`: the built Config Studio served at `/studio/`.
     pub studio_dir: String,
+    /// `ECS_OIDC_CLIENT_ID`: Config Studio's client id at the OIDC issuer
+    /// (`ECS_JWT_ISSUER`); with it, Studio offers "Sign in with" the issuer.
+    pub oidc_client_id: Option<String>,
+    /// `ECS_OIDC_SCOPES`: the scopes Studio asks the issuer for.
+    pub oidc_scopes: String,
 }
 
 impl Default for Settings {
@@ -140,6 +154,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             write_wait_ms: 10_000,
             min_position_wait_ms: 5_000,
+            lease_ttl_secs: 10,
             dedupe_window_secs: 24 * 60 * 60,
             jwt_hs256_secret: None,
             jwt_jwks_file: None,
@@ -171,9 +186,12 @@ impl Default for Settings {
             nats_ca: None,
             nats_cert: None,
             nats_key: None,
+            feed_mirror_api: None,
             tls_cert: None,
             tls_key: None,
             studio_dir: "studio/dist".to_owned(),
+            oidc_client_id: None,
+            oidc_scopes: "openid".to_owned(),
         }
     }
 }
@@ -195,6 +213,8 @@ then environment variables:
                           a revocation or erasure not applied by then answers 503]
   ECS_MIN_POSITION_WAIT_MS  wait for projections before a read given min_position
                           answers [default: 5000; 503 with Retry-After after it]
+  ECS_LEASE_TTL_SECS      lease TTL: a standby takes over the projector, the feed
+                          publisher, … within it when their instance dies [default: 10]
   ECS_DEDUPE_WINDOW_SECS  how long command ids are remembered [default: 86400]
   ECS_JWT_HS256_SECRET    accept HS256 JWTs with this secret  (development only)
   ECS_JWT_JWKS_FILE       accept RS256/ES256 JWTs from this JWKS file
@@ -229,6 +249,8 @@ then environment variables:
   ECS_TLS_CERT            certificate chain (PEM): the API serves HTTPS only
   ECS_TLS_KEY             key (PEM) of ECS_TLS_CERT
   ECS_STUDIO_DIR          built Config Studio served at /studio/ [default: studio/dist]
+  ECS_OIDC_CLIENT_ID      Studio's client id at the ECS_JWT_ISSUER (authorization code + PKCE)
+  ECS_OIDC_SCOPES         scopes Studio asks the issuer for   [default: openid]
   RUST_LOG                log filter                          [default: info]
   ECS_LOG_FORMAT          `json` for JSON logs                [default: text]
 
@@ -369,7 +391,7 @@ impl Settings {
                 why: "without it the tenant data keys are stored unwrapped in NATS",
             });
         }
-        let checks: [(bool, &'static str, &'static str); 7] = [
+        let checks: [(bool, &'static str, &'static str); 8] = [
             (
                 self.max_connections == 0,
                 "ECS_MAX_CONNECTIONS",
@@ -391,6 +413,11 @@ impl Settings {
                 "must be at least 1",
             ),
             (
+                self.lease_ttl_secs < 2,
+                "ECS_LEASE_TTL_SECS",
+                "must be at least 2",
+            ),
+            (
                 self.reader_db_connections == 0,
                 "ECS_READER_DB_CONNECTIONS",
                 "must be at least 1",
@@ -406,6 +433,20 @@ impl Settings {
                 "must be above 0 and at most 1",
             ),
         ];
+        if self.oidc_client_id.is_some() {
+            let issuer_ok = self
+                .jwt_issuer
+                .as_deref()
+                .and_then(crate::studio::origin_of)
+                .is_some();
+            if !issuer_ok || self.jwt_jwks_file.is_none() {
+                return Err(SettingsError::OutOfRange {
+                    setting: "ECS_OIDC_CLIENT_ID",
+                    problem: "needs ECS_JWT_ISSUER (an http or https URL) and ECS_JWT_JWKS_FILE, \
+                              which verify the tokens the issuer signs",
+                });
+            }
+        }
         match checks.into_iter().find(|(bad, _, _)| *bad) {
             Some((_, setting, problem)) => Err(SettingsError::OutOfRange { setting, problem }),
             None if self.audit_max_bytes < 1024 * 1024 => Err(SettingsError::OutOfRange {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ecs_commands::store::meta;
 use ecs_commands::{Addressed, CommandBus, CommandError, CommandMeta, Committed};
 use ecs_domain::{DomainError, Services};
 use ecs_projections::{ProjectionHandle, ReadModel};
@@ -41,6 +42,13 @@ pub struct AppInner {
     pub projections: ProjectionHandle,
     pub nats: async_nats::Client,
     pub js: async_nats::jetstream::Context,
+    /// This instance's identity (the holder named in a lease).
+    pub instance: ecs_projections::HolderId,
+    /// What this instance knows of each lease it competes for.
+    pub leases: Vec<(
+        ecs_projections::LeaseName,
+        tokio::sync::watch::Receiver<ecs_projections::LeaseStatus>,
+    )>,
     /// The projections stopped at a message they cannot read.
     pub halts: ecs_projections::Halts,
     /// The last events-stream position the feed publisher has published.
@@ -154,9 +162,9 @@ impl AppState {
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             actor: context.principal.name.clone(),
             metadata: [
-                ("role", Some(context.principal.role.name().to_owned())),
-                ("request_id", context.request_id.clone()),
-                ("correlation_id", context.correlation_id.clone()),
+                (meta::ROLE, Some(context.principal.role.name().to_owned())),
+                (meta::REQUEST_ID, context.request_id.clone()),
+                (meta::CORRELATION_ID, context.correlation_id.clone()),
             ]
             .into_iter()
             .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))

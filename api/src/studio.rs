@@ -5,7 +5,9 @@
 //!
 //! Every answer carries a Content-Security-Policy that allows only this
 //! origin (no inline script, no inline style, no `eval`, no other host), so
-//! a value rendered by Studio can never run as code.
+//! a value rendered by Studio can never run as code. The one exception is the
+//! configured OIDC issuer, which the app may fetch from (its discovery
+//! document and token endpoint) when OIDC sign-in is configured.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +22,34 @@ use tower::ServiceExt as _;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// Only this origin, for everything; frames and plugins not at all.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
-     object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+/// Only this origin, for everything, and the OIDC issuer's origin to fetch
+/// from when one is configured; frames and plugins not at all.
+fn content_security_policy(issuer_origin: Option<&str>) -> String {
+    let connect = match issuer_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         font-src 'self'; connect-src {connect}; object-src 'none'; base-uri 'self'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL, as a CSP source names
+/// it; None for anything else.
+pub fn origin_of(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    if !matches!(scheme, "http" | "https") {
+        return None;
+    }
+    let authority = uri.authority()?.as_str();
+    if authority.contains('@') || authority.contains(';') || authority.contains(' ') {
+        return None;
+    }
+    Some(format!("{scheme}://{authority}"))
+}
 
 /// Built file names carry a content hash, so they never change.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -50,8 +76,10 @@ fn not_built(dir: &Path) -> Response {
 /// `/studio` and everything under `/studio/`: files of the build (hashed
 /// assets cached for good), and `index.html` for any other path so that the
 /// app's own routes load from a bookmark (single-page-app fallback).
-pub fn router<S: Clone + Send + Sync + 'static>(dir: &str) -> Router<S> {
+pub fn router<S: Clone + Send + Sync + 'static>(dir: &str, issuer: Option<&str>) -> Router<S> {
     let dir = Arc::new(PathBuf::from(dir));
+    let csp = content_security_policy(issuer.and_then(origin_of).as_deref());
+    let csp = HeaderValue::from_str(&csp).expect("a CSP of checked origins is a header value");
     let serve = move |request: Request| {
         let dir = dir.clone();
         async move { serve(&dir, request).await }
@@ -62,7 +90,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(dir: &str) -> Router<S> {
         .route("/studio/{*path}", get(serve))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            csp,
         ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,

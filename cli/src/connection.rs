@@ -146,11 +146,16 @@ pub struct Send<'a> {
 }
 
 /// The HTTP API client.
+///
+/// Read-your-writes across instances: it remembers the highest `position`
+/// a write answered, and every read after it sends `ECS-Min-Position`, so
+/// whichever instance serves the read answers once it has applied the write.
 #[derive(Debug, Clone)]
 pub struct Api {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Api {
@@ -165,7 +170,17 @@ impl Api {
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| CliError::failure(e.to_string()))?;
-        Ok(Api { base, token, http })
+        Ok(Api {
+            base,
+            token,
+            http,
+            written: std::sync::Arc::default(),
+        })
+    }
+
+    /// The highest stream position a write of this client was answered at.
+    pub fn written(&self) -> u64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn base(&self) -> &str {
@@ -183,7 +198,12 @@ impl Api {
 
     /// Sends a request; a non-2xx answer becomes [`CliError::Api`].
     pub async fn send(&self, method: Method, path: &str, options: Send<'_>) -> CliResult<Reply> {
+        let read = method == Method::GET;
         let mut request = self.request(method, path).query(options.query);
+        let written = self.written();
+        if read && written > 0 {
+            request = request.header("ECS-Min-Position", written.to_string());
+        }
         if let Some(body) = options.body {
             request = request.json(body);
         }
@@ -200,6 +220,10 @@ impl Api {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         if status.is_success() {
+            if !read && let Some(position) = body.get("position").and_then(Value::as_u64) {
+                self.written
+                    .fetch_max(position, std::sync::atomic::Ordering::SeqCst);
+            }
             return Ok(Reply {
                 status: status.as_u16(),
                 body,

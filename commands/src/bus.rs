@@ -162,15 +162,19 @@ impl CommandBus {
                         let last = envelopes
                             .last()
                             .ok_or_else(|| CommandError::Unavailable("empty commit".into()))?;
-                        let get = |key: &str| {
+                        let number = |key: &str| {
                             last.metadata
                                 .get(key)
                                 .and_then(|v| v.parse::<u64>().ok())
-                                .unwrap_or(0)
+                                .ok_or_else(|| {
+                                    CommandError::Unavailable(format!(
+                                        "the event store's answer lacks the {key}"
+                                    ))
+                                })
                         };
                         let committed = Committed {
-                            position: get(meta::POSITION),
-                            revision: get(meta::REVISION),
+                            position: number(meta::POSITION)?,
+                            revision: number(meta::REVISION)?,
                             duplicate: last
                                 .metadata
                                 .get(meta::DUPLICATE)

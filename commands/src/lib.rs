@@ -6,6 +6,7 @@
 //! (`Nats-Msg-Id`). Subjects carry the tenant:
 //! `ecs.events.<tenant or _>.<aggregate type>.<aggregate id>`.
 
+pub mod approval;
 pub mod bus;
 pub mod keyring;
 pub mod message;

@@ -48,7 +48,7 @@ fn placeholder(aggregate_type: &str, value: &Value) -> Value {
 /// own message is not sealed: who erased the tenant, and when, stays.
 pub fn owner(message: &EventMessage<Value>) -> Option<TenantId> {
     let token = match message.aggregate_type.as_str() {
-        "layer" => message.aggregate_id.split('.').nth(3),
+        "layer" => Some(ecs_domain::layer::layer_id_tenant(&message.aggregate_id)),
         "tenant"
             if message
                 .events
@@ -58,7 +58,9 @@ pub fn owner(message: &EventMessage<Value>) -> Option<TenantId> {
             None
         }
         "tenant" => Some(message.aggregate_id.as_str()),
-        "change-request" => message.aggregate_id.split('.').next(),
+        "change-request" => Some(ecs_domain::change_request::aggregate_id_tenant(
+            &message.aggregate_id,
+        )),
         "token" => return message.events.iter().find_map(role_tenant),
         _ => None,
     }?;

@@ -30,6 +30,11 @@ pub mod meta {
     pub const REVISION: &str = "revision";
     /// `"true"` when JetStream recognised the command id as already applied.
     pub const DUPLICATE: &str = "duplicate";
+    /// Recorded with the message for the audit log: the actor's role name,
+    /// and the request and correlation ids of the HTTP request.
+    pub const ROLE: &str = "role";
+    pub const REQUEST_ID: &str = "request_id";
+    pub const CORRELATION_ID: &str = "correlation_id";
 }
 
 /// An aggregate whose events go to subjects that carry a tenant token. Its
@@ -75,7 +80,7 @@ impl Addressed for Token {
 impl Addressed for ChangeRequest {
     /// Change request ids are `<tenant or _>.<id>`.
     fn tenant_token(aggregate_id: &str) -> &str {
-        aggregate_id.split('.').next().unwrap_or("_")
+        ecs_domain::change_request::aggregate_id_tenant(aggregate_id)
     }
 
     fn restores_alone(event: &ChangeRequestEvent) -> bool {
@@ -86,7 +91,7 @@ impl Addressed for ChangeRequest {
 impl Addressed for Layer {
     /// Layer ids are `namespace.env.service.tenant.edition`.
     fn tenant_token(aggregate_id: &str) -> &str {
-        aggregate_id.split('.').nth(3).unwrap_or("_")
+        ecs_domain::layer::layer_id_tenant(aggregate_id)
     }
 }
 

@@ -14,13 +14,14 @@ use std::ops::ControlFlow;
 
 use serde_json::{Map, Value};
 
+use crate::dimension::Dimension;
 use crate::error::SchemaViolation;
 use crate::ids::{EditionName, TenantId};
-use crate::namespace::NamespaceKind;
-use crate::precedence::{Dimension, Precedence};
+use crate::precedence::Precedence;
 use crate::resolve::{LayerRef, Partial, resolve};
 use crate::schema::CompiledSchema;
 use crate::scope::Scope;
+use crate::state::NamespaceKind;
 
 /// The most violations one refusal lists: enough to repair the first
 /// contexts, without an answer that grows with the number of tenants.

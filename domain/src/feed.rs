@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids::{EditionName, NamespaceName, TenantId};
-use crate::namespace::NamespaceKind;
 use crate::scope::Scope;
+use crate::state::NamespaceKind;
 
 /// The feed format version.
 pub const FEED_VERSION: u32 = 1;

@@ -41,8 +41,33 @@ fn check(field: &'static str, value: &str) -> Result<(), IdError> {
     Ok(())
 }
 
+/// An id ECS generates (a token's, a change request's): letters and digits
+/// only, as the server issues them, so a look-alike never reaches a lookup.
+fn check_generated(field: &'static str, value: &str) -> Result<(), IdError> {
+    let fail = |reason| {
+        Err(IdError {
+            field,
+            value: value.chars().take(MAX_ID_LEN + 8).collect(),
+            reason,
+        })
+    };
+    if value.is_empty() {
+        return fail("must not be empty");
+    }
+    if value.len() > MAX_ID_LEN {
+        return fail("must be at most 64 characters");
+    }
+    if !value.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return fail("may contain only letters and digits");
+    }
+    Ok(())
+}
+
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        identifier!($(#[$doc])* $name, $field, check);
+    };
+    ($(#[$doc:meta])* $name:ident, $field:literal, $check:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
@@ -55,7 +80,7 @@ macro_rules! identifier {
             /// Parses and validates an identifier.
             pub fn parse(value: impl Into<String>) -> Result<Self, IdError> {
                 let value = value.into();
-                check($field, &value)?;
+                $check($field, &value)?;
                 Ok(Self(value))
             }
 
@@ -125,6 +150,19 @@ identifier!(
     "edition"
 );
 
+identifier!(
+    /// An API key's id: the part of the key before `_`.
+    TokenId,
+    "token",
+    check_generated
+);
+identifier!(
+    /// A change request's id.
+    ChangeRequestId,
+    "change request",
+    check_generated
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +190,17 @@ mod tests {
         ] {
             let err = TenantId::parse(bad).unwrap_err();
             assert_eq!(err.field, "tenant");
+        }
+    }
+
+    #[test]
+    fn generated_ids_are_letters_and_digits() {
+        for ok in ["a", "0f3c9a", &"x".repeat(64)] {
+            assert!(TokenId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a_b", "a-b", "a.b", "ü", &"x".repeat(65)] {
+            let err = ChangeRequestId::parse(bad).unwrap_err();
+            assert_eq!(err.field, "change request");
         }
     }
 

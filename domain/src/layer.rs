@@ -6,46 +6,36 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::contexts::{LayerWrite, SchemaCheck};
+use crate::dimension::Dimension;
 use crate::error::DomainError;
 use crate::ids::NamespaceName;
 use crate::json::{is_valid_pointer, merge_patch};
-use crate::namespace::{NamespaceKind, check_expected};
 use crate::ports::{NamespaceLayers, Services};
 use crate::resolve::{LayerRef, lock_violations};
+use crate::revision::check_expected;
 use crate::schema::CompiledSchema;
 use crate::scope::Scope;
+use crate::state::{LayerState, NamespaceKind};
 
 /// The longest change message accepted, in characters.
 pub const MAX_MESSAGE: usize = 1000;
 /// The most pointers one layer may lock.
 pub const MAX_LOCKS: usize = 256;
 
-/// A layer at one revision.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerState {
-    pub namespace: NamespaceName,
-    pub scope: Scope,
-    pub values: Value,
-    #[serde(default)]
-    pub lock: Vec<String>,
-    pub revision: u64,
-}
-
-impl LayerState {
-    pub fn as_ref(&self) -> LayerRef<'_> {
-        LayerRef {
-            scope: &self.scope,
-            values: &self.values,
-            revision: self.revision,
-            lock: &self.lock,
-        }
-    }
-}
-
 /// The aggregate id of the layer of `namespace` at `scope`: dot-separated
 /// subject tokens `namespace.env.service.tenant.edition`.
 pub fn layer_id(namespace: &NamespaceName, scope: &Scope) -> String {
     format!("{namespace}.{}", scope.subject_tokens())
+}
+
+/// The tenant token (`_` for none) of a [`layer_id`]: the token after the
+/// namespace at the tenant dimension's place.
+pub fn layer_id_tenant(layer_id: &str) -> &str {
+    let at = Dimension::ALL
+        .iter()
+        .position(|d| *d == Dimension::Tenant)
+        .map_or(usize::MAX, |i| i + 1);
+    layer_id.split('.').nth(at).unwrap_or("_")
 }
 
 /// What a layer command does.

@@ -5,63 +5,15 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::change_request::ApprovalPolicy;
 use crate::error::{DomainError, SchemaViolation};
 use crate::ids::NamespaceName;
 use crate::json::schema_defaults;
+use crate::policy::ApprovalPolicy;
 use crate::ports::Services;
 use crate::resolve::{LayerRef, resolve};
+use crate::revision::check_expected;
 use crate::schema::CompiledSchema;
-
-/// What a namespace's documents are: configuration, or feature flags in
-/// flagd's format (`{"flags": {...}}`, checked by `crate::flags`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NamespaceKind {
-    #[default]
-    Config,
-    Flags,
-}
-
-impl NamespaceKind {
-    pub fn is_config(&self) -> bool {
-        *self == NamespaceKind::Config
-    }
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            NamespaceKind::Config => "config",
-            NamespaceKind::Flags => "flags",
-        }
-    }
-}
-
-/// The current state of a namespace.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NamespaceState {
-    pub name: NamespaceName,
-    /// Absent in events older than flags: those namespaces hold configuration.
-    #[serde(default, skip_serializing_if = "NamespaceKind::is_config")]
-    pub kind: NamespaceKind,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub schema: Option<Value>,
-    /// Where writes need approval (`None`: nowhere).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<ApprovalPolicy>,
-    pub revision: u64,
-}
-
-impl NamespaceState {
-    /// The schema's defaults, the base of every resolution.
-    pub fn defaults(&self) -> serde_json::Map<String, Value> {
-        self.schema
-            .as_ref()
-            .map(schema_defaults)
-            .unwrap_or_default()
-    }
-}
+use crate::state::{NamespaceKind, NamespaceState};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum NamespaceCommand {
@@ -110,15 +62,6 @@ pub struct Namespace {
 impl Namespace {
     pub fn revision(&self) -> u64 {
         self.state.as_ref().map_or(0, |s| s.revision)
-    }
-}
-
-pub(crate) fn check_expected(expected: Option<u64>, actual: u64) -> Result<(), DomainError> {
-    match expected {
-        Some(expected) if expected != actual => {
-            Err(DomainError::StaleRevision { expected, actual })
-        }
-        _ => Ok(()),
     }
 }
 

@@ -8,11 +8,9 @@ use async_trait::async_trait;
 
 use crate::error::DomainError;
 use crate::ids::{EditionName, NamespaceName, TenantId};
-use crate::layer::LayerState;
-use crate::namespace::NamespaceState;
 use crate::precedence::Precedence;
 use crate::scope::Scope;
-use crate::tenant::TenantState;
+use crate::state::{LayerState, NamespaceState, TenantState};
 
 /// Read access to the current configuration, for the rules that span
 /// aggregates (schemas against layers, locks across layers).

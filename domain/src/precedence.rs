@@ -3,37 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
+use crate::dimension::Dimension;
 use crate::scope::Scope;
-
-/// One of the four dimensions a scope may fix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Dimension {
-    Env,
-    Service,
-    Tenant,
-    Edition,
-}
-
-impl Dimension {
-    pub const ALL: [Dimension; 4] = [
-        Dimension::Env,
-        Dimension::Service,
-        Dimension::Tenant,
-        Dimension::Edition,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Dimension::Env => "env",
-            Dimension::Service => "service",
-            Dimension::Tenant => "tenant",
-            Dimension::Edition => "edition",
-        }
-    }
-}
 
 /// The precedence chain, weakest dimension first. Of two layers, the one that
 /// fixes the latest dimension in the chain that the other does not fix wins;

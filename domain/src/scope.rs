@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dimension::Dimension;
 use crate::ids::{EditionName, EnvName, IdError, ServiceName, TenantId};
-use crate::precedence::Dimension;
 
 /// The scope of a layer. `Scope::default()` is the global layer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -6,19 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
 use crate::ids::{EditionName, TenantId};
-use crate::namespace::check_expected;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TenantState {
-    pub id: TenantId,
-    #[serde(default)]
-    pub name: Option<String>,
-    pub edition: EditionName,
-    pub revision: u64,
-    /// The tenant's data was erased; it can no longer be used.
-    #[serde(default)]
-    pub erased: bool,
-}
+use crate::revision::check_expected;
+use crate::state::TenantState;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub enum TenantCommand {

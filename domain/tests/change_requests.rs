@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use cqrs_es::Aggregate;
 use cqrs_es::test::TestFramework;
 use ecs_domain::change_request::*;
-use ecs_domain::{Actor, DomainError, Identity, NamespaceName, Role, Scope};
+use ecs_domain::{Actor, ApprovalPolicy, DomainError, Identity, NamespaceName, Role, Scope};
 use serde_json::json;
 
 /// An editor of `checkout` whose credential `name` belongs to `identity`.

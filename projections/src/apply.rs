@@ -10,9 +10,6 @@ use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{Postgres, Row, Transaction};
 
-/// The projection's name in `projection_offsets`.
-pub const PROJECTION: &str = "config";
-
 /// Every table the projection owns, replaced by a rebuild (with `audit`).
 pub const TABLES: &[&str] = &[
     "commands",
@@ -25,44 +22,6 @@ pub const TABLES: &[&str] = &[
     "tokens",
     "change_requests",
 ];
-
-/// The last applied position, locked for update until the transaction ends.
-pub async fn lock_offset(tx: &mut Transaction<'_, Postgres>) -> sqlx::Result<u64> {
-    lock_offset_of(tx, PROJECTION).await
-}
-
-pub async fn set_offset(tx: &mut Transaction<'_, Postgres>, position: u64) -> sqlx::Result<()> {
-    set_offset_of(tx, PROJECTION, position).await
-}
-
-/// The last position the projection `name` applied, locked for update until
-/// the transaction ends.
-pub async fn lock_offset_of(tx: &mut Transaction<'_, Postgres>, name: &str) -> sqlx::Result<u64> {
-    sqlx::query("INSERT INTO projection_offsets (name, last_position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
-    let last: i64 = sqlx::query_scalar(
-        "SELECT last_position FROM projection_offsets WHERE name = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(last as u64)
-}
-
-pub async fn set_offset_of(
-    tx: &mut Transaction<'_, Postgres>,
-    name: &str,
-    position: u64,
-) -> sqlx::Result<()> {
-    sqlx::query("UPDATE projection_offsets SET last_position = $2 WHERE name = $1")
-        .bind(name)
-        .bind(position as i64)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
 
 /// Writes the effects of consecutive messages, in order. Runs of layer
 /// changes (nearly all messages) are written with a few set-based statements

@@ -10,6 +10,7 @@
 //! them across rebuilds (docs/adr/0005-audit-log.md).
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
+use ecs_commands::store::meta as store_meta;
 use ecs_commands::{AnyEvents, EventMessage};
 use ecs_domain::audit::{AuditRecord, Outcome};
 use ecs_domain::change_request::{ChangeRequestEvent, Status};
@@ -23,12 +24,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{lock_offset_of, set_offset_of};
 use crate::halt::{Halts, ProjectionName, Skip, skip_recorded};
+use crate::offsets;
 use crate::retry::{Backoff, retry_with_backoff};
-
-/// The audit projector's name in `projection_offsets`.
-pub const AUDIT_PROJECTION: &str = "audit";
 
 /// One audit row about to be written.
 pub(crate) struct Entry<'a> {
@@ -65,9 +63,9 @@ pub(crate) fn accepted_entry(
         outcome: Outcome::Accepted,
         action,
         actor: Some(message.actor.as_str()),
-        role: meta("role"),
-        request_id: meta("request_id"),
-        correlation_id: meta("correlation_id"),
+        role: meta(store_meta::ROLE),
+        request_id: meta(store_meta::REQUEST_ID),
+        correlation_id: meta(store_meta::CORRELATION_ID),
         tenant: None,
         namespace: None,
         scope: None,
@@ -479,7 +477,7 @@ impl AuditProjector {
 
     /// Runs until `shutdown`, resuming after NATS or PostgreSQL failures with
     /// a backoff.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut backoff = Backoff::default();
         loop {
             match self.follow(&shutdown).await {
@@ -502,7 +500,7 @@ impl AuditProjector {
 
     async fn offset(&self) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let offset = lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
+        let offset = offsets::lock(&mut tx, ProjectionName::Audit).await?;
         tx.commit().await?;
         Ok(offset)
     }
@@ -569,7 +567,7 @@ impl AuditProjector {
         published: OffsetDateTime,
     ) -> anyhow::Result<Unreadable> {
         let mut tx = self.pool.begin().await?;
-        let last = lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
+        let last = offsets::lock(&mut tx, ProjectionName::Audit).await?;
         if position <= last {
             return Ok(Unreadable(None));
         }
@@ -590,7 +588,7 @@ impl AuditProjector {
                 tracing::warn!(%error, position, skipped_by = by, "audit stream: skipping an unreadable record as recorded");
             }
         }
-        set_offset_of(&mut tx, AUDIT_PROJECTION, position).await?;
+        offsets::set(&mut tx, ProjectionName::Audit, position).await?;
         tx.commit().await?;
         Ok(Unreadable(None))
     }
@@ -728,5 +726,11 @@ impl crate::ReadModel {
             entries.push(record);
         }
         Ok(AuditPage { entries, next })
+    }
+}
+
+impl crate::lease::Singleton for AuditProjector {
+    async fn run_held(&mut self, token: CancellationToken) -> anyhow::Result<()> {
+        self.run(token).await
     }
 }

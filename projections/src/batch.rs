@@ -5,8 +5,9 @@ use ecs_commands::keyring::Keyring;
 use ecs_commands::message::read_message;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::apply::{apply_messages, lock_offset, set_offset};
+use crate::apply::apply_messages;
 use crate::halt::{ProjectionName, skip_recorded};
+use crate::offsets;
 
 /// The most messages applied in one transaction.
 pub(crate) const MAX_BATCH: usize = 1024;
@@ -34,7 +35,7 @@ pub(crate) async fn apply_batch(
     batch: &[(u64, bytes::Bytes)],
     keyring: Option<&Keyring>,
 ) -> anyhow::Result<Applied> {
-    let last = lock_offset(tx).await?;
+    let last = offsets::lock(tx, ProjectionName::Config).await?;
     if batch.first().is_some_and(|(first, _)| *first > last + 1) {
         return Ok(Applied::Behind);
     }
@@ -66,7 +67,7 @@ pub(crate) async fn apply_batch(
     }
     apply_messages(tx, &messages).await?;
     if applied > last {
-        set_offset(tx, applied).await?;
+        offsets::set(tx, ProjectionName::Config, applied).await?;
     }
     Ok(outcome)
 }

@@ -259,7 +259,7 @@ impl FeedPublisher {
     }
 
     /// Runs until `shutdown`, resuming after failures with a backoff.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn run(&self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut delay = Duration::from_millis(100);
         loop {
             match self.follow(&shutdown).await {
@@ -386,4 +386,10 @@ enum Followed {
     Shutdown,
     /// Stopped at an unreadable message, then asked to read it again.
     Resume,
+}
+
+impl crate::lease::Singleton for FeedPublisher {
+    async fn run_held(&mut self, token: CancellationToken) -> anyhow::Result<()> {
+        self.run(token).await
+    }
 }

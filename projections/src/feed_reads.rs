@@ -16,7 +16,7 @@ use sqlx::types::Json;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ReadModel;
-use crate::apply::PROJECTION;
+use crate::halt::ProjectionName;
 
 /// The items changed after a position, complete up to `position`.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +62,7 @@ impl ReadModel {
         let position: i64 = sqlx::query_scalar(
             "SELECT coalesce((SELECT last_position FROM projection_offsets WHERE name = $1), 0)",
         )
-        .bind(PROJECTION)
+        .bind(ProjectionName::Config.as_str())
         .fetch_one(&mut *tx)
         .await?;
         let mut messages = Vec::new();

@@ -11,9 +11,12 @@ mod batch;
 pub mod change_requests;
 mod detached;
 pub mod feed;
+pub mod feed_mirror;
 pub mod feed_reads;
 pub mod gdpr;
 pub mod halt;
+mod offsets;
+pub mod lease;
 pub mod projector;
 pub mod queries;
 pub mod rebuild;
@@ -21,7 +24,8 @@ mod retry;
 pub mod status;
 
 pub use halt::{Halt, Halts, ProjectionName};
-pub use projector::{ProjectionHandle, Projector, ProjectorSettings};
+pub use lease::{HolderId, Lease, LeaseBucket, LeaseName, LeaseStatus, Tenure};
+pub use projector::{AppliedFollower, ProjectionHandle, Projector, ProjectorSettings};
 pub use queries::{Layers, ReadModel};
 pub use status::{ProjectionStatus, RebuildProgress};
 

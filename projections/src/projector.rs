@@ -2,6 +2,7 @@
 //! to PostgreSQL exactly once in effect.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,9 +14,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::apply::lock_offset;
 use crate::batch::{Applied, MAX_BATCH, apply_batch};
 use crate::halt::{Halts, ProjectionName};
+use crate::offsets;
 use crate::rebuild::Rebuild;
 use crate::retry::{Backoff, retry_with_backoff};
 use crate::status::{ProjectionStatus, RebuildProgress};
@@ -29,6 +30,8 @@ enum Control {
 pub struct ProjectionHandle {
     status: watch::Receiver<ProjectionStatus>,
     control: mpsc::Sender<Control>,
+    /// This instance's projector runs (it holds the lease).
+    active: Arc<AtomicBool>,
 }
 
 impl ProjectionHandle {
@@ -54,6 +57,12 @@ impl ProjectionHandle {
     /// and follow the stream meanwhile. Returns the stream position the
     /// rebuild replays to before it switches.
     pub async fn rebuild(&self) -> anyhow::Result<u64> {
+        if !self.active.load(Ordering::SeqCst) {
+            anyhow::bail!(
+                "this instance does not run the projector (another holds the `projections` \
+                 lease, see /readyz): ask that instance"
+            );
+        }
         let (reply, answer) = oneshot::channel();
         self.control
             .send(Control::Rebuild(reply))
@@ -89,7 +98,12 @@ pub struct Projector {
     control: mpsc::Receiver<Control>,
     keyring: Option<Arc<Keyring>>,
     halts: Halts,
+    active: Arc<AtomicBool>,
 }
+
+/// The PostgreSQL notification channel on which the active projector
+/// announces each position it commits, in the same transaction.
+pub const APPLIED_CHANNEL: &str = "ecs_projection_applied";
 
 impl Projector {
     pub fn new(
@@ -99,6 +113,7 @@ impl Projector {
     ) -> (Projector, ProjectionHandle) {
         let (status, status_rx) = watch::channel(ProjectionStatus::default());
         let (control_tx, control) = mpsc::channel(4);
+        let active = Arc::new(AtomicBool::new(false));
         (
             Projector {
                 pool,
@@ -108,10 +123,12 @@ impl Projector {
                 control,
                 keyring: None,
                 halts: Halts::default(),
+                active: active.clone(),
             },
             ProjectionHandle {
                 status: status_rx,
                 control: control_tx,
+                active,
             },
         )
     }
@@ -128,9 +145,30 @@ impl Projector {
         self
     }
 
-    /// Runs until `shutdown` is cancelled, resuming after NATS or PostgreSQL
-    /// failures with a backoff.
-    pub async fn run(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// What keeps this instance's status current while another instance
+    /// runs the projector (see [`AppliedFollower`]).
+    /// `pool` gives the follower its listening connection (one, held).
+    pub fn follower(&self, pool: PgPool) -> AppliedFollower {
+        AppliedFollower {
+            listen: pool,
+            pool: self.pool.clone(),
+            js: self.js.clone(),
+            stream: self.settings.stream.clone(),
+            status: self.status.clone(),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled (on a lease's loss too), resuming
+    /// after NATS or PostgreSQL failures with a backoff. Only the holder of
+    /// the `projections` lease runs it: it alone uses the durable consumer.
+    pub async fn run(&mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.active.store(true, Ordering::SeqCst);
+        let ran = self.run_active(shutdown).await;
+        self.active.store(false, Ordering::SeqCst);
+        ran
+    }
+
+    async fn run_active(&mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut backoff = Backoff::default();
         loop {
             match self.follow(&shutdown).await {
@@ -155,7 +193,7 @@ impl Projector {
 
     async fn offset(&self) -> anyhow::Result<u64> {
         let mut tx = self.pool.begin().await?;
-        let offset = lock_offset(&mut tx).await?;
+        let offset = offsets::lock(&mut tx, ProjectionName::Config).await?;
         tx.commit().await?;
         Ok(offset)
     }
@@ -302,6 +340,20 @@ impl Projector {
         retry_with_backoff(&span, shutdown, move || async move {
             let mut tx = self.pool.begin().await?;
             let applied = apply_batch(&self.pool, &mut tx, batch, self.keyring.as_deref()).await?;
+            let committed = match &applied {
+                Applied::Through => batch.last().map(|(last, _)| *last),
+                Applied::Unreadable { position, .. } => Some(position - 1),
+                Applied::Behind => None,
+            };
+            if let Some(last) = committed {
+                // Delivered on commit: the standbys learn the position once
+                // it is visible to their reads.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(APPLIED_CHANNEL)
+                    .bind(last.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if applied != Applied::Behind {
                 tx.commit().await?;
             }
@@ -360,10 +412,97 @@ fn consecutive(
     Ok((work, pending))
 }
 
+impl crate::lease::Singleton for Projector {
+    async fn run_held(&mut self, token: CancellationToken) -> anyhow::Result<()> {
+        self.run(token).await
+    }
+}
+
 /// How `follow` ended without an error.
 enum Flow {
     Stop,
     /// Follow again from the offset in PostgreSQL (after a stop at an
     /// unreadable message, when asked to read it again).
     Restart,
+}
+
+/// Keeps an instance's [`ProjectionStatus`] current from PostgreSQL while
+/// another instance runs the projector: the active projector notifies
+/// [`APPLIED_CHANNEL`] in each transaction it commits, so a standby learns a
+/// position exactly when its reads can see it. After a lost connection
+/// (notifications in between are lost) the offset is read again. It runs on
+/// every instance: on the active one it repeats what the projector reports.
+pub struct AppliedFollower {
+    listen: PgPool,
+    pool: PgPool,
+    js: jetstream::Context,
+    stream: String,
+    status: Arc<watch::Sender<ProjectionStatus>>,
+}
+
+impl AppliedFollower {
+    /// Runs until `shutdown`, resuming after failures with a backoff.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.follow(&shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(error) => tracing::debug!(
+                    error = format!("{error:#}"),
+                    "following the applied position interrupted; resuming"
+                ),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff.next()) => {}
+            }
+        }
+    }
+
+    async fn follow(&self, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.listen).await?;
+        listener.listen(APPLIED_CHANNEL).await?;
+        let mut stream = self.js.get_stream(&self.stream).await?;
+        let target = stream.info().await?.state.last_sequence;
+        self.status.send_modify(|s| s.target = s.target.max(target));
+        self.reached(self.stored().await?);
+        loop {
+            let notification = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                notification = listener.try_recv() => notification?,
+            };
+            match notification {
+                Some(notification) => {
+                    if let Ok(position) = notification.payload().parse::<u64>() {
+                        self.reached(position);
+                    }
+                }
+                // Reconnected: what was notified meanwhile is lost.
+                None => self.reached(self.stored().await?),
+            }
+        }
+    }
+
+    /// The offset committed in PostgreSQL (read without locking it).
+    async fn stored(&self) -> sqlx::Result<u64> {
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT last_position FROM projection_offsets WHERE name = $1")
+                .bind(ProjectionName::Config.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(stored.unwrap_or(0) as u64)
+    }
+
+    fn reached(&self, applied: u64) {
+        self.status.send_if_modified(|s| {
+            let before = *s;
+            if applied > s.applied {
+                s.applied = applied;
+            }
+            if s.applied >= s.target {
+                s.caught_up = true;
+            }
+            *s != before
+        });
+    }
 }

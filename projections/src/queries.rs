@@ -12,7 +12,7 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Row, postgres::PgRow};
 use time::OffsetDateTime;
 
-use crate::apply::PROJECTION;
+use crate::halt::ProjectionName;
 
 /// A page of a layer's history.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,7 +182,7 @@ impl ReadModel {
     pub async fn applied_position(&self) -> sqlx::Result<u64> {
         let position: Option<i64> =
             sqlx::query_scalar("SELECT last_position FROM projection_offsets WHERE name = $1")
-                .bind(PROJECTION)
+                .bind(ProjectionName::Config.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(position.unwrap_or(0) as u64)
@@ -470,7 +470,7 @@ impl ReadModel {
         let applied: i64 = sqlx::query_scalar(
             "SELECT coalesce((SELECT last_position FROM projection_offsets WHERE name = $1), 0)",
         )
-        .bind(PROJECTION)
+        .bind(ProjectionName::Config.as_str())
         .fetch_one(&mut *tx)
         .await?;
         let at = position.map_or(applied, |p| (p.min(i64::MAX as u64) as i64).min(applied));

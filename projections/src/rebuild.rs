@@ -22,9 +22,11 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::{TABLES, lock_offset, lock_offset_of};
-use crate::audit::{AUDIT_PROJECTION, KEPT_ACROSS_REBUILDS};
+use crate::apply::TABLES;
+use crate::audit::KEPT_ACROSS_REBUILDS;
 use crate::batch::{Applied, MAX_BATCH, apply_batch};
+use crate::halt::ProjectionName;
+use crate::offsets;
 use crate::status::ProjectionStatus;
 
 /// Where a rebuild builds its fresh tables.
@@ -180,8 +182,8 @@ impl Rebuild {
         sqlx::query("SET LOCAL lock_timeout = '5s'")
             .execute(&mut *tx)
             .await?;
-        let current = lock_offset(&mut tx).await?;
-        lock_offset_of(&mut tx, AUDIT_PROJECTION).await?;
+        let current = offsets::lock(&mut tx, ProjectionName::Config).await?;
+        offsets::lock(&mut tx, ProjectionName::Audit).await?;
         set_search_path(&mut tx, SHADOW_SCHEMA).await?;
         if current > shadow {
             let missing = self.read(shadow + 1, current).await?;

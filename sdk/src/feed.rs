@@ -207,7 +207,11 @@ impl SseReader {
             .bearer_auth(&http.token)
             .header("Accept", "text/event-stream");
         if after > 0 {
-            request = request.header("Last-Event-ID", after.to_string());
+            // Another instance may serve the reconnection: it answers once
+            // its projections have reached what this client already saw.
+            request = request
+                .header("Last-Event-ID", after.to_string())
+                .header("ECS-Min-Position", after.to_string());
         }
         let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
         if !response.status().is_success() {

@@ -27,6 +27,9 @@
 
 mod cache;
 mod feed;
+mod flags;
+#[cfg(feature = "openfeature")]
+pub mod openfeature;
 pub mod secrets;
 mod state;
 mod trace;
@@ -46,6 +49,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use ecs_domain::Scope as Context;
+pub use flags::{FlagDetails, FlagError};
 pub use secrets::{EnvResolver, FileResolver, SecretRef, SecretResolver, SecretResolvers};
 pub use state::State;
 pub use transport::{NatsAuth, NatsTransport};
@@ -259,6 +263,8 @@ struct Inner {
     /// The applied position; wakes the cache writer.
     applied: watch::Sender<u64>,
     shutdown: CancellationToken,
+    /// Parsed flags documents by namespace and context, for flag reads.
+    flag_sets: flags::FlagSetCache,
 }
 
 /// A live, local view of ECS configuration. Cheap to clone.
@@ -278,6 +284,7 @@ impl Client {
             origin: Mutex::new(Origin::Live),
             applied: watch::channel(0).0,
             shutdown: CancellationToken::new(),
+            flag_sets: flags::FlagSetCache::default(),
             settings,
         });
         let feed = match Feed::open(&inner.settings, 0).await {

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
@@ -36,6 +36,18 @@ function freePort() {
       const { port } = server.address();
       server.close(() => ok(port));
     });
+  });
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+function accepts(port) {
+  return new Promise((ok) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      ok(true);
+    });
+    socket.once('error', () => ok(false));
   });
 }
 
@@ -83,8 +95,12 @@ function stopProcess(child) {
   });
 }
 
-/** Starts NATS, a database, ECS and Chromium; returns the environment and `stop()`. */
-export async function start() {
+/**
+ * Starts NATS, a database, ECS and Chromium; returns the environment and
+ * `stop()`. `ecsEnv` adds settings for ECS; `allowedOrigins` are other hosts
+ * the browser may reach (an identity provider), every other one fails the test.
+ */
+export async function start({ ecsEnv = {}, allowedOrigins = [] } = {}) {
   const cleanups = [];
   const stop = async () => {
     while (cleanups.length) {
@@ -114,6 +130,15 @@ export async function start() {
     const natsPort = await freePort();
     const nats = startProcess(required('ECS_NATS_SERVER'), ['-js', '-a', '127.0.0.1', '-p', String(natsPort), '-sd', join(work, 'nats')], {}, 'nats');
     cleanups.push(() => stopProcess(nats));
+    // ECS connects once at start: wait until NATS accepts connections (on a
+    // loaded machine it takes a moment to open its store and listen).
+    await eventually(
+      async () => {
+        if (nats.exitCode !== null) throw new Error(`nats-server exited: ${nats.log.join('')}`);
+        return await accepts(natsPort);
+      },
+      { timeoutMs: 30000, what: 'NATS to listen' },
+    );
 
     const base = required('ECS_TEST_PG_URL');
     const database = `studio_e2e_${randomBytes(6).toString('hex')}`;
@@ -143,6 +168,7 @@ export async function start() {
         ECS_STUDIO_DIR: dist,
         ECS_WRITE_WAIT_MS: '10000',
         RUST_LOG: process.env.RUST_LOG ?? 'warn',
+        ...ecsEnv,
       },
       'ecs',
     );
@@ -176,7 +202,7 @@ export async function start() {
     const foreign = [];
     await context.route('**/*', (route) => {
       const target = new URL(route.request().url());
-      if (target.origin !== url && target.protocol !== 'data:') {
+      if (target.origin !== url && target.protocol !== 'data:' && !allowedOrigins.includes(target.origin)) {
         foreign.push(target.href);
         return route.abort();
       }

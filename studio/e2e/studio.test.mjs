@@ -208,6 +208,77 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('an edit merges onto a moved base, both changes kept and a value changed on both sides listed', async () => {
+    await namespaceWithLayer('merge', { limit: 5, mode: 'fast' });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/merge/layer`);
+    await page.getByLabel('Cart limit').fill('9');
+    await new Promise((r) => setTimeout(r, 500));
+    const other = await admin.put('/v1/namespaces/merge/layer', { values: { limit: 5, mode: 'safe' }, message: 'safer' });
+    assert.equal(other.status, 200, JSON.stringify(other.body));
+    await page.getByTestId('base-moved').getByText('Revision 2 was saved by admin while you were editing').waitFor();
+    await page.getByRole('button', { name: 'Merge my edit onto revision 2' }).click();
+    await page.getByTestId('merged').getByText('Nothing you changed was changed there too').waitFor();
+    assert.equal(await page.getByLabel('Cart limit').inputValue(), '9', 'the edit is kept');
+    assert.equal(await page.getByLabel('Mode').locator('option:checked').textContent(), 'safe', 'the other change is taken in');
+    await page.getByLabel('Change message').fill('raise the limit');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 3').waitFor();
+    assert.deepEqual((await admin.get('/v1/namespaces/merge/layer')).body.values, { limit: 9, mode: 'safe' });
+
+    // Both change the limit: the save is refused as a conflict, the merge lists the value.
+    await page.getByLabel('Cart limit').fill('11');
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal((await admin.put('/v1/namespaces/merge/layer', { values: { limit: 12, mode: 'safe', banner: 'sale' }, message: 'sale' })).status, 200);
+    await page.getByTestId('base-moved').waitFor();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('button', { name: 'Merge my edit onto the current version' }).click();
+    const merged = page.getByTestId('merged');
+    await merged.getByText('One value was changed both by you and in revision 4').waitFor();
+    assert.match(await merged.locator('li').textContent(), /\/limit: yours 11, revision 4's 12/);
+    assert.equal(await page.getByLabel('Banner').inputValue(), 'sale');
+    await assertAccessible(page, 'layer editor after a merge');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 5').waitFor();
+    assert.deepEqual((await admin.get('/v1/namespaces/merge/layer')).body.values, { limit: 11, mode: 'safe', banner: 'sale' });
+    assertClean(page);
+    await page.close();
+  });
+
+  test("a layer's own locks are added and removed in the editor, and bind narrower layers", async () => {
+    await namespaceWithLayer('own-locks', { limit: 5 });
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/own-locks/layer`);
+    const locks = page.getByTestId('own-locks');
+    await locks.getByText('This layer locks nothing.').waitFor();
+    await page.getByLabel('Lock a value (JSON pointer)').fill('limit');
+    await page.getByRole('button', { name: 'Add the lock' }).click();
+    await locks.getByText('The pointer is not valid: a JSON pointer starts with "/"').waitFor();
+    await assertAccessible(page, 'own locks with a refused pointer');
+    await page.getByLabel('Lock a value (JSON pointer)').fill('/limit');
+    await page.getByLabel('Lock a value (JSON pointer)').press('Enter');
+    await page.getByTestId('locks-unsaved').waitFor();
+    assert.match(await page.getByTestId('pending-changes').textContent(), /locks: \/limit/);
+    await page.getByLabel('Change message').fill('lock the limit');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 2').waitFor();
+    const saved = await admin.get('/v1/namespaces/own-locks/layer');
+    assert.deepEqual(saved.body.locked, ['/limit']);
+    assert.equal(saved.body.values.limit, 5, 'the limit is unchanged');
+    const refused = await admin.put('/v1/namespaces/own-locks/layer?env=prod', { values: { limit: 70 }, message: 'override' });
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+
+    await page.getByRole('button', { name: 'Unlock /limit' }).click();
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 3').waitFor();
+    assert.deepEqual((await admin.get('/v1/namespaces/own-locks/layer')).body.locked, []);
+    assert.equal((await admin.put('/v1/namespaces/own-locks/layer?env=prod', { values: { limit: 70 }, message: 'override' })).status, 201, 'the narrower layer is written once unlocked');
+    assertClean(page);
+    await page.close();
+  });
+
   test('history shows the diff, and a rollback confirms the diff it applies', async () => {
     await namespaceWithLayer('rollback', { limit: 5, mode: 'fast' });
     await admin.put('/v1/namespaces/rollback/layer', { values: { limit: 50, mode: 'safe' }, message: 'second' });
@@ -273,6 +344,90 @@ describe('Config Studio', () => {
     await page.locator('#left-env').fill('dev');
     await page.getByRole('button', { name: 'Compare' }).click();
     await page.getByRole('heading', { name: /Layer env=dev \(no layer\) compared with layer env=prod/ }).waitFor();
+    assertClean(page);
+    await page.close();
+  });
+
+  test('one context compares with itself at an earlier point in time, resolved and as a layer', async () => {
+    const first = await namespaceWithLayer('compare-past', { limit: 5, mode: 'fast' });
+    const later = await admin.put('/v1/namespaces/compare-past/layer', { values: { limit: 60, mode: 'fast' }, message: 'later' });
+    assert.ok(later.status < 300, JSON.stringify(later.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/compare-past/compare?left=&right=`);
+    await page.locator('#left-pit-position').fill(String(first));
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: new RegExp(`global as of position ${first} \\(position ${first}\\) compared with global \\(position \\d+\\)`) }).waitFor();
+    await page.locator('td.line.removed', { hasText: '"limit": 5' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 60' }).waitFor();
+    assert.match(await page.locator('.diff-summary').textContent(), /1 value differs: \/limit changed/);
+    await assertAccessible(page, 'compare two points in time');
+
+    // The same two moments of the layer itself: revision 1 against revision 2.
+    await page.getByLabel(/the layers themselves/).check();
+    await page.getByRole('button', { name: 'Compare' }).click();
+    await page.getByRole('heading', { name: new RegExp(`Layer global as of position ${first} \\(revision 1\\) compared with layer global \\(revision 2\\)`) }).waitFor();
+    await page.locator('td.line.added', { hasText: '"limit": 60' }).waitFor();
+
+    // A malformed point in time in the address is said in words, and nothing is read.
+    await page.goto(`${env.url}/studio/namespaces/compare-past/compare?left=position%3Dsoon&right=`);
+    await page.getByRole('alert').getByText('The point in time is not valid (left: a position is a whole number).').waitFor();
+    assertClean(page);
+    await page.close();
+  });
+
+  test('the flags screen toggles a flag, sets a percentage rollout, shows a refused default variant on its field', async () => {
+    assert.ok((await admin.put('/v1/namespaces/flags', { kind: 'flags', description: 'Feature flags' })).status < 300);
+    const first = await admin.put('/v1/namespaces/flags/layer', {
+      values: { flags: { checkout: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off' } } },
+      message: 'first',
+    });
+    assert.ok(first.status < 300, JSON.stringify(first.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/flags`);
+    await page.getByRole('link', { name: 'Flags of layer global' }).click();
+    await page.getByRole('heading', { name: 'Flags of flags, layer global' }).waitFor();
+    assert.equal(await page.getByLabel('State of checkout').inputValue(), 'ENABLED');
+    await assertAccessible(page, 'flags');
+
+    await page.getByLabel('State of checkout').selectOption('DISABLED');
+    await page.getByLabel(/Rollout of checkout: % of users getting “on”/).fill('25');
+    assert.match(await page.getByLabel('Targeting (JsonLogic) of checkout').inputValue(), /"fractional"/);
+    await page.getByLabel('Change message').fill('pause, then a quarter');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 2').waitFor();
+    const saved = (await admin.get('/v1/namespaces/flags/layer')).body;
+    assert.equal(saved.values.flags.checkout.state, 'DISABLED');
+    assert.deepEqual(saved.values.flags.checkout.targeting, { fractional: [['on', 25], ['off', 75]] });
+    // The server evaluates what was saved: the flag is off for everyone.
+    const evaluated = await admin.post('/ofrep/v1/evaluate/flags/checkout', { context: { targetingKey: 'user-1', namespace: 'flags' } });
+    assert.equal(evaluated.body.reason, 'DISABLED', JSON.stringify(evaluated.body));
+
+    // A default variant the flag lacks: 422 shown on that field, nothing written.
+    await page.getByLabel('Default variant of checkout').fill('maybe');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.locator('#flag-checkout-default-problem').waitFor();
+    assert.match(await page.locator('#flag-checkout-default-problem').textContent(), /\/flags\/checkout\/defaultVariant/);
+    await assertAccessible(page, 'flags with a refused default variant');
+    assert.equal((await admin.get('/v1/namespaces/flags/layer')).body.revision, 2, 'nothing written');
+
+    // A new flag needs a valid key; it starts off.
+    await page.getByLabel('Default variant of checkout').fill('off');
+    await page.getByLabel('New flag key').fill('dark mode');
+    await page.getByRole('button', { name: 'Add the flag (off until turned on)' }).click();
+    await page.locator('#new-flag-key-problem').waitFor();
+    await page.getByLabel('New flag key').fill('dark-mode');
+    await page.getByRole('button', { name: 'Add the flag (off until turned on)' }).click();
+    assert.equal(await page.getByLabel('State of dark-mode').inputValue(), 'DISABLED');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved as revision 3').waitFor();
+    assert.deepEqual(Object.keys((await admin.get('/v1/namespaces/flags/layer')).body.values.flags).sort(), ['checkout', 'dark-mode']);
+
+    // History and diff are the layer's.
+    await page.getByRole('link', { name: 'History of this layer (diff, rollback)' }).click();
+    await page.getByRole('heading', { name: 'Revision 2 → revision 3' }).waitFor();
+    await page.locator('td.line.added', { hasText: '"dark-mode"' }).first().waitFor();
     assertClean(page);
     await page.close();
   });
@@ -374,6 +529,41 @@ describe('Config Studio', () => {
     const layer = await admin.get('/v1/namespaces/approvals/layer?env=prod');
     assert.equal(layer.status, 200);
     assert.equal(layer.body.values.limit, 77);
+    assertClean(second);
+    await second.close();
+  });
+
+  test('a flag change under an approval policy waits for a second user and then applies', async () => {
+    const ns = await admin.put('/v1/namespaces/flags-approved', { kind: 'flags', description: 'Flags needing two people', approval: { scopes: [{}] } });
+    assert.ok(ns.status < 300, JSON.stringify(ns.body));
+    const author = await issueToken({ name: 'flag-author', role: 'editor', namespaces: ['flags-approved'] });
+    const approver = await issueToken({ name: 'flag-approver', role: 'editor', namespaces: ['flags-approved'] });
+
+    const page = await newPage(env.context);
+    await signIn(page, author);
+    await page.goto(`${env.url}/studio/namespaces/flags-approved/flags`);
+    await page.getByText('This layer sets no flags.').waitFor();
+    await page.getByLabel('New flag key').fill('beta');
+    await page.getByRole('button', { name: 'Add the flag (off until turned on)' }).click();
+    await page.getByLabel('State of beta').selectOption('ENABLED');
+    await page.getByLabel('Change message').fill('beta for everyone');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Your change awaits approval').waitFor();
+    assert.equal((await admin.get('/v1/namespaces/flags-approved/layer')).status, 404, 'nothing applied yet');
+    assertClean(page);
+    await page.close();
+
+    const second = await newPage(env.context);
+    await signIn(second, approver);
+    await second.goto(`${env.url}/studio/change-requests?status=open`);
+    const request = second.locator('[data-change-request]', { hasText: 'beta for everyone' }).first();
+    await request.getByLabel('Reason').fill('ok');
+    await request.getByRole('button', { name: 'Approve' }).click();
+    await second.getByText(/approved\./).waitFor();
+    const layer = await admin.get('/v1/namespaces/flags-approved/layer');
+    assert.equal(layer.body.values.flags.beta.state, 'ENABLED');
+    await second.goto(`${env.url}/studio/namespaces/flags-approved/flags`);
+    await eventually(async () => (await second.getByLabel('State of beta').inputValue()) === 'ENABLED', { what: 'the applied flag' });
     assertClean(second);
     await second.close();
   });

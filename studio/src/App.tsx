@@ -2,7 +2,9 @@ import { lazy, Suspense, useEffect, useMemo, useState, type FormEvent } from 're
 import { ErrorBoundary } from './components/ErrorBoundary';
 import { Link } from './components/Link';
 import { ErrorNotice, Loading } from './components/Notice';
+import { OidcCallback, OidcSignInButton } from './components/OidcSignIn';
 import { ApiClient, type WhoAmI } from './lib/api';
+import { fetchAuthConfig, type AuthConfig } from './lib/oidc';
 import { describeRole } from './lib/role';
 import { href, parseRoute, type Route } from './lib/routes';
 import { navigate, useLocation } from './navigation';
@@ -18,6 +20,7 @@ const ChangeRequests = lazy(() => import('./screens/ChangeRequests'));
 const Audit = lazy(() => import('./screens/Audit'));
 const Tenants = lazy(() => import('./screens/Tenants'));
 const Compare = lazy(() => import('./screens/Compare'));
+const Flags = lazy(() => import('./screens/Flags'));
 const TenantHistory = lazy(() => import('./screens/TenantHistory'));
 
 export function App() {
@@ -25,6 +28,11 @@ export function App() {
   const route = parseRoute(location.pathname, location.search);
   const [session, setSession] = useState<Session | null>(null);
   const [checking, setChecking] = useState(() => tokenStore.load() !== null);
+  // How else than a token one may sign in (an OIDC issuer), asked once.
+  const [authConfig, setAuthConfig] = useState<AuthConfig | 'loading'>('loading');
+  useEffect(() => {
+    fetchAuthConfig().then(setAuthConfig, () => setAuthConfig({ oidc: null }));
+  }, []);
 
   const open = (api: ApiClient, me: WhoAmI): Session => ({
     api,
@@ -64,9 +72,28 @@ export function App() {
   });
 
   if (checking) return <Loading what="your session" />;
+  if (!session && route.screen === 'signin-callback') {
+    return (
+      <main id="main" className="signin">
+        <h1>Signing in to ECS Config Studio</h1>
+        {authConfig === 'loading' ? (
+          <Loading what="the sign-in settings" />
+        ) : (
+          <OidcCallback
+            config={authConfig.oidc}
+            onSignIn={async (token) => {
+              await signIn(token);
+              navigate(href({ screen: 'namespaces', query: '' }), { replace: true });
+            }}
+          />
+        )}
+      </main>
+    );
+  }
   if (!session) {
     return (
       <SignIn
+        authConfig={authConfig === 'loading' ? null : authConfig}
         onSignIn={async (token) => {
           await signIn(token);
           if (route.screen === 'signin') navigate(href({ screen: 'namespaces', query: '' }), { replace: true });
@@ -110,6 +137,8 @@ function screenTitle(route: Route): string {
       return `History of tenant ${route.tenant}`;
     case 'compare':
       return `Compare ${route.ns}`;
+    case 'flags':
+      return `Flags of ${route.ns}`;
     default:
       return 'Not found';
   }
@@ -118,6 +147,7 @@ function screenTitle(route: Route): string {
 function Screen({ route }: { route: Route }) {
   switch (route.screen) {
     case 'signin':
+    case 'signin-callback':
     case 'namespaces':
       return <Namespaces query={route.screen === 'namespaces' ? route.query : ''} />;
     case 'namespace':
@@ -138,6 +168,8 @@ function Screen({ route }: { route: Route }) {
       return <TenantHistory tenant={route.tenant} />;
     case 'compare':
       return <Compare ns={route.ns} search={route.search} />;
+    case 'flags':
+      return <Flags ns={route.ns} search={route.search} />;
     case 'not-found':
       return (
         <>
@@ -201,7 +233,7 @@ function Principal({ me }: { me: WhoAmI }) {
   );
 }
 
-function SignIn({ onSignIn }: { onSignIn: (token: string) => Promise<void> }) {
+function SignIn({ authConfig, onSignIn }: { authConfig: AuthConfig | null; onSignIn: (token: string) => Promise<void> }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -221,6 +253,12 @@ function SignIn({ onSignIn }: { onSignIn: (token: string) => Promise<void> }) {
   return (
     <main id="main" className="signin">
       <h1>Sign in to ECS Config Studio</h1>
+      {authConfig?.oidc && (
+        <>
+          <OidcSignInButton config={authConfig.oidc} />
+          <p className="or">or with a token:</p>
+        </>
+      )}
       <form onSubmit={submit} aria-describedby="token-hint">
         <div className="field">
           <label htmlFor="token">Token</label>

@@ -12,5 +12,6 @@
 mod edge;
 mod harness;
 mod pg;
+mod scale;
 mod scenarios;
 mod traced;

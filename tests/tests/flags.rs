@@ -328,6 +328,22 @@ async fn ofrep_bulk_answers_every_flag_with_an_etag() {
     // Another context's answer differs, so its ETag does too.
     let other = ofrep(&app, "", (h, v.as_str()), json!({ "tenant": "globex" })).await;
     assert_ne!(other.header("etag").unwrap(), etag);
+    // The answer names its change-event stream (OFREP's `eventStreams`),
+    // whose URL carries a signed ticket; a forged or altered one is refused.
+    let stream = &first.body["eventStreams"][0];
+    assert_eq!(stream["type"], "sse", "{}", first.body);
+    let uri = stream["endpoint"]["requestUri"].as_str().unwrap();
+    assert!(uri.starts_with("/ofrep/v1/events?ticket="), "{uri}");
+    for bad in [
+        "/ofrep/v1/events",
+        "/ofrep/v1/events?ticket=forged",
+        &format!("{uri}x"),
+    ] {
+        let refused = app
+            .send(app.client.get(format!("{}{bad}", app.address)))
+            .await;
+        assert_status(&refused, StatusCode::UNAUTHORIZED);
+    }
 }
 
 #[tokio::test]
@@ -374,6 +390,32 @@ async fn ofrep_takes_an_api_key_and_a_tenant_bound_key_cannot_evaluate_another_t
 
 // ---- a real third-party client: OpenFeature's Node.js SDK and OFREP provider ----
 
+/// Installs `tests/ofrep/` from its lock file once per run: `npm ci` empties
+/// `node_modules` first, so the tests that use it must not run it twice at once.
+async fn npm_ci() {
+    static INSTALLED: tokio::sync::OnceCell<Result<(), String>> =
+        tokio::sync::OnceCell::const_new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
+    let installed = INSTALLED
+        .get_or_init(|| async move {
+            let install = tokio::process::Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .output()
+                .await
+                .map_err(|e| format!("npm does not run: {e}"))?;
+            if install.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&install.stderr).into_owned())
+            }
+        })
+        .await;
+    if let Err(error) = installed {
+        panic!("npm ci: {error}");
+    }
+}
+
 /// Runs `tests/ofrep/client.mjs` (installed with `npm ci` from its committed
 /// lock file) against the server: a boolean, string, number and object flag,
 /// a targeted rule, a percentage rollout, a disabled and a missing flag.
@@ -381,17 +423,7 @@ async fn ofrep_takes_an_api_key_and_a_tenant_bound_key_cannot_evaluate_another_t
 async fn openfeatures_node_ofrep_provider_evaluates_ecs_flags() {
     let app = ofrep_app().await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
-    let install = tokio::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
-        .output()
-        .await
-        .expect("npm runs");
-    assert!(
-        install.status.success(),
-        "npm ci: {}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    npm_ci().await;
     let run = tokio::process::Command::new("node")
         .arg("client.mjs")
         .current_dir(&dir)
@@ -407,6 +439,38 @@ async fn openfeatures_node_ofrep_provider_evaluates_ecs_flags() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(stdout.contains("9 checks passed"), "{stdout}");
+}
+
+// ---- a real third-party client: OpenFeature's web SDK and OFREP web provider ----
+
+/// Runs `tests/ofrep/web-client.mjs`: OpenFeature's web SDK and OFREP web
+/// provider (in Node.js, with the `eventsource` package as `EventSource`)
+/// evaluate every kind of flag from the bulk answer, re-fetch with the ETag
+/// (304 when nothing changed for them) when the event stream notifies, and
+/// see a change written through the API.
+#[tokio::test]
+async fn openfeatures_web_provider_follows_ofrep_change_events() {
+    let app = ofrep_app().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ofrep");
+    npm_ci().await;
+    let run = tokio::process::Command::new("node")
+        .arg("web-client.mjs")
+        .current_dir(&dir)
+        .env("ECS_URL", &app.address)
+        .env("ECS_TOKEN", ecs_tests::app::ADMIN_TOKEN)
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the web client finishes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("11 checks passed"), "{stdout}");
 }
 
 // ---- a real third-party client: OpenFeature's Python SDK and OFREP provider ----
@@ -456,4 +520,181 @@ async fn openfeatures_python_ofrep_provider_evaluates_ecs_flags() {
         String::from_utf8_lossy(&done.stderr)
     );
     assert!(stdout.contains("9 checks passed"), "{stdout}");
+}
+
+// ---- the Rust SDK: local evaluation and its `open-feature` provider ----
+
+/// Every rollout user evaluated over OFREP and by the SDK lands in the same
+/// bucket; every other flag answers the same value, variant and reason.
+#[tokio::test]
+async fn the_sdk_and_its_openfeature_provider_evaluate_locally_as_ofrep_does() {
+    use ecs_client::openfeature::EcsProvider;
+    use ecs_client::{Client, ClientSettings, Context};
+    use open_feature::{EvaluationContext, EvaluationErrorCode, EvaluationReason, OpenFeature};
+
+    let app = ofrep_app().await;
+    let (h, v) = admin();
+    let auth = (h, v.as_str());
+    let client = Client::connect(ClientSettings::new(app.nats.url(), ["flags"]).unwrap())
+        .await
+        .unwrap();
+
+    // The SDK answers exactly what OFREP answers, for every flag and context.
+    let contexts = [
+        json!({}),
+        json!({ "email": "jo@acme.example" }),
+        json!({ "tenant": "acme", "email": "x@y.z" }),
+        json!({ "tenant": "globex", "targetingKey": "user-7" }),
+    ];
+    let mut contexts = contexts.to_vec();
+    contexts.extend((0..20).map(|i| json!({ "targetingKey": format!("user-{i}") })));
+    for context in &contexts {
+        let attributes = context.as_object().unwrap();
+        for key in [
+            "new-checkout",
+            "banner",
+            "limit",
+            "theme",
+            "rollout",
+            "retired",
+        ] {
+            let remote = ofrep(&app, &format!("/{key}"), auth, context.clone()).await;
+            assert_status(&remote, StatusCode::OK);
+            let local = client.flag(None, key, attributes).unwrap();
+            assert_eq!(
+                local.value.clone().unwrap_or(Value::Null),
+                remote.body.get("value").cloned().unwrap_or(Value::Null),
+                "{key} {context}"
+            );
+            assert_eq!(
+                json!(local.variant),
+                remote.body["variant"],
+                "{key} {context}"
+            );
+            assert_eq!(
+                json!(local.reason),
+                remote.body["reason"],
+                "{key} {context}"
+            );
+        }
+    }
+    let empty = serde_json::Map::new();
+    assert!(matches!(
+        client.flag(None, "nope", &empty),
+        Err(ecs_client::FlagError::FlagNotFound(_))
+    ));
+    // The typed reads fall back to the caller's default.
+    assert!(!client.flag_bool(None, "new-checkout", &empty, true));
+    assert!(client.flag_bool(None, "retired", &empty, true));
+    assert!(client.flag_bool(None, "nope", &empty, true));
+    assert_eq!(
+        client.flag_string(Some("flags"), "banner", &empty, "x"),
+        "hello"
+    );
+    assert_eq!(client.flag_string(None, "limit", &empty, "x"), "x");
+    assert_eq!(client.flag_number(None, "limit", &empty, 0.0), 10.0);
+    assert_eq!(
+        client.flag_object(None, "theme", &empty, serde_json::Map::new())["bg"],
+        "black"
+    );
+
+    // OpenFeature's Rust SDK through ECS's provider.
+    let flags = {
+        let mut api = OpenFeature::singleton_mut().await;
+        api.set_named_provider("ecs-flags-test", EcsProvider::new(client.clone()))
+            .await;
+        api.create_named_client("ecs-flags-test")
+    };
+    let anyone = EvaluationContext::default();
+    let acme = EvaluationContext::default().with_custom_field("email", "jo@acme.example");
+    let banner = flags
+        .get_string_details("banner", None, None)
+        .await
+        .unwrap();
+    assert_eq!(banner.value, "hello");
+    assert_eq!(banner.reason, Some(EvaluationReason::Static));
+    assert_eq!(flags.get_int_value("limit", None, None).await.unwrap(), 10);
+    assert_eq!(
+        flags.get_float_value("limit", None, None).await.unwrap(),
+        10.0
+    );
+    let theme = flags
+        .get_struct_details::<open_feature::StructValue>("theme", None, None)
+        .await
+        .unwrap();
+    assert_eq!(theme.value.fields["bg"].as_str(), Some("black"));
+    let targeted = flags
+        .get_bool_details("new-checkout", Some(&acme), None)
+        .await
+        .unwrap();
+    assert!(targeted.value);
+    assert_eq!(targeted.reason, Some(EvaluationReason::TargetingMatch));
+    assert_eq!(targeted.variant.as_deref(), Some("on"));
+    assert!(
+        !flags
+            .get_bool_value("new-checkout", Some(&anyone), None)
+            .await
+            .unwrap()
+    );
+    for i in 0..20 {
+        let user = format!("user-{i}");
+        let remote = ofrep(&app, "/rollout", auth, json!({ "targetingKey": user })).await;
+        let local = flags
+            .get_bool_details(
+                "rollout",
+                Some(&EvaluationContext::default().with_targeting_key(user.as_str())),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(json!(local.value), remote.body["value"], "{user}");
+        assert_eq!(local.reason, Some(EvaluationReason::Split));
+    }
+    let disabled = flags
+        .get_bool_value("retired", None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        disabled.code,
+        EvaluationErrorCode::General("DISABLED".into())
+    );
+    let missing = flags.get_bool_value("nope", None, None).await.unwrap_err();
+    assert_eq!(missing.code, EvaluationErrorCode::FlagNotFound);
+    let mismatch = flags
+        .get_bool_value("banner", None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(mismatch.code, EvaluationErrorCode::TypeMismatch);
+    let bad = EvaluationContext::default().with_custom_field("tenant", "not a tenant!");
+    let invalid = flags
+        .get_bool_value("banner", Some(&bad), None)
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.code, EvaluationErrorCode::InvalidContext);
+
+    // A change written through the API reaches the provider from the feed.
+    let mut watched = client.watch("flags", &Context::default()).unwrap();
+    assert_status(
+        &app.patch(
+            "/v1/namespaces/flags/layer",
+            &json!({ "values": { "flags": { "banner": { "defaultVariant": "b" } } } }),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while watched.borrow_and_update().values["flags"]["banner"]["defaultVariant"] != "b" {
+            watched.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the change reaches the client");
+    assert_eq!(
+        flags
+            .get_string_value("banner", Some(&anyone), None)
+            .await
+            .unwrap(),
+        "bye"
+    );
+    client.close();
 }

@@ -73,6 +73,32 @@ impl Instance {
     }
 }
 
+impl Instance {
+    async fn get(&self, path: &str) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `/readyz`'s view of `lease`: whether this instance holds it.
+    async fn holds(&self, lease: &str) -> bool {
+        let response = self
+            .client
+            .get(format!("{}/readyz", self.address))
+            .send()
+            .await
+            .unwrap();
+        let ready: Value = response.json().await.unwrap();
+        ready["leases"][lease]["held"] == json!(true)
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         if let Some((token, handle)) = self.server.take() {
@@ -293,13 +319,8 @@ async fn the_projections_are_rebuilt_from_the_stream_into_a_fresh_database() {
 }
 
 /// Read-your-writes across instances: a read given a position waits until
-/// this server's projections have applied it (the position of a write taken
-/// by another instance reaches this one through the stream). Here the write
-/// comes after the read, so the read must wait for it.
-///
-/// Two instances on one database are not tested: today every projector
-/// uses the same durable consumer (`ecs-projections`), so two of them would
-/// share its messages; one active projector per projection is the next step.
+/// this server's projections have applied it. Here the write comes after
+/// the read, so the read must wait for it (several instances: below).
 #[tokio::test]
 async fn a_read_given_a_position_waits_until_the_projections_reach_it() {
     let app = ecs_tests::app::spawn_app_with(|s| s.min_position_wait_ms = 3_000).await;
@@ -371,4 +392,273 @@ async fn a_read_given_a_position_waits_until_the_projections_reach_it() {
         .collect();
     assert!(names.contains(&"min_position"), "{names:?}");
     assert!(names.contains(&"ECS-Min-Position"), "{names:?}");
+}
+
+/// Three instances on one NATS and one PostgreSQL, written to concurrently:
+/// one of them runs the projector (the others stand by), every write is
+/// readable on every instance given its position, and the projections equal
+/// a fresh replay of the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_one_projector_and_read_each_others_writes() {
+    let nats = ecs_tests::servers::NatsServer::start();
+    let db = TestDatabase::create().await;
+    let mut settings = settings_for(&nats, &db);
+    settings.lease_ttl_secs = 3;
+    settings.min_position_wait_ms = 10_000;
+    let mut instances = vec![];
+    for _ in 0..3 {
+        instances.push(std::sync::Arc::new(Instance::start(settings.clone()).await));
+    }
+    let schema = json!({"type": "object", "properties": {
+        "limit": {"type": "integer"}, "writer": {"type": "string"}
+    }});
+    assert!(
+        instances[0]
+            .put("/v1/namespaces/checkout", &json!({"schema": schema}))
+            .await
+            .is_success()
+    );
+
+    // Each instance takes writes to a scope of its own, concurrently; each
+    // write is read back at once through the next instance.
+    let writers: Vec<_> = (0..3)
+        .map(|n| {
+            let (here, next) = (instances[n].clone(), instances[(n + 1) % 3].clone());
+            tokio::spawn(async move {
+                for value in 1..=15u64 {
+                    let path = format!("/v1/namespaces/checkout/layer?service=s{n}");
+                    let response = here
+                        .client
+                        .put(format!("{}{path}", here.address))
+                        .bearer_auth(ADMIN_TOKEN)
+                        .json(&json!({"values": {"limit": value, "writer": format!("s{n}")}}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(response.status().is_success(), "write {value} on {n}");
+                    let position = response.json::<Value>().await.unwrap()["position"]
+                        .as_u64()
+                        .unwrap();
+                    let (status, layer) =
+                        next.get(&format!("{path}&min_position={position}")).await;
+                    assert_eq!(status, reqwest::StatusCode::OK, "{layer}");
+                    assert_eq!(
+                        layer["values"]["limit"],
+                        json!(value),
+                        "instance {} read an older layer after the write at {position}",
+                        (n + 1) % 3
+                    );
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    // Exactly one instance runs each singleton job.
+    for lease in ["projections", "feed", "audit"] {
+        let mut holders = 0;
+        for instance in &instances {
+            holders += usize::from(instance.holds(lease).await);
+        }
+        assert_eq!(holders, 1, "{lease} is held by {holders} instances");
+    }
+
+    // The projections equal a fresh replay (a rebuild, run by the holder).
+    let dump = |db: &TestDatabase| {
+        let url = db.url.clone();
+        async move {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            let mut out = serde_json::Map::new();
+            for table in ecs_projections::apply::TABLES {
+                let rows: Vec<Value> = sqlx::query_scalar(&format!(
+                    "SELECT to_jsonb(t) FROM {table} t ORDER BY to_jsonb(t)::text"
+                ))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                out.insert((*table).to_owned(), Value::Array(rows));
+            }
+            pool.close().await;
+            Value::Object(out)
+        }
+    };
+    let before = dump(&db).await;
+    let mut holder = None;
+    for instance in &instances {
+        if instance.holds("projections").await {
+            holder = Some(instance.clone());
+        }
+    }
+    let holder = holder.unwrap();
+    let standby = instances
+        .iter()
+        .find(|i| !std::sync::Arc::ptr_eq(i, &holder))
+        .unwrap();
+    let refused = standby
+        .client
+        .post(format!("{}/v1/admin/projections/rebuild", standby.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        reqwest::StatusCode::SERVICE_UNAVAILABLE,
+        "a standby cannot rebuild: it does not run the projector"
+    );
+    let started = holder
+        .client
+        .post(format!("{}/v1/admin/projections/rebuild", holder.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), reqwest::StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, status) = holder.get("/v1/admin/projections").await;
+        if status["rebuilding"] == json!(false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rebuild did not finish: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        dump(&db).await,
+        before,
+        "the projections differ from a fresh replay"
+    );
+    instances.clear();
+}
+
+/// The lease itself: a second instance cannot take it while the holder
+/// renews; a holder cut off from NATS stops its work (its token is
+/// cancelled) before the lease can expire at the server, and once NATS is
+/// back the other instance takes it.
+#[tokio::test]
+async fn a_lease_holder_cut_off_from_nats_stops_before_its_lease_can_expire() {
+    use ecs_projections::{HolderId, LeaseBucket, LeaseName};
+    // The TTL the bucket is created with: the holder renews every TTL / 4,
+    // fences at TTL / 2 after its last acknowledged renewal was sent; the
+    // server expires the key TTL after it stored that renewal.
+    const TTL: Duration = Duration::from_secs(8);
+    let mut nats = ecs_tests::servers::NatsServer::start();
+    let connect = |url: String| async move {
+        jetstream::new(
+            async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(url)
+                .await
+                .unwrap(),
+        )
+    };
+    let (js_a, js_b) = (connect(nats.url()).await, connect(nats.url()).await);
+    let a = LeaseBucket::ensure(&js_a, 1, TTL)
+        .await
+        .unwrap()
+        .lease(LeaseName::Rollouts, HolderId::generate());
+    let b = LeaseBucket::ensure(&js_b, 1, TTL)
+        .await
+        .unwrap()
+        .lease(LeaseName::Rollouts, HolderId::generate());
+    let shutdown = CancellationToken::new();
+    let tenure = a.acquire(&shutdown).await.unwrap();
+    assert!(a.status().borrow().held);
+
+    // While A renews, B does not get it (across several renewals).
+    let refused = tokio::time::timeout(TTL + TTL / 8, b.acquire(&shutdown)).await;
+    assert!(refused.is_err(), "B acquired a lease A holds and renews");
+    assert!(!tenure.token().is_cancelled(), "A lost a lease it renews");
+    let seen = b.status().borrow().clone();
+    assert!(!seen.held);
+    assert_eq!(
+        seen.holder.as_deref(),
+        a.status().borrow().holder.as_deref()
+    );
+
+    // NATS goes away: A cannot renew. Its last acknowledged renewal was sent
+    // at most TTL / 4 before the cut, so the key expires no earlier than
+    // 3/4 TTL after it: A must have stopped by then.
+    nats.kill();
+    let cut = Instant::now();
+    tenure.token().cancelled().await;
+    let stopped = cut.elapsed();
+    assert!(
+        stopped < TTL * 3 / 4,
+        "A worked on for {stopped:?} after losing NATS: its lease may have expired meanwhile"
+    );
+    assert!(!a.status().borrow().held);
+
+    // NATS is back: once the key expired, B takes the lease.
+    nats.restart();
+    let taken = tokio::time::timeout(TTL * 3, b.acquire(&shutdown))
+        .await
+        .expect("B did not take the expired lease")
+        .unwrap();
+    assert!(b.status().borrow().held);
+    taken.release().await;
+    drop(tenure);
+}
+
+/// The CLI's client remembers the position its writes were answered at and
+/// sends it with every later read (`ECS-Min-Position`), so a read served by
+/// another instance behind a load balancer waits for the write.
+#[tokio::test]
+async fn the_cli_sends_the_position_of_its_last_write_with_its_reads() {
+    use ecs_cli::connection::Send;
+    let app = spawn_app().await;
+    let api = ecs_cli::Api::new(&app.address, Some(ADMIN_TOKEN.to_owned())).unwrap();
+    assert_eq!(api.written(), 0);
+    let schema = json!({"type": "object", "properties": {"limit": {"type": "integer"}}});
+    let put = |path: &'static str, body: Value| {
+        let api = api.clone();
+        async move {
+            api.send(
+                reqwest::Method::PUT,
+                path,
+                Send {
+                    body: Some(&body),
+                    ..Send::default()
+                },
+            )
+            .await
+        }
+    };
+    let first = put("/v1/namespaces/checkout", json!({"schema": schema}))
+        .await
+        .unwrap();
+    assert_eq!(Some(api.written()), first.body["position"].as_u64());
+    let second = put(
+        "/v1/namespaces/checkout/layer",
+        json!({"values": {"limit": 7}}),
+    )
+    .await
+    .unwrap();
+    let position = second.body["position"].as_u64().unwrap();
+    assert!(position > first.body["position"].as_u64().unwrap());
+    assert_eq!(api.written(), position);
+    // A refused write changes nothing; a read carries the position (the
+    // server accepts it: a malformed one would be a 400).
+    assert!(
+        put(
+            "/v1/namespaces/checkout/layer",
+            json!({"values": {"limit": "many"}})
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(api.written(), position);
+    let read = api
+        .get("/v1/namespaces/checkout/resolved", &[])
+        .await
+        .unwrap();
+    assert_eq!(read["values"]["limit"], json!(7));
+    assert_eq!(api.written(), position, "a read is no write");
 }

@@ -580,3 +580,83 @@ async fn a_tenants_timeline_lists_its_layer_changes_across_namespaces_newest_fir
         assert_eq!(answer.body["field"], field, "{path}: {}", answer.body);
     }
 }
+
+fn fixture(name: &str) -> String {
+    format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn auth_config_names_the_oidc_issuer_for_studio_without_a_credential() {
+    // Without an OIDC client id, only tokens sign in.
+    let plain = spawn_app().await;
+    let response = get_raw(&plain, "/v1/auth/config").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "oidc": null })
+    );
+    let csp = get_raw(&plain, "/studio/").await.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+
+    let app = spawn_app_with(|s| {
+        s.jwt_jwks_file = Some(fixture("jwks.json"));
+        s.jwt_issuer = Some("https://idp.example.test:8443/realms/ecs".into());
+        s.oidc_client_id = Some("ecs-studio".into());
+        s.oidc_scopes = "openid profile".into();
+    })
+    .await;
+    let response = get_raw(&app, "/v1/auth/config").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "oidc": {
+            "issuer": "https://idp.example.test:8443/realms/ecs",
+            "client_id": "ecs-studio",
+            "scopes": "openid profile",
+        } })
+    );
+    // Studio may fetch from the issuer's origin (discovery, token), and from
+    // nowhere else.
+    let csp = get_raw(&app, "/studio/").await.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("connect-src 'self' https://idp.example.test:8443;"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe"), "{csp}");
+
+    // Bad input is a 400 naming the parameter.
+    let refused = get_raw(&app, "/v1/auth/config?client=x").await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text().await.unwrap().contains("client"),
+        "the problem names the parameter"
+    );
+
+    let doc = app.get("/v1/openapi.json").await;
+    assert!(
+        doc.body["paths"]["/v1/auth/config"]["get"].is_object(),
+        "{}",
+        doc.body["paths"]
+    );
+}
+
+#[test]
+fn an_oidc_client_id_needs_an_issuer_url_and_its_keys() {
+    let mut settings = ecs_api::Settings {
+        oidc_client_id: Some("ecs-studio".into()),
+        ..ecs_api::Settings::default()
+    };
+    let error = settings.validate().unwrap_err().to_string();
+    assert!(error.contains("ECS_OIDC_CLIENT_ID"), "{error}");
+    settings.jwt_issuer = Some("not a url".into());
+    settings.jwt_jwks_file = Some(fixture("jwks.json"));
+    assert!(settings.validate().is_err());
+    settings.jwt_issuer = Some("https://idp.example.test".into());
+    settings.validate().unwrap();
+}

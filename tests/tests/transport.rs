@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push};
 use ecs_api::nats_credential::{Credential, Holder, render_auth_config};
 use ecs_client::{Client, ClientError, ClientSettings, Config, Context, NatsAuth, Origin};
 use ecs_domain::TenantId;
+use ecs_projections::feed_mirror::FEED_API_PREFIX;
 use ecs_tests::app::TestApp;
 use ecs_tests::servers::NatsServer;
 use futures::StreamExt;
@@ -62,7 +63,8 @@ fn reader(tenant: &str, service: &str) -> Credential {
 async fn spawn_locked(nats: LockedNats) -> (TestApp, Credential, tempfile::TempDir) {
     let seed = nats.ecs.seed.clone();
     let app = TestApp::spawn_on(nats.server, |settings| {
-        settings.nats_nkey = Some(seed.into())
+        settings.nats_nkey = Some(seed.into());
+        settings.feed_mirror_api = Some(FEED_API_PREFIX.to_owned());
     })
     .await;
     (app, nats.ecs, nats._dir)
@@ -478,6 +480,388 @@ async fn the_sdk_with_a_tenant_credential_bootstraps_and_follows_changes() {
     assert!(answer.status.is_success(), "{}", answer.body);
     wait_for(&mut receiver, |c| c.values["mode"] == json!("faster")).await;
     client.close();
+}
+
+/// Messages held and last sequence of a stream.
+async fn stream_state(js: &jetstream::Context, stream: &str) -> Result<(u64, u64), String> {
+    let mut stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+    let state = &stream.info().await.map_err(|e| e.to_string())?.state;
+    Ok((state.messages, state.last_sequence))
+}
+
+/// The streams of the server's account, and the feed mirror in the readers'.
+const SERVER_STREAMS: [&str; 4] = [
+    "ECS_EVENTS",
+    "KV_ecs-feed",
+    "ECS_AUDIT",
+    "KV_ecs-tenant-keys",
+];
+
+/// The JetStream API of the readers' account, as the server reaches it.
+async fn readers_account(url: &str, ecs: &Credential) -> jetstream::Context {
+    jetstream::with_prefix(connect_as(url, ecs).await, FEED_API_PREFIX)
+}
+
+/// Whether anything in the readers' account listens on the deliver subject
+/// of the consumer `name` of the feed mirror; when something does, waits
+/// until the consumer has delivered to it. An error when the consumer or the
+/// mirror is gone.
+async fn delivers(readers: &jetstream::Context, name: &str) -> Result<bool, String> {
+    let stream = readers
+        .get_stream("KV_ecs-feed")
+        .await
+        .map_err(|e| format!("the mirror: {e}"))?;
+    let info = stream
+        .consumer_info(name)
+        .await
+        .map_err(|e| format!("consumer {name}: {e}"))?;
+    if !info.push_bound {
+        return Ok(false);
+    }
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let info = stream
+                .consumer_info(name)
+                .await
+                .map_err(|e| format!("consumer {name}: {e}"))?;
+            if info.delivered.consumer_sequence >= 1 {
+                return Ok(true);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .map_err(|_| format!("consumer {name} delivered nothing"))?
+}
+
+#[tokio::test]
+async fn what_a_readers_consumer_delivers_lands_where_nothing_records_it() {
+    let acme = reader("acme", "billing");
+    let globex = reader("globex", "billing");
+    let (app, ecs, _dir) = spawn_locked(locked_nats(&[&acme, &globex])).await;
+    seed(&app).await;
+    let url = app.nats.url();
+    let server = jetstream::new(connect_as(&url, &ecs).await);
+    let readers = readers_account(&url, &ecs).await;
+    // globex's service follows its tenant while acme's credential attacks.
+    let globex_settings = ClientSettings::new(&url, ["checkout"])
+        .unwrap()
+        .with_nats_auth(NatsAuth::Nkey(globex.seed.clone()))
+        .for_tenant("globex")
+        .unwrap();
+    let globex_client = Client::connect(globex_settings).await.unwrap();
+    let globex_context = Context::from_pairs([("env", "prod"), ("tenant", "globex")]).unwrap();
+    let globex_values = globex_client
+        .resolve("checkout", &globex_context)
+        .unwrap()
+        .values;
+    assert_eq!(globex_values["mode"], json!("globex-secret"));
+
+    let attacker = connect_as(&url, &acme).await;
+    let js = jetstream::new(attacker.clone());
+    let mut acme_inbox = attacker
+        .subscribe(format!("_INBOX.{}.own", acme.public_key))
+        .await
+        .unwrap();
+    attacker.flush().await.unwrap();
+    let mut before = Vec::new();
+    for stream in SERVER_STREAMS {
+        before.push((stream, stream_state(&server, stream).await.unwrap()));
+    }
+    let mirror_before = stream_state(&readers, "KV_ecs-feed").await.unwrap();
+    assert!(mirror_before.0 > 0, "the mirror holds the feed");
+
+    // Each consumer reads acme's own layers (allowed) and has them delivered
+    // onto a subject acme may not publish to: NATS does not check the deliver
+    // subject (nats-server issue 8274), so every one of them is created.
+    let own = "$KV.ecs-feed.layer.checkout.acme.>";
+    // Whether anything in the readers' account listens there (a push consumer
+    // delivers only then): neither its JetStream API nor the imports of the
+    // mirror's link count, the mirror captures no subject, so only a reader
+    // listening below its own inbox does. globex's reader listens below its
+    // inbox: acme can deliver there what acme may read (genuine feed messages),
+    // onto subjects globex subscribed to. The SDK subscribes to unguessable
+    // inbox subjects only and drops what its ordered consumer did not send.
+    let globex_raw = connect_as(&url, &globex).await;
+    let mut globex_inbox = globex_raw
+        .subscribe(format!("_INBOX.{}.forged", globex.public_key))
+        .await
+        .unwrap();
+    globex_raw.flush().await.unwrap();
+    let targets = [
+        ("ecs.events.acme.layer.forged".to_owned(), false),
+        ("ecs.audit.forged".to_owned(), false),
+        (
+            "$KV.ecs-feed.layer.checkout.globex.prod._._".to_owned(),
+            false,
+        ),
+        ("$KV.ecs-feed.tenant.globex".to_owned(), false),
+        ("$KV.ecs-tenant-keys.acme".to_owned(), false),
+        ("ecs.feed-mirror.forged".to_owned(), false),
+        (format!("_INBOX.{}.forged", globex.public_key), true),
+        (format!("_INBOX.{}.own", acme.public_key), true),
+        ("$JS.API.STREAM.DELETE.KV_ecs-feed".to_owned(), false),
+        ("$JS.API.STREAM.PURGE.KV_ecs-feed".to_owned(), false),
+        ("$JS.API.STREAM.DELETE.ECS_EVENTS".to_owned(), false),
+        (
+            "$JS.ecs.API.CONSUMER.CREATE.KV_ecs-feed.forged.$KV.ecs-feed.layer".to_owned(),
+            false,
+        ),
+        ("$JS.FC.KV_ecs-feed.forged".to_owned(), false),
+    ];
+    let mut r = Refusals::default();
+    let mut created = Vec::new();
+    for (index, (target, listened)) in targets.iter().enumerate() {
+        let name = format!("deliver-{index}");
+        let consumer = js
+            .create_consumer_on_stream(
+                push::Config {
+                    name: Some(name.clone()),
+                    deliver_subject: target.clone(),
+                    filter_subject: own.to_owned(),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: jetstream::consumer::AckPolicy::None,
+                    ..Default::default()
+                },
+                "KV_ecs-feed",
+            )
+            .await;
+        match consumer {
+            Ok(_) => created.push((target, *listened, name)),
+            Err(error) => r.mismatches.push(format!(
+                "a consumer delivering to {target} was refused ({error}): the test no longer \
+                 exercises the hole, check whether NATS now checks deliver subjects"
+            )),
+        }
+    }
+    for (target, listened, name) in &created {
+        match delivers(&readers, name).await {
+            Ok(delivered) => r.check(
+                &format!(
+                    "something listens on {target} in the readers' account: {delivered}, \
+                     expected {listened}"
+                ),
+                delivered == *listened,
+            ),
+            Err(error) => r
+                .mismatches
+                .push(format!("delivering to {target}: {error}")),
+        }
+    }
+
+    r.check(
+        "acme's delivery to its own inbox arrived (the control case)",
+        tokio::time::timeout(WAIT, acme_inbox.next())
+            .await
+            .is_ok_and(|m| m.is_some()),
+    );
+    let spoofed = tokio::time::timeout(WAIT, globex_inbox.next()).await;
+    let spoofed = spoofed.ok().flatten().map(|m| m.subject.to_string());
+    r.check(
+        &format!(
+            "acme's delivery reached globex's listening inbox (the control case): {spoofed:?}"
+        ),
+        // A delivered message keeps the subject it has in the stream.
+        spoofed.is_some_and(|s| s.starts_with("$KV.ecs-feed.layer.checkout.acme.")),
+    );
+    drop(globex_inbox);
+    for (stream, was) in before {
+        let now = stream_state(&server, stream).await;
+        r.check(
+            &format!("{stream} changed from {was:?} to {now:?} through deliveries"),
+            now == Ok(was),
+        );
+    }
+    let mirror_now = stream_state(&readers, "KV_ecs-feed").await;
+    r.check(
+        &format!("the feed mirror changed from {mirror_before:?} to {mirror_now:?}"),
+        mirror_now == Ok(mirror_before),
+    );
+    // Only the mirror is in the readers' account: nothing captured a delivery.
+    let mut names = readers.stream_names();
+    let mut streams = Vec::new();
+    while let Some(name) = names.next().await {
+        streams.push(name.unwrap());
+    }
+    r.check(
+        &format!("streams in the readers' account: {streams:?}"),
+        streams == vec!["KV_ecs-feed".to_owned()],
+    );
+    r.check(
+        "globex's service resolves the same values",
+        globex_client
+            .resolve("checkout", &globex_context)
+            .is_ok_and(|c| c.values == globex_values),
+    );
+    r.assert_none();
+
+    // The feed still flows to readers, through the mirror.
+    let mut receiver = globex_client.watch("checkout", &globex_context).unwrap();
+    let answer = app
+        .put_layer(
+            "checkout",
+            "env=prod&tenant=globex",
+            &json!({"values": {"mode": "globex-after"}}),
+        )
+        .await;
+    assert!(answer.status.is_success(), "{}", answer.body);
+    wait_for(&mut receiver, |c| c.values["mode"] == json!("globex-after")).await;
+    globex_client.close();
+}
+
+#[tokio::test]
+async fn an_erased_tenants_values_are_gone_from_the_readers_account() {
+    let acme = reader("acme", "billing");
+    let (app, ecs, _dir) = spawn_locked(locked_nats(&[&acme])).await;
+    seed(&app).await;
+    let url = app.nats.url();
+    let server = jetstream::new(connect_as(&url, &ecs).await);
+    let readers = readers_account(&url, &ecs).await;
+    let attacker = connect_as(&url, &acme).await;
+    let js = jetstream::new(attacker.clone());
+    let own = [
+        "$KV.ecs-feed.layer.checkout.acme.>",
+        "$KV.ecs-feed.tenant.acme",
+    ];
+
+    // Before: acme's values are in the mirror, readable by acme's reader.
+    let payloads = |filter: &'static str| {
+        let (js, attacker) = (js.clone(), attacker.clone());
+        async move {
+            let consumer = js
+                .create_consumer_on_stream(
+                    push::OrderedConfig {
+                        name: Some(format!(
+                            "read-{}",
+                            attacker.new_inbox().rsplit('.').next().unwrap()
+                        )),
+                        deliver_subject: attacker.new_inbox(),
+                        filter_subject: filter.to_owned(),
+                        deliver_policy: DeliverPolicy::All,
+                        ..Default::default()
+                    },
+                    "KV_ecs-feed",
+                )
+                .await
+                .unwrap();
+            let pending = consumer.cached_info().num_pending;
+            let mut messages = consumer.messages().await.unwrap();
+            let mut out = Vec::new();
+            for _ in 0..pending {
+                let message = tokio::time::timeout(WAIT, messages.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                out.push(String::from_utf8_lossy(&message.payload).into_owned());
+            }
+            out
+        }
+    };
+    let layers = payloads(own[0]).await;
+    assert!(
+        layers.iter().any(|p| p.contains("\"limit\":40")),
+        "acme's layer is not in the mirror: {layers:?}"
+    );
+
+    let erased = app.post("/v1/tenants/acme/erase", &json!({})).await;
+    assert_eq!(erased.status.as_u16(), 200, "{}", erased.body);
+    // The erasure completes in the feed bucket, then reaches the mirror.
+    let bucket = server.get_key_value("ecs-feed").await.unwrap();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let mut keys = bucket.keys().await.unwrap();
+            let mut acme_keys = Vec::new();
+            while let Some(key) = keys.next().await {
+                let key = key.unwrap();
+                if key == "tenant.acme" || key.starts_with("layer.checkout.acme.") {
+                    acme_keys.push(key);
+                }
+            }
+            let source = stream_state(&server, "KV_ecs-feed").await.unwrap();
+            let mirror = stream_state(&readers, "KV_ecs-feed").await.unwrap();
+            if acme_keys.is_empty() && source.1 == mirror.1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the erasure did not reach the mirror");
+
+    // Every message the mirror holds, read through the server's import of
+    // the readers' account: none carries an erased value.
+    let mut mirror = readers.get_stream("KV_ecs-feed").await.unwrap();
+    let state = mirror.info().await.unwrap().state.clone();
+    let mut held = Vec::new();
+    for sequence in state.first_sequence..=state.last_sequence {
+        if let Ok(message) = mirror.get_raw_message(sequence).await {
+            held.push((
+                message.subject.to_string(),
+                String::from_utf8_lossy(&message.payload).into_owned(),
+            ));
+        }
+    }
+    let leaks: Vec<&(String, String)> = held
+        .iter()
+        .filter(|(subject, payload)| {
+            (subject.contains(".acme") && !payload.is_empty()) || payload.contains("\"limit\":40")
+        })
+        .collect();
+    assert!(leaks.is_empty(), "erased values in the mirror: {leaks:?}");
+    assert!(
+        held.iter().any(|(subject, _)| subject.contains("globex")),
+        "the mirror lost other tenants' values: {held:?}"
+    );
+    // acme's reader gets nothing but purge markers.
+    for filter in own {
+        let read = payloads(filter).await;
+        assert!(
+            read.iter().all(String::is_empty),
+            "{filter} still reads {read:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_server_creates_the_feed_mirror_once_and_refuses_a_stream_in_its_place() {
+    use ecs_projections::feed_mirror::{MirrorError, ensure_mirror};
+    let nats = locked_nats(&[]);
+    let url = nats.server.url();
+    let client = connect_as(&url, &nats.ecs).await;
+    // Created, then found as it is on every later start.
+    ensure_mirror(&client, FEED_API_PREFIX, 1).await.unwrap();
+    ensure_mirror(&client, FEED_API_PREFIX, 1).await.unwrap();
+    let readers = jetstream::with_prefix(client.clone(), FEED_API_PREFIX);
+    let mut mirror = readers.get_stream("KV_ecs-feed").await.unwrap();
+    let config = mirror.info().await.unwrap().config.clone();
+    assert!(config.subjects.is_empty(), "{config:?}");
+    assert_eq!(
+        config.mirror.map(|m| m.name),
+        Some("KV_ecs-feed".to_owned())
+    );
+
+    // A stream of that name that captures subjects is not the mirror.
+    readers.delete_stream("KV_ecs-feed").await.unwrap();
+    readers
+        .create_stream(jetstream::stream::Config {
+            name: "KV_ecs-feed".to_owned(),
+            subjects: vec!["$KV.ecs-feed.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        ensure_mirror(&client, FEED_API_PREFIX, 1).await,
+        Err(MirrorError::NotAMirror { .. })
+    ));
+    // A prefix nothing imports names the setting.
+    let unreachable = ensure_mirror(&client, "$JS.nowhere.API", 1).await;
+    assert!(
+        matches!(&unreachable, Err(MirrorError::Unreachable { prefix, .. }) if prefix == "$JS.nowhere.API"),
+        "{:?}",
+        unreachable.map_err(|e| e.to_string())
+    );
 }
 
 /// A certificate authority made for one test, and the files it signs.

@@ -6,19 +6,20 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use ecs_commands::Committed;
+use ecs_commands::approval::{self, Approval, Proposal};
 use ecs_domain::change_request::{
-    ChangeRequest, ChangeRequestCommand, LayerOutcome, ProposedChange, Status,
+    self, ChangeRequest, ChangeRequestCommand, ProposedChange, Status,
 };
 use ecs_domain::json::{leaves, merge_patch};
 use ecs_domain::layer::layer_id;
 use ecs_domain::{
-    DomainError, Layer, LayerCommand, LayerState, NamespaceName, Reading, Scope, resolve,
+    ChangeRequestId, DomainError, Layer, LayerCommand, LayerState, NamespaceName, Reading, Scope,
+    resolve,
 };
 use ecs_projections::change_requests::ChangeRequestRow;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
@@ -27,11 +28,6 @@ use crate::masking::Masker;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::{AppState, Effect};
-
-/// The aggregate id of a change request: `<tenant or _>.<id>`.
-fn aggregate_id(id: &str, scope: &Scope) -> String {
-    format!("{}.{id}", scope.tenant.as_ref().map_or("_", |t| t.as_str()))
-}
 
 fn not_found() -> ApiError {
     ApiError::not_found(
@@ -62,7 +58,7 @@ pub async fn open(
             actual: base_revision,
         });
     }
-    let id = new_id(write);
+    let id = approval::new_request_id(write.idempotency_id.as_deref());
     let command = ChangeRequestCommand::Open {
         id: id.clone(),
         namespace,
@@ -73,7 +69,12 @@ pub async fn open(
         author: write.principal.actor(),
     };
     let committed = app
-        .write::<ChangeRequest>(write, &aggregate_id(&id, &scope), command, &())
+        .write::<ChangeRequest>(
+            write,
+            &change_request::aggregate_id(&id, &scope),
+            command,
+            &(),
+        )
         .await?;
     // A retried write answers the request it opened, as it stands now.
     let status = if committed.duplicate || committed.unchanged {
@@ -94,23 +95,6 @@ pub async fn open(
         body["duplicate"] = json!(true);
     }
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-}
-
-/// The id of a new change request: derived from the write's idempotency id
-/// when it has one, so a retried write opens (and answers) the same request,
-/// else random.
-fn new_id(write: &WriteContext) -> String {
-    match &write.idempotency_id {
-        Some(key) => {
-            let digest = Sha256::digest(format!("change-request\0{key}").as_bytes());
-            hex::encode(&digest[..8])
-        }
-        None => {
-            let mut bytes = [0u8; 8];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            hex::encode(bytes)
-        }
-    }
 }
 
 /// A change request and what it would change.
@@ -144,10 +128,12 @@ async fn visible(
     principal: &Principal,
     id: &str,
 ) -> Result<ChangeRequestRow, ApiError> {
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(not_found());
-    }
-    let request = app.read.change_request(id).await?.ok_or_else(not_found)?;
+    let id = ChangeRequestId::parse(id).map_err(|_| not_found())?;
+    let request = app
+        .read
+        .change_request(id.as_str())
+        .await?
+        .ok_or_else(not_found)?;
     principal.check(
         principal
             .role
@@ -302,91 +288,100 @@ pub async fn show(
     Ok(Json(ChangeRequestBody { request, diff }))
 }
 
-/// Records a decision on the request; the request aggregate decides whether
-/// it may be taken.
-async fn decide(
-    app: &AppState,
-    write: &WriteContext,
-    request: &ChangeRequestRow,
-    command: ChangeRequestCommand,
-) -> Result<u64, ApiError> {
-    let context = WriteContext {
-        principal: write.principal.clone(),
-        expected_revision: None,
-        idempotency_id: None,
-        request_id: write.request_id.clone(),
-        correlation_id: write.correlation_id.clone(),
-    };
-    let committed = app
-        .write::<ChangeRequest>(
-            &context,
-            &aggregate_id(&request.id, &request.scope),
-            command,
-            &(),
-        )
-        .await?;
-    Ok(committed.position)
+/// Runs the approval workflow's commands for one request to the API.
+struct Commands<'a> {
+    app: &'a AppState,
+    write: &'a WriteContext,
 }
 
-/// The command id of the layer write that applies a request: one per
-/// request, so resuming an approval never applies the change twice.
-fn apply_command_id(request: &ChangeRequestRow) -> String {
-    format!("change-request-{}", request.id)
-}
+impl approval::Runner for Commands<'_> {
+    type Error = ApiError;
 
-/// Applies an approved request's change to its layer. A refusal as stale is
-/// checked against the layer's history first: the layer may have moved on
-/// because this very request was applied already (by a concurrent or an
-/// interrupted approval), which is then its outcome.
-async fn apply(
-    app: &AppState,
-    write: &WriteContext,
-    request: &ChangeRequestRow,
-) -> Result<Result<ecs_commands::Committed, DomainError>, ApiError> {
-    let context = WriteContext {
-        principal: write.principal.clone(),
-        expected_revision: Some(request.base_revision),
-        idempotency_id: Some(apply_command_id(request)),
-        request_id: write.request_id.clone(),
-        correlation_id: write.correlation_id.clone(),
-    };
-    let command = LayerCommand {
-        namespace: request.namespace.clone(),
-        scope: request.scope.clone(),
-        action: request.change.clone().into(),
-        message: format!(
-            "{} (change request {} by {})",
-            request.message, request.id, request.author
-        ),
-        expected_revision: Some(request.base_revision),
-    };
-    let id_of_layer = layer_id(&request.namespace, &request.scope);
-    let outcome = app
-        .try_write::<Layer>(
-            &context,
-            &id_of_layer,
-            command,
-            &app.services,
-            Effect::ReadYourWrites,
-        )
-        .await?;
-    let Err(DomainError::StaleRevision { .. }) = &outcome else {
-        return Ok(outcome);
-    };
-    let last = app.bus.position_of::<Layer>(&id_of_layer).await?;
-    if !app.projections.wait_for(last, app.write_wait).await {
-        return Err(ApiError::Unavailable(
-            "the projections did not catch up with the layer in time".into(),
-        ));
+    /// A decision is its own command: no expected revision, no idempotency key.
+    async fn change_request(
+        &self,
+        aggregate_id: &str,
+        command: ChangeRequestCommand,
+    ) -> Result<Result<Committed, DomainError>, ApiError> {
+        let context = WriteContext {
+            expected_revision: None,
+            idempotency_id: None,
+            ..self.write.clone()
+        };
+        self.app
+            .try_write::<ChangeRequest>(
+                &context,
+                aggregate_id,
+                command,
+                &(),
+                Effect::ReadYourWrites,
+            )
+            .await
     }
-    match app.read.command(&apply_command_id(request)).await? {
-        Some(done) if done.aggregate_id == id_of_layer => Ok(Ok(ecs_commands::Committed {
-            position: done.position,
-            revision: done.revision,
-            duplicate: true,
-            unchanged: false,
-        })),
-        _ => Ok(outcome),
+
+    async fn layer(
+        &self,
+        command: LayerCommand,
+        command_id: String,
+    ) -> Result<Result<Committed, DomainError>, ApiError> {
+        let context = WriteContext {
+            expected_revision: command.expected_revision,
+            idempotency_id: Some(command_id),
+            ..self.write.clone()
+        };
+        let id = layer_id(&command.namespace, &command.scope);
+        self.app
+            .try_write::<Layer>(
+                &context,
+                &id,
+                command,
+                &self.app.services,
+                Effect::ReadYourWrites,
+            )
+            .await
+    }
+
+    async fn applied(
+        &self,
+        command_id: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<Committed>, ApiError> {
+        let last = self.app.bus.position_of::<Layer>(aggregate_id).await?;
+        if !self
+            .app
+            .projections
+            .wait_for(last, self.app.write_wait)
+            .await
+        {
+            return Err(ApiError::Unavailable(
+                "the projections did not catch up with the layer in time".into(),
+            ));
+        }
+        Ok(self
+            .app
+            .read
+            .command(command_id)
+            .await?
+            .filter(|done| done.aggregate_id == aggregate_id)
+            .map(|done| Committed {
+                position: done.position,
+                revision: done.revision,
+                duplicate: true,
+                unchanged: false,
+            }))
+    }
+}
+
+/// The request as the workflow takes it.
+fn proposal(request: &ChangeRequestRow) -> Proposal<'_> {
+    Proposal {
+        id: &request.id,
+        namespace: &request.namespace,
+        scope: &request.scope,
+        change: &request.change,
+        message: &request.message,
+        base_revision: request.base_revision,
+        author: &request.author,
     }
 }
 
@@ -419,42 +414,22 @@ pub async fn approve(
             .role
             .write_layer(&request.namespace, &request.scope),
     )?;
-    decide(
-        &app,
-        &write,
-        &request,
-        ChangeRequestCommand::Approve {
-            by: principal.actor(),
-        },
-    )
-    .await?;
-    let applied = apply(&app, &write, &request).await?;
-    let outcome = match &applied {
-        Ok(_) => LayerOutcome::Applied,
-        Err(refusal) => LayerOutcome::Refused(refusal.clone()),
+    let commands = Commands {
+        app: &app,
+        write: &write,
     };
-    decide(
-        &app,
-        &write,
-        &request,
-        ChangeRequestCommand::Conclude {
-            by: principal.actor(),
-            outcome,
-        },
-    )
-    .await?;
-    match applied {
-        Ok(committed) => Ok(Json(json!({
+    match approval::approve(&commands, proposal(&request), principal.actor()).await?? {
+        Approval::Applied(committed) => Ok(Json(json!({
             "status": Status::Approved,
             "revision": committed.revision,
             "position": committed.position,
         }))
         .into_response()),
-        Err(DomainError::StaleRevision { .. }) => Err(ApiError::Conflict(
+        Approval::Refused(DomainError::StaleRevision { .. }) => Err(ApiError::Conflict(
             "the layer changed since the request was opened; the change request is marked failed"
                 .into(),
         )),
-        Err(refusal) => Err(refusal.into()),
+        Approval::Refused(refusal) => Err(refusal.into()),
     }
 }
 
@@ -477,16 +452,18 @@ pub async fn reject(
             .role
             .write_layer(&request.namespace, &request.scope),
     )?;
-    let position = decide(
-        &app,
-        &write,
-        &request,
-        ChangeRequestCommand::Reject {
-            by: principal.actor(),
-            reason: body.reason,
-        },
+    let commands = Commands {
+        app: &app,
+        write: &write,
+    };
+    let committed = approval::reject(
+        &commands,
+        proposal(&request),
+        principal.actor(),
+        body.reason,
     )
-    .await?;
+    .await??;
+    let position = committed.position;
     Ok(Json(json!({"status": Status::Rejected, "position": position})).into_response())
 }
 
@@ -504,14 +481,11 @@ pub async fn withdraw(
     params.allow(&[])?;
     let principal = write.principal.clone();
     let request = visible(&app, &principal, &id).await?;
-    let position = decide(
-        &app,
-        &write,
-        &request,
-        ChangeRequestCommand::Withdraw {
-            by: principal.actor(),
-        },
-    )
-    .await?;
+    let commands = Commands {
+        app: &app,
+        write: &write,
+    };
+    let committed = approval::withdraw(&commands, proposal(&request), principal.actor()).await??;
+    let position = committed.position;
     Ok(Json(json!({"status": Status::Withdrawn, "position": position})).into_response())
 }

@@ -1,6 +1,7 @@
 //! The HTTP API v1, one module per resource.
 
 pub mod audit;
+pub mod auth_config;
 pub mod change_requests;
 pub mod feed;
 pub mod gdpr;
@@ -8,6 +9,7 @@ pub mod layers;
 pub mod locks;
 pub mod namespaces;
 pub mod ofrep;
+pub mod ofrep_events;
 pub mod resolved;
 pub mod search;
 pub mod system;

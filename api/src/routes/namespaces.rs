@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::{Extension, Json};
-use ecs_domain::change_request::ApprovalPolicy;
+use ecs_domain::ApprovalPolicy;
 use ecs_domain::{
     Namespace, NamespaceCommand, NamespaceKind, NamespaceName, Reading, mask_schema_for,
 };

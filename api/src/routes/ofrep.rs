@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::flags::{FlagEvaluation, FlagSet, evaluate, parse_flag_set};
+use ecs_domain::flags::{EvaluationContext, FlagEvaluation, FlagSet, evaluate, parse_flag_set};
 use ecs_domain::{NamespaceKind, NamespaceName, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -19,14 +19,9 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::problem::ApiError;
+use crate::routes::ofrep_events::{EventStream, event_stream};
 use crate::routes::resolved::{authorize, mask_sensitive, resolve_context};
 use crate::state::AppState;
-
-/// The namespace evaluated when the context names none.
-const DEFAULT_NAMESPACE: &str = "flags";
-
-/// The attributes that pick the ECS context rather than feed targeting only.
-const CONTEXT_ATTRIBUTES: [&str; 4] = ["env", "service", "tenant", "edition"];
 
 /// An evaluation request: `{"context": {...}}`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -86,10 +81,14 @@ impl FlagAnswer {
     }
 }
 
-/// The bulk answer: every flag of the namespace, evaluated.
+/// The bulk answer: every flag of the namespace, evaluated, and the stream
+/// that notifies changes (OFREP's `eventStreams`).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct BulkAnswer {
     pub flags: Vec<FlagAnswer>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_streams: Vec<EventStream>,
 }
 
 /// A request-wide failure, in OFREP's shape (`errorCode`, `errorDetails`).
@@ -136,7 +135,7 @@ struct Target {
 }
 
 fn target_of(request: Option<EvaluationRequest>) -> Result<Target, Failure> {
-    let context = match request.and_then(|r| r.context) {
+    let attributes = match request.and_then(|r| r.context) {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map,
         Some(_) => {
@@ -147,51 +146,12 @@ fn target_of(request: Option<EvaluationRequest>) -> Result<Target, Failure> {
             ));
         }
     };
-    let text = |name: &str| -> Result<Option<&str>, Failure> {
-        match context.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(Failure::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidContext,
-                format!("context attribute {name} must be a string"),
-            )),
-        }
-    };
-    let mut pairs = Vec::new();
-    for name in CONTEXT_ATTRIBUTES {
-        if let Some(value) = text(name)? {
-            pairs.push((name, value));
-        }
-    }
-    let scope = Scope::from_pairs(pairs).map_err(|e| {
-        Failure::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidContext,
-            format!("context attribute {}: {}", e.field, e.reason),
-        )
-    })?;
-    let namespace =
-        NamespaceName::parse(text("namespace")?.unwrap_or(DEFAULT_NAMESPACE)).map_err(|e| {
-            Failure::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidContext,
-                format!("context attribute namespace: {}", e.reason),
-            )
-        })?;
-    if let Some(key) = context.get("targetingKey")
-        && !key.is_string()
-    {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidContext,
-            "targetingKey must be a string",
-        ));
-    }
+    let context = EvaluationContext::parse(None, attributes)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidContext, e.0))?;
     Ok(Target {
-        namespace,
-        scope,
-        attributes: context,
+        namespace: context.namespace,
+        scope: context.scope,
+        attributes: context.attributes,
     })
 }
 
@@ -336,22 +296,31 @@ pub async fn evaluate_flags(
         Ok(target) => target,
         Err(failure) => return failure.respond(None),
     };
-    let set = match flags_for(&app, &principal, &target).await {
-        Ok(set) => set.unwrap_or_default(),
+    let (set, event_streams) = match flags_for(&app, &principal, &target).await {
+        Ok(Some(set)) => {
+            let stream = event_stream(&app, &target.namespace, &target.scope);
+            (set, stream.into_iter().collect())
+        }
+        Ok(None) => (FlagSet::default(), Vec::new()),
         Err(failure) => return failure.respond(None),
     };
-    let bulk = BulkAnswer {
-        flags: set
-            .flags
-            .keys()
-            .map(|key| answer(key, &set, &target.attributes))
-            .collect(),
-    };
-    let text = serde_json::to_string(&bulk).unwrap_or_default();
+    let flags: Vec<FlagAnswer> = set
+        .flags
+        .keys()
+        .map(|key| answer(key, &set, &target.attributes))
+        .collect();
+    // The ETag covers the evaluations, not the stream's ticket, which is
+    // signed afresh on every answer.
+    let evaluated = serde_json::to_string(&flags).unwrap_or_default();
     let etag = format!(
         "\"{}\"",
-        hex::encode(&Sha256::digest(text.as_bytes())[..16])
+        hex::encode(&Sha256::digest(evaluated.as_bytes())[..16])
     );
+    let text = serde_json::to_string(&BulkAnswer {
+        flags,
+        event_streams,
+    })
+    .unwrap_or_default();
     let unchanged = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()

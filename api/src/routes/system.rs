@@ -36,6 +36,12 @@ pub struct Readiness {
     #[schema(value_type = Vec<Object>)]
     pub stopped: Vec<Halt>,
     pub feed: FeedStatus,
+    /// This instance's identity, as a lease names its holder.
+    pub instance: String,
+    /// Each singleton job's lease (`projections`, `feed`, `audit`): whether
+    /// this instance holds it, and the holder last seen.
+    #[schema(value_type = Object)]
+    pub leases: std::collections::BTreeMap<&'static str, ecs_projections::LeaseStatus>,
 }
 
 /// Where the feed publisher stands.
@@ -50,7 +56,25 @@ pub struct FeedStatus {
 
 /// The feed publisher's position and lag behind the events stream.
 async fn feed_status(app: &AppState) -> FeedStatus {
-    let published = *app.feed_published.borrow();
+    let mut published = *app.feed_published.borrow();
+    let publishing_here = app
+        .leases
+        .iter()
+        .any(|(name, status)| *name == ecs_projections::LeaseName::Feed && status.borrow().held);
+    if !publishing_here {
+        // Another instance publishes: its offset is in PostgreSQL.
+        let stored: Option<i64> = tokio::time::timeout(
+            Duration::from_secs(2),
+            sqlx::query_scalar("SELECT last_position FROM projection_offsets WHERE name = $1")
+                .bind(ProjectionName::Feed.as_str())
+                .fetch_optional(app.read.pool()),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
+        published = published.max(stored.map_or(0, |p| u64::try_from(p).unwrap_or(0)));
+    }
     let last = tokio::time::timeout(Duration::from_secs(2), async {
         let stream = app.js.get_stream(&app.settings.stream_name).await.ok()?;
         Some(stream.get_info().await.ok()?.state.last_sequence)
@@ -94,6 +118,12 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
             projections,
             stopped,
             feed: feed_status(&app).await,
+            instance: app.instance.to_string(),
+            leases: app
+                .leases
+                .iter()
+                .map(|(name, status)| (name.key(), status.borrow().clone()))
+                .collect(),
         }),
     )
         .into_response()

@@ -7,7 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ecs_domain::{EnvName, NamespaceName, Role, ServiceName, TenantId, Token, TokenCommand};
+use ecs_domain::{
+    EnvName, NamespaceName, Role, ServiceName, TenantId, Token, TokenCommand, TokenId,
+};
 use ecs_projections::queries::TokenRow;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -273,13 +275,11 @@ pub async fn revoke_token(
             principal.role.name()
         )));
     }
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(not_found());
-    }
-    let token = app.read.token(&id).await?.ok_or_else(not_found)?;
+    let id = TokenId::parse(id).map_err(|_| not_found())?;
+    let token = app.read.token(id.as_str()).await?.ok_or_else(not_found)?;
     principal.check(principal.role.revoke_token(token.role.tenant()), not_found)?;
     let committed = app
-        .write_in_effect::<Token>(&write, &id, TokenCommand::RevokeToken, &())
+        .write_in_effect::<Token>(&write, id.as_str(), TokenCommand::RevokeToken, &())
         .await?;
     Ok(WriteResult::respond(committed))
 }

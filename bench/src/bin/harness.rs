@@ -70,7 +70,15 @@ use tokio_util::sync::CancellationToken;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ALL: [&str; 6] = ["reads", "writes", "rebuild", "pit", "scale", "validation"];
+const ALL: [&str; 7] = [
+    "reads",
+    "writes",
+    "rebuild",
+    "pit",
+    "scale",
+    "validation",
+    "flags",
+];
 
 /// Targets: ECS resolved reads reach this share of the static handler's
 /// throughput (%), the rebuild replays this many events per second, and a
@@ -78,12 +86,14 @@ const ALL: [&str; 6] = ["reads", "writes", "rebuild", "pit", "scale", "validatio
 const READS_TARGET_SHARE: f64 = 50.0;
 const REBUILD_TARGET_PER_S: f64 = 50_000.0;
 const PIT_TARGET_P99_MS: f64 = 10.0;
+/// SDK-local flag evaluation stays under this many nanoseconds per flag.
+const FLAG_TARGET_NS: f64 = 2_000.0;
 
 /// ECS against the raw engines (reads, writes, rebuild, point-in-time, scale).
 #[derive(Parser, Debug, Clone)]
 struct Args {
     /// Benchmarks to run, comma-separated: reads, writes, rebuild, pit, scale,
-    /// validation (`pit` implies `rebuild`, whose state it reads).
+    /// validation, flags (`pit` implies `rebuild`, whose state it reads).
     #[arg(long, value_delimiter = ',', default_values_t = ALL.map(String::from))]
     bench: Vec<String>,
     /// Events in the log for the rebuild and point-in-time benchmarks.
@@ -192,6 +202,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.runs("validation") {
         validation(&args).await.context("validation benchmark")?;
+    }
+    if args.runs("flags") {
+        flags(&args).await.context("flags benchmark")?;
     }
     Ok(())
 }
@@ -1732,5 +1745,72 @@ async fn validation(args: &Args) -> anyhow::Result<()> {
         Ok(ecs) => ecs.stop().await,
         Err(_) => bail!("the ECS handle is still shared"),
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// flags: SDK-local evaluation, no request
+// ---------------------------------------------------------------------------
+
+/// Evaluates flags in the Rust SDK from its local state: a static flag, a
+/// targeted rule and a percentage rollout, for rotating users of one tenant.
+async fn flags(args: &Args) -> anyhow::Result<()> {
+    println!("\n## flags: SDK-local evaluation (ecs-client Client::flag), one thread");
+    let ecs = Ecs::fresh().await?;
+    ecs.put("/v1/namespaces/flags", &json!({"kind": "flags"}))
+        .await?;
+    ecs.put("/v1/tenants/acme", &json!({"edition": "pro"}))
+        .await?;
+    ecs.put(
+        "/v1/namespaces/flags/layer",
+        &json!({"values": {"flags": {
+            "banner": {"state": "ENABLED", "variants": {"a": "hello", "b": "bye"}, "defaultVariant": "a"},
+            "new-checkout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                "targeting": {"if": [{"ends_with": [{"var": "email"}, "@acme.example"]}, "on", null]}},
+            "rollout": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+                "targeting": {"fractional": [["on", 25], ["off", 75]]}}
+        }}}),
+    )
+    .await?;
+    let client =
+        ecs_client::Client::connect(ecs_client::ClientSettings::new(ecs.nats.url(), ["flags"])?)
+            .await?;
+    let contexts: Vec<serde_json::Map<String, Value>> = (0..1000)
+        .map(|i| {
+            json!({"targetingKey": format!("user-{i}"), "tenant": "acme", "email": format!("u{i}@acme.example")})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let keys = ["banner", "new-checkout", "rollout"];
+    // Warm up, and check that every flag evaluates.
+    for context in &contexts {
+        for key in keys {
+            client.flag(None, key, context)?;
+        }
+    }
+    let started = Instant::now();
+    let mut evaluated = 0u64;
+    while started.elapsed() < args.duration() {
+        for context in &contexts {
+            for key in keys {
+                std::hint::black_box(client.flag(None, key, context)?);
+                evaluated += 1;
+            }
+        }
+    }
+    let ns = started.elapsed().as_nanos() as f64 / evaluated as f64;
+    println!("  {evaluated} evaluations: {ns:.0} ns per flag (target < {FLAG_TARGET_NS:.0} ns)");
+    args.markdown(&[Row::new(
+        "SDK-local flag evaluation (static, targeted, rollout)",
+        format!("{ns:.0} ns/flag"),
+    )
+    .target(
+        format!("< {FLAG_TARGET_NS:.0} ns/flag"),
+        ns.is_finite() && ns < FLAG_TARGET_NS,
+    )])?;
+    client.close();
+    ecs.stop().await;
     Ok(())
 }

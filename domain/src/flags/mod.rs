@@ -5,9 +5,11 @@
 //! evaluated here. The server (OFREP) and the SDK call the same functions, so
 //! a flag evaluates identically wherever it is read.
 
+mod context;
 mod definition;
 mod evaluate;
 mod logic;
 
+pub use context::{CONTEXT_ATTRIBUTES, ContextError, DEFAULT_FLAGS_NAMESPACE, EvaluationContext};
 pub use definition::{FlagDefinition, FlagSet, FlagState, parse_flag_set};
 pub use evaluate::{EvaluationError, FlagEvaluation, Reason, evaluate};

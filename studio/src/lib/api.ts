@@ -34,6 +34,8 @@ export interface Namespace {
   name: string;
   description: string;
   schema: JsonObject | null;
+  /** `config` (the default) or `flags` (`{"flags": {…}}` in flagd's format). */
+  kind?: 'config' | 'flags';
   approval?: { scopes: Scope[] } | null;
   revision: number;
   position: number;

@@ -24,3 +24,15 @@ export function lockUiSchema(locks: readonly Lock[], base: UiSchema = {}): UiSch
   }
   return root;
 }
+
+/**
+ * Why a pointer cannot be added to a layer's own locks, or null: the server
+ * takes RFC 6901 pointers (`/limit`, `/db/pool`; the empty pointer locks the
+ * whole document).
+ */
+export function lockPointerProblem(pointer: string, held: readonly string[]): string | null {
+  if (pointer !== '' && !pointer.startsWith('/')) return 'a JSON pointer starts with "/", as in /limit';
+  if (/~[^01]|~$/.test(pointer)) return 'a "~" in a JSON pointer is written ~0, and a "/" inside a key ~1';
+  if (held.includes(pointer)) return 'this layer already locks it';
+  return null;
+}

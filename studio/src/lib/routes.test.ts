@@ -5,12 +5,14 @@ describe('Studio addresses', () => {
   it('maps each screen to a path and back', () => {
     const routes: Route[] = [
       { screen: 'signin' },
+      { screen: 'signin-callback' },
       { screen: 'namespaces', query: 'limit' },
       { screen: 'namespace', ns: 'checkout' },
       { screen: 'layer', ns: 'checkout', search: 'env=prod&tenant=acme' },
       { screen: 'resolved', ns: 'checkout', search: 'tenant=acme&position=4' },
       { screen: 'history', ns: 'checkout', search: '' },
       { screen: 'compare', ns: 'checkout', search: 'left=env%3Dprod&right=env%3Ddev' },
+      { screen: 'flags', ns: 'flags', search: 'edition=pro' },
       { screen: 'change-requests', search: 'status=open' },
       { screen: 'audit', search: '' },
       { screen: 'tenants' },

@@ -6,12 +6,14 @@ export const BASE = '/studio';
 
 export type Route =
   | { screen: 'signin' }
+  | { screen: 'signin-callback' }
   | { screen: 'namespaces'; query: string }
   | { screen: 'namespace'; ns: string }
   | { screen: 'layer'; ns: string; search: string }
   | { screen: 'resolved'; ns: string; search: string }
   | { screen: 'history'; ns: string; search: string }
   | { screen: 'compare'; ns: string; search: string }
+  | { screen: 'flags'; ns: string; search: string }
   | { screen: 'change-requests'; search: string }
   | { screen: 'audit'; search: string }
   | { screen: 'tenants' }
@@ -27,6 +29,7 @@ export function parseRoute(pathname: string, search = ''): Route {
   const [first, ns, sub, ...rest] = segments;
   if (segments.length === 0) return { screen: 'namespaces', query: '' };
   if (first === 'signin' && segments.length === 1) return { screen: 'signin' };
+  if (first === 'signin' && ns === 'callback' && segments.length === 2) return { screen: 'signin-callback' };
   if (first === 'namespaces') {
     if (ns === undefined) return { screen: 'namespaces', query: params.get('q') ?? '' };
     if (rest.length === 0) {
@@ -35,6 +38,7 @@ export function parseRoute(pathname: string, search = ''): Route {
       if (sub === 'resolved') return { screen: 'resolved', ns, search: s };
       if (sub === 'history') return { screen: 'history', ns, search: s };
       if (sub === 'compare') return { screen: 'compare', ns, search: s };
+      if (sub === 'flags') return { screen: 'flags', ns, search: s };
     }
   }
   if (first === 'change-requests' && segments.length === 1) return { screen: 'change-requests', search: s };
@@ -51,6 +55,8 @@ export function href(route: Route): string {
   switch (route.screen) {
     case 'signin':
       return `${BASE}/signin`;
+    case 'signin-callback':
+      return `${BASE}/signin/callback`;
     case 'namespaces':
       return `${BASE}/namespaces${route.query ? `?${new URLSearchParams({ q: route.query })}` : ''}`;
     case 'namespace':
@@ -63,6 +69,8 @@ export function href(route: Route): string {
       return `${ns(route.ns)}/history${q(route.search)}`;
     case 'compare':
       return `${ns(route.ns)}/compare${q(route.search)}`;
+    case 'flags':
+      return `${ns(route.ns)}/flags${q(route.search)}`;
     case 'change-requests':
       return `${BASE}/change-requests${q(route.search)}`;
     case 'audit':

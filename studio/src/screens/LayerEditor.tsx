@@ -3,11 +3,14 @@ import type { RJSFSchema } from '@rjsf/utils';
 import { lazy, Suspense, useEffect, useMemo, useRef, useState, type FormEvent } from 'react';
 import { Link } from '../components/Link';
 import { ErrorNotice, InfoNotice, Loading } from '../components/Notice';
+import { OwnLocks } from '../components/OwnLocks';
 import { isChangeRequest, type BindingLock, type JsonObject, type LayerRevision, type Namespace } from '../lib/api';
-import { canonicalJson, diffValues } from '../lib/diff';
+import { canonicalJson, diffValues, flatten } from '../lib/diff';
 import { lockUiSchema } from '../lib/locks';
+import { mergeJson, mergeLocks, type MergeConflict } from '../lib/merge';
 import { ApiProblem, violationMessage, violationsToErrorSchema } from '../lib/problem';
 import { href } from '../lib/routes';
+import { propertyRows } from '../lib/schemaDoc';
 import { describeScope, parseScope, scopeQuery } from '../lib/scope';
 import { validator } from '../lib/validator';
 import { useSession } from '../session';
@@ -38,6 +41,8 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
   const [outcome, setOutcome] = useState<Outcome | null>(null);
   const [saving, setSaving] = useState(false);
   const [generation, setGeneration] = useState(0);
+  const [ownLocks, setOwnLocks] = useState<string[]>([]);
+  const [merged, setMerged] = useState<{ revision: number; conflicts: MergeConflict[] } | null>(null);
 
   const loadKey = `${ns}?${search}#${generation}`;
   useEffect(() => {
@@ -58,6 +63,8 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
         setValues(layer?.values ?? {});
         setText(canonicalJson(layer?.values ?? {}));
         setTextError(null);
+        setOwnLocks([...(layer?.locked ?? [])].sort());
+        setMerged(null);
       },
       (e: unknown) => live && setLoadError(e),
     );
@@ -111,6 +118,34 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
     [bindingLocks],
   );
   const changes = loaded ? diffValues(loaded.layer?.values ?? {}, values) : [];
+  const savedLocks = useMemo(() => [...(loaded?.layer?.locked ?? [])].sort(), [loaded]);
+  const locksChanged = ownLocks.join('\n') !== savedLocks.join('\n');
+  const lockSuggestions = useMemo(
+    () =>
+      [...new Set([...propertyRows(loaded?.namespace.schema).map((r) => `/${r.name.replace(/~/g, '~0').replace(/\//g, '~1')}`), ...flatten(values).keys()])]
+        .filter((p) => p !== '')
+        .sort(),
+    [loaded, values],
+  );
+
+  // Carries the edit in progress (values and locks) onto a newer revision
+  // saved meanwhile: a three-way merge from the revision the edit started
+  // from; values both changed keep the edit's and are listed.
+  const mergeOnto = (latest: LayerRevision) => {
+    if (!loaded) return;
+    const result = mergeJson(loaded.layer?.values ?? {}, values, latest.values);
+    setOwnLocks(mergeLocks(loaded.layer?.locked ?? [], ownLocks, latest.locked));
+    setLoaded({ ...loaded, layer: latest });
+    setValues(result.merged);
+    setText(canonicalJson(result.merged));
+    setTextError(null);
+    setMoved(null);
+    setOutcome(null);
+    setMerged({ revision: latest.revision, conflicts: result.conflicts });
+  };
+  const mergeOntoCurrent = () => {
+    api.layer(ns, scope).then(mergeOnto, (error: unknown) => setOutcome({ kind: 'error', error }));
+  };
 
   const fromForm = (next: JsonObject) => {
     setValues(next);
@@ -137,12 +172,13 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
     setSaving(true);
     setOutcome(null);
     try {
-      const result = await api.putLayer(ns, scope, { values, message }, baseRevision);
+      const result = await api.putLayer(ns, scope, locksChanged ? { values, message, lock: ownLocks } : { values, message }, baseRevision);
       if (isChangeRequest(result)) {
         setOutcome({ kind: 'change-request', id: result.change_request, detail: result.detail });
       } else {
         setOutcome({ kind: 'saved', revision: result.revision, position: result.position });
         setMoved((m) => (m && m.revision <= result.revision ? null : m));
+        setMerged(null);
         setMessage('');
         setLoaded((l) =>
           l
@@ -151,6 +187,7 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
                 layer: {
                   ...(l.layer ?? { scope, locked: [], at: '', actor: me.principal, message }),
                   values,
+                  locked: ownLocks,
                   revision: result.revision,
                   position: result.position,
                 },
@@ -203,19 +240,17 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
           values is refused.
         </p>
       )}
-      {loaded.layer && loaded.layer.locked.length > 0 && (
-        <p className="locks" data-testid="own-locks">
-          This layer locks {loaded.layer.locked.map((p) => p || '/').join(', ')}: narrower layers may not override these values.
-        </p>
-      )}
       {loaded.namespace.approval && <InfoNotice>Changes to this namespace may need approval by a second person before they apply.</InfoNotice>}
 
       {moved && moved.revision > baseRevision && (
         <div className="notice info" role="status" data-testid="base-moved">
           <p>
-            Revision {moved.revision} was saved by {moved.actor} while you were editing{moved.message ? ` (“${moved.message}”)` : ''}. Your edit is kept,
-            but saving it will be reported as a conflict: reload to start from revision {moved.revision}.
+            Revision {moved.revision} was saved by {moved.actor} while you were editing{moved.message ? ` (“${moved.message}”)` : ''}. Your edit is kept;
+            saving it as it stands would be reported as a conflict. Merge it onto revision {moved.revision} to keep both changes, or reload to start over.
           </p>
+          <button type="button" onClick={() => mergeOnto(moved)}>
+            Merge my edit onto revision {moved.revision}
+          </button>{' '}
           <button
             type="button"
             className="secondary"
@@ -227,6 +262,26 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
           >
             Reload revision {moved.revision} (discards your edit)
           </button>
+        </div>
+      )}
+      {merged && (
+        <div className={`notice ${merged.conflicts.length > 0 ? 'warning' : 'info'}`} role="status" data-testid="merged">
+          <p>
+            Your edit now starts from revision {merged.revision}, with its changes merged in.
+            {merged.conflicts.length === 0
+              ? ' Nothing you changed was changed there too. Review and save.'
+              : ` ${merged.conflicts.length === 1 ? 'One value was' : `${merged.conflicts.length} values were`} changed both by you and in revision ${merged.revision}; your value is kept, so saving overrides theirs:`}
+          </p>
+          {merged.conflicts.length > 0 && (
+            <ul>
+              {merged.conflicts.map((c) => (
+                <li key={c.pointer}>
+                  <code>{c.pointer || '/'}</code>: yours {c.ours === undefined ? '(removed)' : JSON.stringify(c.ours)}, revision {merged.revision}&apos;s{' '}
+                  {c.theirs === undefined ? '(removed)' : JSON.stringify(c.theirs)}
+                </li>
+              ))}
+            </ul>
+          )}
         </div>
       )}
       {outcome?.kind === 'saved' && (
@@ -252,9 +307,14 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
             </ul>
           )}
           {conflict && (
-            <button type="button" onClick={() => setGeneration((g) => g + 1)}>
-              Reload the current version (discards your edit)
-            </button>
+            <p className="actions">
+              <button type="button" onClick={mergeOntoCurrent}>
+                Merge my edit onto the current version
+              </button>{' '}
+              <button type="button" className="secondary" onClick={() => setGeneration((g) => g + 1)}>
+                Reload the current version (discards your edit)
+              </button>
+            </p>
           )}
         </ErrorNotice>
       )}
@@ -292,16 +352,25 @@ export default function LayerEditor({ ns, search }: { ns: string; search: string
         </section>
       </div>
 
+      <OwnLocks locks={ownLocks} saved={savedLocks} suggestions={lockSuggestions} writable={writable} onChange={setOwnLocks} />
+
       {writable && (
         <form className="panel save" onSubmit={save} aria-label="Save the layer">
           <p data-testid="pending-changes">
-            {changes.length === 0 ? 'No changes yet.' : `${changes.length} change${changes.length === 1 ? '' : 's'}: ${changes.map((c) => `${c.pointer} ${c.kind}`).join('; ')}`}
+            {changes.length === 0 && !locksChanged
+              ? 'No changes yet.'
+              : [
+                  changes.length > 0 && `${changes.length} change${changes.length === 1 ? '' : 's'}: ${changes.map((c) => `${c.pointer} ${c.kind}`).join('; ')}`,
+                  locksChanged && `locks: ${ownLocks.length === 0 ? 'none' : ownLocks.map((p) => p || '/').join(', ')}`,
+                ]
+                  .filter(Boolean)
+                  .join('; ')}
           </p>
           <div className="field">
             <label htmlFor="change-message">Change message</label>
             <input id="change-message" value={message} maxLength={1000} onChange={(e) => setMessage(e.target.value)} placeholder="Why this change?" />
           </div>
-          <button type="submit" disabled={saving || textError !== null || changes.length === 0}>
+          <button type="submit" disabled={saving || textError !== null || (changes.length === 0 && !locksChanged)}>
             {saving ? 'Saving…' : 'Save'}
           </button>
         </form>

@@ -46,6 +46,11 @@ export function NamespacePage({ ns }: { ns: string }) {
         <ScopeFields idPrefix="ns-scope" scope={effective} fixed={fixed} onChange={setScope} />
         {valid ? (
           <p className="actions">
+            {n.kind === 'flags' && (
+              <Link className="button" href={href({ screen: 'flags', ns, search })}>
+                Flags of layer {describeScope(effective)}
+              </Link>
+            )}
             <Link className="button" href={href({ screen: 'layer', ns, search })}>
               {me.may.write_layers ? 'Edit' : 'View'} layer {describeScope(effective)}
             </Link>

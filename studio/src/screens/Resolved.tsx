@@ -1,7 +1,9 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { Link } from '../components/Link';
 import { ErrorNotice, Loading } from '../components/Notice';
+import { PointInTimeFields } from '../components/PointInTimeFields';
 import { ScopeFields } from '../components/ScopeFields';
+import { inputsFromPoint, pointInputParams } from '../lib/compareSide';
 import { explain } from '../lib/explain';
 import { href } from '../lib/routes';
 import { describeScope, parsePointInTime, parseScope, scopeParams, scopeProblems, scopeQuery, type Scope } from '../lib/scope';
@@ -9,21 +11,13 @@ import { useAsync } from '../lib/useAsync';
 import { navigate } from '../navigation';
 import { useSession } from '../session';
 
-/** A datetime-local value (local time, minutes) for an RFC 3339 time. */
-function toLocalInput(iso: string): string {
-  const d = new Date(iso);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
 export function Resolved({ ns, search }: { ns: string; search: string }) {
   const { api, me } = useSession();
   const context = parseScope(search);
   const { point, error: pointError } = parsePointInTime(search);
   const fixed: Scope = me.role.tenant ? { tenant: me.role.tenant } : {};
   const [draft, setDraft] = useState<Scope>({ ...context, ...fixed });
-  const [position, setPosition] = useState(point && 'position' in point ? String(point.position) : '');
-  const [at, setAt] = useState(point && 'at' in point ? toLocalInput(point.at) : '');
+  const [inputs, setInputs] = useState(() => inputsFromPoint(point));
   const resolved = useAsync(() => api.resolved(ns, context, { explain: true, point }), `resolved:${ns}:${search}`);
   const [live, setLive] = useState<'off' | 'on' | 'failed'>('off');
   const reload = resolved.reload;
@@ -57,13 +51,11 @@ export function Resolved({ ns, search }: { ns: string; search: string }) {
   const show = (event: FormEvent) => {
     event.preventDefault();
     const query = scopeParams({ ...draft, ...fixed });
-    if (position.trim()) query.set('position', position.trim());
-    else if (at) query.set('at', new Date(at).toISOString());
+    for (const [key, value] of pointInputParams(inputs.position, inputs.at)) query.set(key, value);
     navigate(href({ screen: 'resolved', ns, search: query.toString() }));
   };
   const now = () => {
-    setPosition('');
-    setAt('');
+    setInputs({ position: '', at: '' });
     navigate(href({ screen: 'resolved', ns, search: scopeQuery(context) }));
   };
   const rows = resolved.data ? explain(resolved.data.values, resolved.data.sources) : [];
@@ -84,16 +76,7 @@ export function Resolved({ ns, search }: { ns: string; search: string }) {
         </fieldset>
         <fieldset>
           <legend>Point in time (empty: now)</legend>
-          <div className="scope-fields">
-          <div className="field">
-            <label htmlFor="pit-position">As of position</label>
-            <input id="pit-position" inputMode="numeric" pattern="[0-9]*" value={position} onChange={(e) => setPosition(e.target.value)} />
-          </div>
-          <div className="field">
-            <label htmlFor="pit-at">As of time</label>
-            <input id="pit-at" type="datetime-local" step="1" value={at} disabled={position.trim() !== ''} onChange={(e) => setAt(e.target.value)} />
-          </div>
-          </div>
+          <PointInTimeFields idPrefix="pit" position={inputs.position} at={inputs.at} onChange={setInputs} />
         </fieldset>
         <p className="actions">
           <button type="submit" disabled={invalid}>
