@@ -27,11 +27,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::audit::AuditLimits;
-use crate::auth::{Authenticator, JwtSettings, require_bearer};
+use crate::auth::{Authenticator, JwtSettings};
 use crate::body_limit::BodyLimit;
 use crate::failed_auth::FailedAuthentications;
 use crate::limits::Limits;
 use crate::listener::HttpListener;
+use crate::middleware::require_bearer;
 use crate::problem::ApiError;
 use crate::routes::{
     change_requests, feed, gdpr, layers, namespaces, resolved, system, tenants, tokens, watch,
@@ -179,11 +180,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::audit::audit_refusals,
+            crate::middleware::audit_refusals,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::limits::limit_principal,
+            crate::middleware::limit_principal,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -226,15 +227,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(axum::Extension(BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::limits::request_timeout,
+            crate::middleware::request_timeout,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::limits::limit_source,
+            crate::middleware::limit_source,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::shutdown::gate,
+            crate::middleware::gate,
         ))
         .layer(middleware::from_fn(track_requests))
         .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
@@ -532,7 +533,7 @@ impl Application {
         let window = self.failed_auth_window;
         let flush = tasks.clone();
         background.spawn(async move {
-            crate::failed_auth::run(flusher, window, flush).await;
+            crate::refusals::run(flusher, window, flush).await;
             ("the failed-authentication recorder", Ok(()))
         });
         let (js, limits, usage) = (self.js.clone(), self.audit_limits, tasks.clone());

@@ -6,14 +6,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use ecs_domain::audit::{AUDIT_SUBJECTS, AuditRecord, Outcome};
+use ecs_domain::audit::AUDIT_SUBJECTS;
 use time::format_description::well_known::Rfc3339;
-
-use crate::auth::Principal;
-use crate::problem::ProblemInfo;
-use crate::state::AppState;
 
 /// The audit stream's name.
 pub const AUDIT_STREAM: &str = "ECS_AUDIT";
@@ -200,99 +194,4 @@ impl RequestFacts {
             namespace: namespace.map(|n| n.chars().take(64).collect()),
         }
     }
-}
-
-/// Subject-safe token for a tenant named by a request (which may be invalid).
-fn tenant_token(tenant: Option<&str>) -> String {
-    match tenant.map(ecs_domain::TenantId::parse) {
-        Some(Ok(t)) => t.to_string(),
-        _ => "_".to_owned(),
-    }
-}
-
-impl AppState {
-    /// Records a refused attempt durably in the audit stream. Failures to
-    /// record are logged, never turned into a different answer.
-    pub async fn record_refusal(
-        &self,
-        facts: RequestFacts,
-        principal: Option<&Principal>,
-        kind: &str,
-        reason: &str,
-    ) {
-        let record = AuditRecord {
-            id: uuid::Uuid::now_v7().to_string(),
-            at: rfc3339(time::OffsetDateTime::now_utc()),
-            outcome: Outcome::Refused,
-            action: facts.action,
-            actor: principal.map(|p| p.name.clone()),
-            role: principal.map(|p| p.role.name().to_owned()),
-            request_id: facts.request_id,
-            correlation_id: facts.correlation_id,
-            tenant: facts.tenant.clone(),
-            namespace: facts.namespace,
-            scope: None,
-            reason: Some(format!(
-                "{kind}: {}",
-                reason.chars().take(1000).collect::<String>()
-            )),
-            before: None,
-            after: None,
-            message: None,
-            position: None,
-            sealed: None,
-        };
-        let record = self.seal_refusal(record, principal).await;
-        let subject = format!(
-            "ecs.audit.{}.refused",
-            tenant_token(facts.tenant.as_deref())
-        );
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", record.id.as_str());
-        let payload = match serde_json::to_vec(&record) {
-            Ok(p) => p,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode an audit record");
-                return;
-            }
-        };
-        let js = jetstream::new(self.nats.clone());
-        match js
-            .publish_with_headers(subject, headers, payload.into())
-            .await
-        {
-            Ok(ack) => {
-                if let Err(error) = ack.await {
-                    tracing::error!(%error, "the audit stream did not store a refusal");
-                }
-            }
-            Err(error) => tracing::error!(%error, "cannot publish a refusal to the audit stream"),
-        }
-        metrics::counter!("ecs_audit_refusals_total", "kind" => kind.to_owned()).increment(1);
-    }
-}
-
-/// Middleware (inside authentication): records every refused attempt of an
-/// authenticated caller — authorization denials and validation failures.
-pub async fn audit_refusals(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let facts = RequestFacts::of(&request);
-    let principal = request.extensions().get::<Principal>().cloned();
-    let response = next.run(request).await;
-    if let Some(info) = response.extensions().get::<ProblemInfo>()
-        && let Some(kind) = info.refusal_kind()
-    {
-        state
-            .record_refusal(
-                facts,
-                principal.as_ref(),
-                kind,
-                &format!("{}: {}", info.code, info.detail),
-            )
-            .await;
-    }
-    response
 }

@@ -11,10 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use ecs_domain::{Actor, Decision, Identity, Role, TokenId};
 use ecs_projections::queries::TokenRow;
 use ecs_projections::{ProjectionHandle, ReadModel};
@@ -327,63 +323,6 @@ impl Authenticator {
             role,
             via: Via::Jwt,
         })
-    }
-}
-
-/// Middleware: requires `Authorization: Bearer <credential>` and stores the
-/// principal in the request's extensions. Refusals are audited.
-pub async fn require_bearer(
-    State(state): State<crate::state::AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let credential = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| token.trim().to_owned())
-        })
-        // OpenFeature's OFREP providers send an API key in `X-API-Key`; it
-        // is the same credential a bearer token carries.
-        .or_else(|| {
-            request
-                .headers()
-                .get("x-api-key")
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().to_owned())
-        });
-    let result = match credential {
-        None => Err(AuthFailure::Missing),
-        Some(credential) => state.auth.authenticate(&credential).await,
-    };
-    match result {
-        Ok(principal) => {
-            tracing::Span::current().record("actor", principal.name.as_str());
-            request.extensions_mut().insert(principal);
-            next.run(request).await
-        }
-        Err(AuthFailure::Unavailable) => {
-            ApiError::Unavailable("the credential store is unavailable".into()).into_response()
-        }
-        Err(failure) => {
-            metrics::counter!("ecs_auth_failures_total").increment(1);
-            tracing::debug!(reason = %failure, "authentication refused");
-            // Counted, and recorded once per source, reason and window
-            // (`crate::failed_auth`): never one audit record per attempt.
-            let source = request
-                .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map_or(crate::failed_auth::Source::Other, |c| {
-                    crate::failed_auth::Source::Address(c.0.ip())
-                });
-            let facts = crate::audit::RequestFacts::of(&request);
-            state.failed_auth.note(source, &failure, facts);
-            ApiError::Unauthorized.into_response()
-        }
     }
 }
 

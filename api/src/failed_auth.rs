@@ -7,14 +7,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 
 use crate::audit::RequestFacts;
 use crate::auth::AuthFailure;
-use crate::state::AppState;
 
 /// Where failed attempts came from: the peer address, when known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,38 +90,4 @@ impl FailedAuthentications {
         let mut tallies = self.tallies.lock().unwrap_or_else(|e| e.into_inner());
         std::mem::take(&mut *tallies).into_values().collect()
     }
-}
-
-impl AppState {
-    /// Records the window's tallies, one audit record each.
-    pub async fn flush_failed_authentications(&self) {
-        for tally in self.failed_auth.take() {
-            let reason = format!(
-                "{} ({} attempt{} from {} between {} and {})",
-                tally.detail,
-                tally.count,
-                if tally.count == 1 { "" } else { "s" },
-                tally.source,
-                crate::audit::rfc3339(tally.since),
-                crate::audit::rfc3339(tally.until),
-            );
-            self.record_refusal(tally.first, None, "authentication", &reason)
-                .await;
-        }
-    }
-}
-
-/// Records the tallies at the end of every window until `shutdown`, then once
-/// more, so that nothing counted is left out.
-pub async fn run(state: AppState, window: Duration, shutdown: CancellationToken) {
-    let mut ticks = tokio::time::interval(window);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = ticks.tick() => state.flush_failed_authentications().await,
-        }
-    }
-    state.flush_failed_authentications().await;
 }

@@ -5,14 +5,12 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -20,10 +18,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::auth::Principal;
 use crate::problem::ApiError;
 use crate::settings::Settings;
-use crate::state::AppState;
 
 /// A rate limit by key (a source address or a principal), a token bucket per key.
-struct KeyedLimit<K: Hash + Eq + Clone> {
+pub(crate) struct KeyedLimit<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
     checks: AtomicU64,
 }
@@ -45,7 +42,7 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
 
     /// `Err(wait)` when the key is over its rate: how long until it may
     /// send again.
-    fn check(&self, key: &K) -> Result<(), Duration> {
+    pub(crate) fn check(&self, key: &K) -> Result<(), Duration> {
         if self
             .checks
             .fetch_add(1, Ordering::Relaxed)
@@ -62,9 +59,9 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
 
 /// The limits every request passes, shared by the middleware and handlers.
 pub struct Limits {
-    request_timeout: Duration,
-    per_source: Option<KeyedLimit<IpAddr>>,
-    per_principal: Option<KeyedLimit<String>>,
+    pub(crate) request_timeout: Duration,
+    pub(crate) per_source: Option<KeyedLimit<IpAddr>>,
+    pub(crate) per_principal: Option<KeyedLimit<String>>,
     max_streams: usize,
     streams: Mutex<HashMap<String, usize>>,
 }
@@ -129,7 +126,7 @@ impl Drop for StreamPermit {
     }
 }
 
-fn rate_limited(limit: &'static str, wait: Duration) -> Response {
+pub(crate) fn rate_limited(limit: &'static str, wait: Duration) -> Response {
     metrics::counter!("ecs_limited_total", "limit" => limit).increment(1);
     ApiError::TooManyRequests {
         code: "rate-limited",
@@ -137,50 +134,4 @@ fn rate_limited(limit: &'static str, wait: Duration) -> Response {
         retry_after: wait,
     }
     .into_response()
-}
-
-/// Middleware (before authentication): the request rate of one source
-/// address, so that callers without a credential are limited too.
-pub async fn limit_source(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let Some(limit) = &state.limits.per_source
-        && let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>()
-        && let Err(wait) = limit.check(&peer.ip())
-    {
-        return rate_limited("source", wait);
-    }
-    next.run(request).await
-}
-
-/// Middleware (after authentication): the request rate of one principal,
-/// whichever addresses it calls from.
-pub async fn limit_principal(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(limit) = &state.limits.per_principal
-        && let Some(principal) = request.extensions().get::<Principal>()
-        && let Err(wait) = limit.check(&principal.name)
-    {
-        return rate_limited("principal", wait);
-    }
-    next.run(request).await
-}
-
-/// Middleware: a request not answered within `ECS_REQUEST_TIMEOUT_SECS` is
-/// answered 503 `timeout` (a write may have been stored: retry it with the
-/// same `Idempotency-Key`). Only producing the response is timed, so
-/// server-sent event streams, whose bodies last, are exempt.
-pub async fn request_timeout(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match tokio::time::timeout(state.limits.request_timeout, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            metrics::counter!("ecs_limited_total", "limit" => "timeout").increment(1);
-            ApiError::TimedOut.into_response()
-        }
-    }
 }

@@ -11,15 +11,9 @@
 //! 3. the projector, the feed publisher and the audit tasks stop (writes that
 //!    were answered have been projected: a write waits for its projection).
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tokio_util::task::task_tracker::TaskTrackerToken;
-
-use crate::problem::ApiError;
-use crate::state::AppState;
 
 /// The server's drain: whether it started, and the requests still running.
 #[derive(Clone, Debug)]
@@ -47,7 +41,7 @@ impl Drain {
     }
 
     /// Marks a request as running until the token is dropped.
-    fn track(&self) -> TaskTrackerToken {
+    pub(crate) fn track(&self) -> TaskTrackerToken {
         self.running.token()
     }
 
@@ -62,19 +56,6 @@ impl Drain {
     pub fn running(&self) -> usize {
         self.running.len()
     }
-}
-
-/// Middleware (outermost but for request ids and tracing): refuses new work
-/// once the drain started and counts the requests running. `/healthz` stays
-/// open: the process is alive until it exits.
-pub async fn gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    // Counted before the check, so that a drain that starts in between still
-    // waits for this request.
-    let _running = state.drain.track();
-    if state.drain.is_draining() && request.uri().path() != "/healthz" {
-        return ApiError::ShuttingDown.into_response();
-    }
-    next.run(request).await
 }
 
 /// Completes at the first SIGTERM or SIGINT, naming it.
