@@ -14,6 +14,7 @@ pub mod min_position;
 pub mod nats_credential;
 pub mod openapi;
 pub mod problem;
+pub mod rollouts;
 pub mod routes;
 mod sealing;
 pub mod secret;
