@@ -47,7 +47,7 @@ async fn rollout_app() -> TestApp {
 
 /// RFC 3339 of `seconds` from now.
 fn in_seconds(seconds: f64) -> String {
-    (OffsetDateTime::now_utc() + Duration::from_secs_f64(seconds))
+    (OffsetDateTime::now_utc() + time::Duration::seconds_f64(seconds))
         .format(&Rfc3339)
         .unwrap()
 }
@@ -75,7 +75,9 @@ async fn create_plan(app: &TestApp, steps: &[(f64, u8)]) -> (String, Vec<OffsetD
 }
 
 async fn plan(app: &TestApp, id: &str) -> Value {
-    let answer = app.get(&format!("/v1/namespaces/flags/rollouts/{id}")).await;
+    let answer = app
+        .get(&format!("/v1/namespaces/flags/rollouts/{id}"))
+        .await;
     assert_status(&answer, StatusCode::OK);
     answer.body
 }
@@ -166,7 +168,10 @@ async fn a_plan_advances_on_schedule_each_step_one_audited_revision() {
     assert_eq!(revisions[2].2, split(100));
     // The other flag is untouched.
     let layer = app.get_layer("flags", "").await;
-    assert_eq!(layer.body["values"]["flags"]["banner"]["defaultVariant"], "hello");
+    assert_eq!(
+        layer.body["values"]["flags"]["banner"]["defaultVariant"],
+        "hello"
+    );
     // Each step is in the audit log as a layer write by the plan.
     let audit = app.get("/v1/audit?limit=1000").await;
     assert_status(&audit, StatusCode::OK);
