@@ -318,3 +318,45 @@ async fn bad_plans_are_refused_naming_the_field_and_nothing_is_stored() {
     let listed = app.get("/v1/namespaces/flags/rollouts").await;
     assert_eq!(listed.body["rollouts"], json!([]), "{}", listed.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_instances_each_step_is_written_once() {
+    let app = rollout_app().await;
+    let second = ecs_api::app::Application::build(app.settings.clone())
+        .await
+        .expect("build a second instance");
+    let second_url = second.url();
+    let stop_second = second.shutdown_token();
+    let running = tokio::spawn(second.run_until_stopped());
+    // The plan is created through one instance and read through the other.
+    let (id, _) = create_plan(&app, &[(2.0, 10), (3.0, 40), (4.0, 100)]).await;
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        let answer = app
+            .send(
+                app.client
+                    .get(format!("{second_url}/v1/namespaces/flags/rollouts/{id}"))
+                    .bearer_auth(ADMIN_TOKEN),
+            )
+            .await;
+        assert_status(&answer, StatusCode::OK);
+        done = answer.body;
+        if done["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["status"], "completed", "{done}");
+    let revisions = revisions(&app).await;
+    let by_plan = revisions
+        .iter()
+        .filter(|r| r.0 == format!("rollout:{id}"))
+        .count();
+    assert!(
+        (1..=3).contains(&by_plan),
+        "at most one revision per step: {revisions:?}"
+    );
+    assert_eq!(revisions.last().unwrap().2, split(100));
+    stop_second.cancel();
+    running.await.unwrap().unwrap();
+}
