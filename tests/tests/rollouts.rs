@@ -317,6 +317,19 @@ async fn bad_plans_are_refused_naming_the_field_and_nothing_is_stored() {
     );
     let listed = app.get("/v1/namespaces/flags/rollouts").await;
     assert_eq!(listed.body["rollouts"], json!([]), "{}", listed.body);
+
+    // The routes are documented.
+    let doc = app.get("/v1/openapi.json").await.body;
+    for (path, method) in [
+        ("/v1/namespaces/{ns}/rollouts", "get"),
+        ("/v1/namespaces/{ns}/rollouts", "post"),
+        ("/v1/namespaces/{ns}/rollouts/{id}", "get"),
+        ("/v1/namespaces/{ns}/rollouts/{id}/pause", "post"),
+        ("/v1/namespaces/{ns}/rollouts/{id}/resume", "post"),
+        ("/v1/namespaces/{ns}/rollouts/{id}/cancel", "post"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -357,6 +370,21 @@ async fn with_two_instances_each_step_is_written_once() {
         "at most one revision per step: {revisions:?}"
     );
     assert_eq!(revisions.last().unwrap().2, split(100));
+    // One of the two instances runs the scheduler.
+    let mut holders = 0;
+    for url in [app.address.clone(), second_url.clone()] {
+        let ready = app
+            .send(
+                app.client
+                    .get(format!("{url}/readyz"))
+                    .bearer_auth(ADMIN_TOKEN),
+            )
+            .await;
+        if ready.body["leases"]["rollouts"]["held"] == json!(true) {
+            holders += 1;
+        }
+    }
+    assert_eq!(holders, 1, "the rollouts lease is held once");
     stop_second.cancel();
     running.await.unwrap().unwrap();
 }
