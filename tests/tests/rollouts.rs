@@ -388,3 +388,81 @@ async fn with_two_instances_each_step_is_written_once() {
     stop_second.cancel();
     running.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn plans_need_the_right_to_write_the_layer_and_refuse_layers_under_approvals() {
+    let app = rollout_app().await;
+    let issue = |body: Value| {
+        let app = &app;
+        async move {
+            let r = app.post("/v1/tokens", &body).await;
+            assert_status(&r, StatusCode::CREATED);
+            r.body["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let viewer = issue(json!({"name": "v", "role": "viewer", "namespaces": ["flags"]})).await;
+    let editor = issue(json!({"name": "e", "role": "editor", "namespaces": ["flags"]})).await;
+    let body = json!({ "flag": "new-ui", "steps": [{ "at": in_seconds(60.0), "percent": 5 }] });
+    let create = |token: String| {
+        app.client
+            .post(format!("{}/v1/namespaces/flags/rollouts", app.address))
+            .bearer_auth(token)
+            .json(&body)
+    };
+    let refused = app.send(create(viewer.clone())).await;
+    assert!(
+        refused.status == StatusCode::FORBIDDEN || refused.status == StatusCode::NOT_FOUND,
+        "{} {}",
+        refused.status,
+        refused.body
+    );
+    let created = app.send(create(editor)).await;
+    assert_status(&created, StatusCode::CREATED);
+    assert!(
+        created.body["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("token:"),
+        "{}",
+        created.body
+    );
+    let id = created.body["id"].as_str().unwrap();
+    // The viewer reads the plan but cannot pause it.
+    let read = app
+        .send(
+            app.client
+                .get(format!("{}/v1/namespaces/flags/rollouts/{id}", app.address))
+                .bearer_auth(&viewer),
+        )
+        .await;
+    assert_status(&read, StatusCode::OK);
+    let pause = app
+        .send(
+            app.client
+                .post(format!(
+                    "{}/v1/namespaces/flags/rollouts/{id}/pause",
+                    app.address
+                ))
+                .bearer_auth(&viewer),
+        )
+        .await;
+    assert!(
+        pause.status.is_client_error() && pause.status != StatusCode::CONFLICT,
+        "{}",
+        pause.body
+    );
+    assert_eq!(plan(&app, id).await["status"], "active");
+
+    // Under an approval policy, a plan would bypass the approvals.
+    assert_status(
+        &app.put_namespace(
+            "flags",
+            &json!({ "kind": "flags", "approval": { "scopes": [{}] } }),
+        )
+        .await,
+        StatusCode::OK,
+    );
+    let refused = app.post("/v1/namespaces/flags/rollouts", &body).await;
+    assert_status(&refused, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.body["field"], "/scope", "{}", refused.body);
+}
