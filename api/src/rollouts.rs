@@ -180,13 +180,26 @@ impl ecs_projections::lease::Singleton for RolloutScheduler {
 async fn tick(state: &AppState, now: OffsetDateTime) -> Result<(), StoreError> {
     for stored in state.rollouts.list().await? {
         if let Some(step) = stored.plan.due(now) {
-            let id = stored.plan.id.clone();
+            let before = stored.clone();
             if let Err(error) = apply(state, stored, step).await {
-                tracing::warn!(plan = %id, step, error = %error, "rollout step not applied; retrying");
+                let error = format!("{error:#}");
+                tracing::warn!(plan = %before.plan.id, step, error, "rollout step not applied; retrying");
+                record_error(state, before, error).await;
             }
         }
     }
     Ok(())
+}
+
+/// Shows why a step is not applied in the plan, once per distinct reason.
+async fn record_error(state: &AppState, stored: StoredPlan, error: String) {
+    let StoredPlan { mut plan, revision } = stored;
+    if plan.last_error.as_deref() == Some(error.as_str()) {
+        return;
+    }
+    plan.last_error = Some(error);
+    // A concurrent change of the plan wins; the next attempt records again.
+    let _ = state.rollouts.update(&plan, revision).await;
 }
 
 /// Writes step `step` of a plan to its layer, then records it in the plan.

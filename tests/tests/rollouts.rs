@@ -466,3 +466,45 @@ async fn plans_need_the_right_to_write_the_layer_and_refuse_layers_under_approva
     assert_status(&refused, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(refused.body["field"], "/scope", "{}", refused.body);
 }
+
+#[tokio::test]
+async fn a_step_that_cannot_apply_says_why_and_applies_once_it_can() {
+    let app = rollout_app().await;
+    let (id, times) = create_plan(&app, &[(2.0, 30)]).await;
+    // The flag leaves the layer before the step is due.
+    let layer = app.get_layer("flags", "").await;
+    let mut values = layer.body["values"].clone();
+    let flag = values["flags"]
+        .as_object_mut()
+        .unwrap()
+        .remove("new-ui")
+        .unwrap();
+    assert_status(
+        &app.put_layer("flags", "", &json!({ "values": values }))
+            .await,
+        StatusCode::OK,
+    );
+    sleep_past(times[0], Duration::from_millis(500)).await;
+    let mut stuck = Value::Null;
+    for _ in 0..600 {
+        stuck = plan(&app, &id).await;
+        if stuck["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reason = stuck["last_error"].as_str().unwrap_or_default();
+    assert!(reason.contains("new-ui"), "{stuck}");
+    assert_eq!(stuck["applied"], 0);
+
+    // Back in the layer, the step applies and the reason is gone.
+    values["flags"]["new-ui"] = flag;
+    assert_status(
+        &app.put_layer("flags", "", &json!({ "values": values }))
+            .await,
+        StatusCode::OK,
+    );
+    let done = until_applied(&app, &id, 1).await;
+    assert!(done.get("last_error").is_none(), "{done}");
+    assert_eq!(revisions(&app).await.last().unwrap().2, split(30));
+}

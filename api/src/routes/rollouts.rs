@@ -68,6 +68,10 @@ pub struct RolloutBody {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
+    /// Why the due step could not be applied at the last attempt (retried
+    /// every second), such as the flag removed from the layer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl From<RolloutPlan> for RolloutBody {
@@ -91,6 +95,7 @@ impl From<RolloutPlan> for RolloutBody {
             status: p.status,
             created_by: p.created_by,
             created_at: p.created_at,
+            last_error: p.last_error,
         }
     }
 }
@@ -214,6 +219,7 @@ pub async fn create(
         status: RolloutStatus::Active,
         created_by: principal.name.clone(),
         created_at: now,
+        last_error: None,
     };
     app.rollouts.create(&plan).await?;
     Ok((StatusCode::CREATED, Json(RolloutBody::from(plan))).into_response())

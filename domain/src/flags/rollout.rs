@@ -51,6 +51,10 @@ pub struct RolloutPlan {
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Why the due step could not be applied at the last attempt (it is
+    /// tried again every second); cleared when a step applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// Why a plan is refused: the offending field and what is wrong.
@@ -166,6 +170,7 @@ impl RolloutPlan {
     /// The plan once step `index` is applied.
     pub fn step_applied(&mut self, index: usize) {
         self.applied = self.applied.max(index + 1);
+        self.last_error = None;
         if self.applied >= self.steps.len() && self.status == RolloutStatus::Active {
             self.status = RolloutStatus::Completed;
         }
@@ -222,6 +227,7 @@ mod tests {
             status: RolloutStatus::Active,
             created_by: "admin".into(),
             created_at: at(0),
+            last_error: None,
         }
     }
 
