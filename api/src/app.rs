@@ -113,6 +113,26 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/v1/namespaces/{ns}/resolved", get(resolved::get_resolved))
         .route(
+            "/v1/namespaces/{ns}/rollouts",
+            get(crate::routes::rollouts::list).post(crate::routes::rollouts::create),
+        )
+        .route(
+            "/v1/namespaces/{ns}/rollouts/{id}",
+            get(crate::routes::rollouts::get),
+        )
+        .route(
+            "/v1/namespaces/{ns}/rollouts/{id}/pause",
+            post(crate::routes::rollouts::pause),
+        )
+        .route(
+            "/v1/namespaces/{ns}/rollouts/{id}/resume",
+            post(crate::routes::rollouts::resume),
+        )
+        .route(
+            "/v1/namespaces/{ns}/rollouts/{id}/cancel",
+            post(crate::routes::rollouts::cancel),
+        )
+        .route(
             "/ofrep/v1/evaluate/flags",
             post(crate::routes::ofrep::evaluate_flags),
         )
@@ -253,9 +273,9 @@ pub struct Application {
     feed: FeedPublisher,
     audit: AuditProjector,
     follower: AppliedFollower,
-    /// The leases of the projector, the feed publisher and the audit
-    /// projector, in that order.
-    leases: [Lease; 3],
+    /// The leases of the projector, the feed publisher, the audit
+    /// projector and the rollout scheduler, in that order.
+    leases: [Lease; 4],
     js: async_nats::jetstream::Context,
     shutdown: CancellationToken,
     address: SocketAddr,
@@ -417,13 +437,19 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
         let instance = HolderId::for_address(address.port());
-        let leases = [LeaseName::Projections, LeaseName::Feed, LeaseName::Audit]
-            .map(|name| lease_bucket.lease(name, instance.clone()));
+        let leases = [
+            LeaseName::Projections,
+            LeaseName::Feed,
+            LeaseName::Audit,
+            LeaseName::Rollouts,
+        ]
+        .map(|name| lease_bucket.lease(name, instance.clone()));
         let state = AppState::new(AppInner {
             cache: Arc::new(crate::cache::SnapshotCache::new(
                 read.clone(),
                 projections.clone(),
             )),
+            rollouts: crate::rollouts::ensure_bucket(&js, settings.stream_replicas).await?,
             bus: CommandBus::new(js.clone(), settings.stream_name.clone())
                 .with_keyring(keyring.clone())
                 .with_max_message(max_payload),
@@ -516,7 +542,7 @@ impl Application {
             "the applied-position follower",
             self.follower.run(tasks.clone()),
         ));
-        let [projector_lease, feed_lease, audit_lease] = self.leases;
+        let [projector_lease, feed_lease, audit_lease, rollouts_lease] = self.leases;
         background.spawn(named(
             "the projector",
             elected(projector_lease, self.projector, tasks.clone()),
@@ -528,6 +554,14 @@ impl Application {
         background.spawn(named(
             "the audit projector",
             elected(audit_lease, self.audit, tasks.clone()),
+        ));
+        background.spawn(named(
+            "the rollout scheduler",
+            elected(
+                rollouts_lease,
+                crate::rollout_scheduler::RolloutScheduler::new(self.state.clone()),
+                tasks.clone(),
+            ),
         ));
         let flusher = self.state.clone();
         let window = self.failed_auth_window;

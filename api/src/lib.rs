@@ -17,6 +17,8 @@ pub mod nats_credential;
 pub mod openapi;
 pub mod problem;
 pub mod refusals;
+pub mod rollout_scheduler;
+pub mod rollouts;
 pub mod routes;
 mod sealing;
 pub mod secret;

@@ -37,6 +37,8 @@ pub struct AppInner {
     pub cache: Arc<crate::cache::SnapshotCache>,
     pub keyring: Arc<ecs_commands::keyring::Keyring>,
     pub bus: CommandBus,
+    /// The rollout plans (`crate::rollouts`).
+    pub rollouts: crate::rollouts::RolloutStore,
     pub read: ReadModel,
     pub services: Services,
     pub projections: ProjectionHandle,

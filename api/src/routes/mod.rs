@@ -11,6 +11,7 @@ pub mod namespaces;
 pub mod ofrep;
 pub mod ofrep_events;
 pub mod resolved;
+pub mod rollouts;
 pub mod search;
 pub mod system;
 pub mod tenants;

@@ -9,7 +9,12 @@ mod context;
 mod definition;
 mod evaluate;
 mod logic;
+mod rollout;
 
 pub use context::{CONTEXT_ATTRIBUTES, ContextError, DEFAULT_FLAGS_NAMESPACE, EvaluationContext};
 pub use definition::{FlagDefinition, FlagSet, FlagState, parse_flag_set};
 pub use evaluate::{EvaluationError, FlagEvaluation, Reason, evaluate};
+pub use rollout::{
+    MAX_STEPS, PlanError, RolloutPlan, RolloutStatus, RolloutStep, rollout_variants,
+    split_targeting, validate_steps,
+};
