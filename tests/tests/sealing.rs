@@ -268,10 +268,16 @@ async fn every_table(app: &TestApp) -> String {
     assert!(tables.len() > 5, "{tables:?}");
     let mut text = String::new();
     for table in tables {
-        let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
+        let rows: Vec<String> = match sqlx::query_scalar(&format!("SELECT t::text FROM {table} t"))
             .fetch_all(&pool)
             .await
-            .unwrap();
+        {
+            Ok(rows) => rows,
+            // Dropped since it was listed (a rebuild removing its shadow
+            // tables): nothing in it is readable any more.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => continue,
+            Err(e) => panic!("cannot read {table}: {e}"),
+        };
         text.push_str(&format!("{table}: {}\n", rows.join("\n")));
     }
     pool.close().await;
