@@ -16,6 +16,7 @@ mod flow;
 mod gdpr;
 mod governance;
 mod harness;
+mod imports;
 mod integrity_writes;
 mod main;
 mod masking;
