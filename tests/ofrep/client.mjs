@@ -1,5 +1,5 @@
 // OpenFeature's own Node.js SDK and OFREP provider evaluating ECS flags.
-// Run by tests/tests/flags.rs against a running server that it filled with
+// Run by tests/tests/it/flags.rs against a running server that it filled with
 // the flags below; ECS_URL and ECS_TOKEN say where and as whom. Exits non-zero
 // on the first answer that differs from what the flags define.
 import assert from 'node:assert/strict';

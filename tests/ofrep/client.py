@@ -1,6 +1,6 @@
 """OpenFeature's own Python SDK and OFREP provider evaluating ECS flags.
 
-Run by tests/tests/flags.rs against a running server that it filled with the
+Run by tests/tests/it/flags.rs against a running server that it filled with the
 flags the Node.js client also reads; ECS_URL and ECS_TOKEN say where and as
 whom. Exits non-zero on the first answer that differs from the flags.
 """

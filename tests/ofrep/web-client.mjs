@@ -1,6 +1,6 @@
 // OpenFeature's web SDK and OFREP web provider evaluating ECS flags, in
 // Node.js with the `eventsource` package as the browser's EventSource. Run by
-// tests/tests/flags.rs against a server it filled with the flags below;
+// tests/tests/it/flags.rs against a server it filled with the flags below;
 // ECS_URL and ECS_TOKEN say where and as whom. Checks every type, a targeted
 // rule, a rollout, a disabled and a missing flag; that a re-fetch whose
 // evaluations did not change answers 304 (ETag); and that a change written

@@ -26,6 +26,27 @@ describe('the API client', () => {
     expect((calls[0]?.init?.headers as Record<string, string>).Authorization).toBe('Bearer secret');
   });
 
+  it('sends the position of its last write with every read after it', async () => {
+    const { calls, fetch } = recording([
+      { status: 200, body: { namespaces: [] } },
+      { status: 200, body: { revision: 4, position: 9 } },
+      { status: 200, body: { revision: 1, position: 5 } },
+      { status: 200, body: { namespaces: [] } },
+    ]);
+    const api = new ApiClient('t', { fetch });
+    await api.namespaces();
+    const before = calls[0]?.init?.headers as Record<string, string>;
+    expect(before['ECS-Min-Position']).toBeUndefined();
+    await api.putLayer('checkout', {}, { values: { a: 1 }, message: 'raise' }, 3);
+    const write = calls[1]?.init?.headers as Record<string, string>;
+    expect(write['ECS-Min-Position']).toBeUndefined();
+    // An older position answered later does not move it back.
+    await api.putLayer('checkout', { env: 'dev' }, { values: { a: 2 }, message: 'dev' });
+    await api.namespaces();
+    const after = calls[3]?.init?.headers as Record<string, string>;
+    expect(after['ECS-Min-Position']).toBe('9');
+  });
+
   it('makes a layer write conditional with If-Match', async () => {
     const { calls, fetch } = recording([{ status: 200, body: { revision: 4, position: 9 } }]);
     const api = new ApiClient('t', { fetch });

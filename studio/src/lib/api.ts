@@ -141,6 +141,13 @@ export class ApiClient {
   private readonly token: string;
   private readonly base: string;
   private readonly fetch: Fetch;
+  /**
+   * The highest position a write of this session was answered with. Every
+   * read sends it as `ECS-Min-Position`, so a read that a load balancer sends
+   * to another instance than the write's still sees the write (it waits, or
+   * answers 503 `behind`).
+   */
+  private lastWrite = 0;
 
   constructor(token: string, options: { base?: string; fetch?: Fetch } = {}) {
     this.token = token;
@@ -161,6 +168,7 @@ export class ApiClient {
     };
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     if (options.ifMatch !== undefined) headers['If-Match'] = `"${options.ifMatch}"`;
+    if (method === 'GET') Object.assign(headers, this.readHeaders());
     const response = await this.fetch(this.url(path, options.query), {
       method,
       headers,
@@ -168,7 +176,22 @@ export class ApiClient {
     });
     const text = await response.text();
     if (!response.ok) throw problemFrom(response.status, text);
-    return { data: (text ? JSON.parse(text) : null) as T, etag: response.headers.get('ETag') };
+    const data = (text ? JSON.parse(text) : null) as T;
+    if (method !== 'GET') this.noteWrite(data);
+    return { data, etag: response.headers.get('ETag') };
+  }
+
+  /** Remembers the position a write was answered with. */
+  private noteWrite(data: unknown): void {
+    const position = (data as { position?: unknown } | null)?.position;
+    if (typeof position === 'number' && Number.isSafeInteger(position) && position > this.lastWrite) {
+      this.lastWrite = position;
+    }
+  }
+
+  /** What every read sends: the position of this session's last write, once there is one. */
+  private readHeaders(): Record<string, string> {
+    return this.lastWrite > 0 ? { 'ECS-Min-Position': String(this.lastWrite) } : {};
   }
 
   async get<T>(path: string, query?: URLSearchParams): Promise<T> {
@@ -242,7 +265,7 @@ export class ApiClient {
    */
   async watch(ns: string, context: Scope, onChange: (position: number) => void, signal: AbortSignal): Promise<void> {
     const response = await this.fetch(this.url(`/v1/namespaces/${encodeURIComponent(ns)}/watch`, scopeParams(context)), {
-      headers: { Authorization: `Bearer ${this.token}`, Accept: 'text/event-stream' },
+      headers: { Authorization: `Bearer ${this.token}`, Accept: 'text/event-stream', ...this.readHeaders() },
       signal,
     });
     if (!response.ok || !response.body) throw problemFrom(response.status, await response.text());
@@ -303,7 +326,7 @@ export class ApiClient {
   /** Every audit entry matching `filters`, as JSON Lines (`GET /v1/audit/export`). */
   async auditExport(filters: Record<string, string>): Promise<Blob> {
     const response = await this.fetch(this.url('/v1/audit/export', auditQuery(filters)), {
-      headers: { Authorization: `Bearer ${this.token}`, Accept: 'application/x-ndjson' },
+      headers: { Authorization: `Bearer ${this.token}`, Accept: 'application/x-ndjson', ...this.readHeaders() },
     });
     if (!response.ok) throw problemFrom(response.status, await response.text());
     return new Blob([await response.text()], { type: 'application/x-ndjson' });

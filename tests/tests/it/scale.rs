@@ -125,7 +125,7 @@ async fn stream_leader(js: &jetstream::Context, stream: &str) -> String {
 
 // A three-node cluster with a killed leader: the SDK's convergence after the
 // failover overran its bound once on a loaded two-core CI machine, so this
-// runs apart: `cargo test -p ecs-tests --test scale -- --ignored`.
+// runs apart: `cargo test -p ecs-tests --test it -- scale:: --ignored`.
 #[tokio::test]
 #[ignore = "three-node NATS failover; run with --ignored (see docs/operations.md)"]
 async fn a_url_list_and_three_replicas_survive_the_death_of_the_stream_leader() {

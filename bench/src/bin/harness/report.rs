@@ -1,0 +1,157 @@
+//! The Markdown rows `bench/run.sh` writes into `docs/benchmarks.md`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use clap::Parser;
+use ecs_api::{Application, Settings};
+use ecs_commands::keyring::Keyring;
+use ecs_commands::message::{EventMessage, FORMAT_VERSION, read_message};
+use ecs_commands::store::subject;
+use ecs_commands::{StreamSettings, ensure_stream};
+use ecs_domain::feed::FEED_BUCKET;
+use ecs_domain::layer::{LayerChange, layer_id};
+use ecs_domain::{
+    EditionName, EnvName, Layer, LayerEvent, Namespace, NamespaceEvent, NamespaceKind,
+    NamespaceName, Scope, Tenant, TenantEvent, TenantId,
+};
+use ecs_tests::app::{ADMIN_TOKEN, settings_for};
+use ecs_tests::servers::{NatsServer, TestDatabase};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rand::Rng;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::*;
+use crate::fixture::*;
+use crate::stats::*;
+use crate::load::*;
+use crate::reads::*;
+use crate::writes::*;
+use crate::rebuild::*;
+use crate::scale::*;
+use crate::validation::*;
+use crate::flags::*;
+
+pub(crate) const TABLE_HEADER: &str = "| benchmark | ECS | floor | ECS / floor | target | verdict |";
+pub(crate) const NONE: &str = "—";
+
+/// One row of the `--markdown` table; empty cells read "—".
+pub(crate) struct Row {
+    pub(crate) benchmark: String,
+    pub(crate) ecs: String,
+    pub(crate) floor: String,
+    pub(crate) ratio: String,
+    pub(crate) target: String,
+    pub(crate) verdict: &'static str,
+}
+
+impl Row {
+    pub(crate) fn new(benchmark: impl Into<String>, ecs: impl Into<String>) -> Row {
+        Row {
+            benchmark: benchmark.into(),
+            ecs: ecs.into(),
+            floor: NONE.to_owned(),
+            ratio: NONE.to_owned(),
+            target: NONE.to_owned(),
+            verdict: NONE,
+        }
+    }
+
+    pub(crate) fn floor(mut self, floor: impl Into<String>) -> Row {
+        self.floor = floor.into();
+        self
+    }
+
+    pub(crate) fn ratio(mut self, ratio: impl Into<String>) -> Row {
+        self.ratio = ratio.into();
+        self
+    }
+
+    /// The target and whether the measured figure meets it (PASS or MISS).
+    pub(crate) fn target(mut self, target: impl Into<String>, met: bool) -> Row {
+        self.target = target.into();
+        self.verdict = if met { "PASS" } else { "MISS" };
+        self
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let cells = [
+            self.benchmark.as_str(),
+            &self.ecs,
+            &self.floor,
+            &self.ratio,
+            &self.target,
+            self.verdict,
+        ];
+        let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+        format!("| {} |", cells.join(" | "))
+    }
+}
+
+/// Appends `rows` to the Markdown file at `path` (created if missing),
+/// continuing the results table the file ends with, or starting one.
+pub(crate) fn append_rows(path: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut text = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        text.push('\n');
+    }
+    // The first line of the table the file ends with, if it ends with one.
+    let trailing_table = existing
+        .lines()
+        .rev()
+        .take_while(|l| l.starts_with('|'))
+        .last();
+    if trailing_table != Some(TABLE_HEADER) {
+        if !existing.trim().is_empty() && !existing.ends_with("\n\n") {
+            text.push('\n');
+        }
+        text.push_str(TABLE_HEADER);
+        text.push_str("\n| --- | --- | --- | --- | --- | --- |\n");
+    }
+    for row in rows {
+        text.push_str(&row.markdown());
+        text.push('\n');
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// `x` rounded to an integer, with thousands separators: `1,000,000`.
+pub(crate) fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("{x}");
+    }
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x.round() < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
