@@ -18,7 +18,6 @@ mod governance;
 mod harness;
 mod imports;
 mod integrity_writes;
-mod main;
 mod masking;
 mod projection_integrity;
 mod rollouts;

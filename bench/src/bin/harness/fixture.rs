@@ -1,48 +1,15 @@
 //! The system under test: the in-process ECS server with its own NATS and database, and helpers around it.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
-use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, stream};
-use bytes::Bytes;
-use clap::Parser;
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::{self};
 use ecs_api::{Application, Settings};
-use ecs_commands::keyring::Keyring;
-use ecs_commands::message::{EventMessage, FORMAT_VERSION, read_message};
-use ecs_commands::store::subject;
-use ecs_commands::{StreamSettings, ensure_stream};
-use ecs_domain::feed::FEED_BUCKET;
-use ecs_domain::layer::{LayerChange, layer_id};
-use ecs_domain::{
-    EditionName, EnvName, Layer, LayerEvent, Namespace, NamespaceEvent, NamespaceKind,
-    NamespaceName, Scope, Tenant, TenantEvent, TenantId,
-};
 use ecs_tests::app::{ADMIN_TOKEN, settings_for};
 use ecs_tests::servers::{NatsServer, TestDatabase};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-use crate::*;
-use crate::stats::*;
-use crate::report::*;
-use crate::load::*;
-use crate::reads::*;
-use crate::writes::*;
-use crate::rebuild::*;
-use crate::scale::*;
-use crate::validation::*;
-use crate::flags::*;
 
 pub(crate) struct Ecs {
     pub(crate) address: String,
@@ -64,7 +31,11 @@ impl Ecs {
         Ok((nats, db, settings))
     }
 
-    pub(crate) async fn start(nats: NatsServer, db: TestDatabase, settings: Settings) -> anyhow::Result<Ecs> {
+    pub(crate) async fn start(
+        nats: NatsServer,
+        db: TestDatabase,
+        settings: Settings,
+    ) -> anyhow::Result<Ecs> {
         let app = Application::build(settings.clone())
             .await
             .context("build the ECS app")?;
@@ -153,7 +124,7 @@ impl Ecs {
 }
 
 impl Drop for Ecs {
-    pub(crate) fn drop(&mut self) {
+    fn drop(&mut self) {
         self.token.cancel();
         if let Some(handle) = self.handle.take() {
             handle.abort();

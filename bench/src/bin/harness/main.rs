@@ -33,60 +33,29 @@
 #![allow(clippy::print_stdout)]
 
 mod fixture;
-mod stats;
-mod report;
+mod flags;
 mod load;
 mod reads;
-mod writes;
 mod rebuild;
+mod report;
 mod scale;
+mod stats;
 mod validation;
-mod flags;
+mod writes;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
-use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, stream};
-use bytes::Bytes;
+use anyhow::{Context as _, bail};
 use clap::Parser;
-use ecs_api::{Application, Settings};
-use ecs_commands::keyring::Keyring;
-use ecs_commands::message::{EventMessage, FORMAT_VERSION, read_message};
-use ecs_commands::store::subject;
-use ecs_commands::{StreamSettings, ensure_stream};
-use ecs_domain::feed::FEED_BUCKET;
-use ecs_domain::layer::{LayerChange, layer_id};
-use ecs_domain::{
-    EditionName, EnvName, Layer, LayerEvent, Namespace, NamespaceEvent, NamespaceKind,
-    NamespaceName, Scope, Tenant, TenantEvent, TenantId,
-};
-use ecs_tests::app::{ADMIN_TOKEN, settings_for};
-use ecs_tests::servers::{NatsServer, TestDatabase};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use rand::Rng;
-use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use fixture::*;
-use stats::*;
-use report::*;
-use load::*;
+use flags::*;
 use reads::*;
-use writes::*;
 use rebuild::*;
+use report::*;
 use scale::*;
 use validation::*;
-use flags::*;
-
+use writes::*;
 
 /// The allocator of the `ecs` binary, so the in-process server runs as it does
 /// in production (the floors and the load generator share it).

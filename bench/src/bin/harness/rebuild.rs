@@ -1,19 +1,12 @@
 //! `rebuild` and `pit`: replaying N events into fresh projections vs a raw ordered read, then point-in-time reads over the rebuilt log.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
-use clap::Parser;
-use ecs_api::{Application, Settings};
 use ecs_commands::keyring::Keyring;
 use ecs_commands::message::{EventMessage, FORMAT_VERSION, read_message};
 use ecs_commands::store::subject;
@@ -24,25 +17,17 @@ use ecs_domain::{
     EditionName, EnvName, Layer, LayerEvent, Namespace, NamespaceEvent, NamespaceKind,
     NamespaceName, Scope, Tenant, TenantEvent, TenantId,
 };
-use ecs_tests::app::{ADMIN_TOKEN, settings_for};
-use ecs_tests::servers::{NatsServer, TestDatabase};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
-use crate::*;
 use crate::fixture::*;
-use crate::stats::*;
-use crate::report::*;
 use crate::load::*;
 use crate::reads::*;
-use crate::writes::*;
-use crate::scale::*;
-use crate::validation::*;
-use crate::flags::*;
+use crate::report::*;
+use crate::stats::*;
+use crate::*;
 
 pub(crate) const REBUILD_NAMESPACES: usize = 5;
 pub(crate) const REBUILD_TENANTS: usize = 100;
@@ -145,7 +130,11 @@ pub(crate) fn envelope(
 /// round-robin over the 1,000 layers until `events` messages are in the
 /// stream. Tenant data (tenant-scoped layer values, tenant names) is sealed
 /// with the tenant's key as the store does.
-pub(crate) async fn generate(js: &jetstream::Context, keyring: &Keyring, events: u64) -> anyhow::Result<u64> {
+pub(crate) async fn generate(
+    js: &jetstream::Context,
+    keyring: &Keyring,
+    events: u64,
+) -> anyhow::Result<u64> {
     use cqrs_es::Aggregate;
     let mut publisher = Publisher {
         js: js.clone(),
@@ -277,7 +266,10 @@ pub(crate) async fn projection_status(ecs: &Ecs) -> anyhow::Result<Status> {
 }
 
 /// Waits until the feed bucket stops growing (the feed publisher caught up).
-pub(crate) async fn wait_feed_settled(js: &jetstream::Context, timeout: Duration) -> anyhow::Result<u64> {
+pub(crate) async fn wait_feed_settled(
+    js: &jetstream::Context,
+    timeout: Duration,
+) -> anyhow::Result<u64> {
     let deadline = Instant::now() + timeout;
     let name = format!("KV_{FEED_BUCKET}");
     let mut last = (u64::MAX, Instant::now());

@@ -1,48 +1,8 @@
 //! Latency samples and their percentiles.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, anyhow, bail};
-use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, stream};
-use bytes::Bytes;
-use clap::Parser;
-use ecs_api::{Application, Settings};
-use ecs_commands::keyring::Keyring;
-use ecs_commands::message::{EventMessage, FORMAT_VERSION, read_message};
-use ecs_commands::store::subject;
-use ecs_commands::{StreamSettings, ensure_stream};
-use ecs_domain::feed::FEED_BUCKET;
-use ecs_domain::layer::{LayerChange, layer_id};
-use ecs_domain::{
-    EditionName, EnvName, Layer, LayerEvent, Namespace, NamespaceEvent, NamespaceKind,
-    NamespaceName, Scope, Tenant, TenantEvent, TenantId,
-};
-use ecs_tests::app::{ADMIN_TOKEN, settings_for};
-use ecs_tests::servers::{NatsServer, TestDatabase};
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use rand::Rng;
-use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use crate::*;
-use crate::fixture::*;
 use crate::report::*;
-use crate::load::*;
-use crate::reads::*;
-use crate::writes::*;
-use crate::rebuild::*;
-use crate::scale::*;
-use crate::validation::*;
-use crate::flags::*;
 
 pub(crate) struct Stats {
     pub(crate) ok: usize,
