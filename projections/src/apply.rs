@@ -70,130 +70,11 @@ async fn apply_message(
     crate::audit::record_accepted(tx, position, message, events).await?;
 
     match events {
-        AnyEvents::Namespace(events) => {
-            for NamespaceEvent::NamespaceDefined {
-                name,
-                revision,
-                kind,
-                description,
-                schema,
-                approval,
-            } in events
-            {
-                sqlx::query(
-                    "INSERT INTO namespaces (name, description, schema, revision, position, updated_at, updated_by, approval, kind)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                     ON CONFLICT (name) DO UPDATE SET description = $2, schema = $3, revision = $4,
-                        position = $5, updated_at = $6, updated_by = $7, approval = $8, kind = $9",
-                )
-                .bind(name.as_str())
-                .bind(description)
-                .bind(schema.as_ref().map(Json))
-                .bind(*revision as i64)
-                .bind(pos)
-                .bind(message.at)
-                .bind(&message.actor)
-                .bind(approval.as_ref().map(Json))
-                .bind(kind.as_str())
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO namespace_history (name, revision, position, at, actor, description, schema, approval, kind)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-                )
-                .bind(name.as_str())
-                .bind(*revision as i64)
-                .bind(pos)
-                .bind(message.at)
-                .bind(&message.actor)
-                .bind(description)
-                .bind(schema.as_ref().map(Json))
-                .bind(approval.as_ref().map(Json))
-                .bind(kind.as_str())
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        AnyEvents::Tenant(events) => {
-            for event in events {
-                let (id, revision, name, edition) = match event {
-                    TenantEvent::TenantDefined {
-                        id,
-                        revision,
-                        name,
-                        edition,
-                    } => (id, revision, name, edition),
-                    TenantEvent::TenantErased { id, .. } => {
-                        erase_tenant(tx, id.as_str(), pos, message).await?;
-                        continue;
-                    }
-                };
-                sqlx::query(
-                    "INSERT INTO tenants (id, name, edition, revision, position, updated_at, updated_by)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (id) DO UPDATE SET name = $2, edition = $3, revision = $4,
-                        position = $5, updated_at = $6, updated_by = $7",
-                )
-                .bind(id.as_str())
-                .bind(name)
-                .bind(edition.as_str())
-                .bind(*revision as i64)
-                .bind(pos)
-                .bind(message.at)
-                .bind(&message.actor)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO tenant_history (id, revision, position, at, actor, name, edition)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(id.as_str())
-                .bind(*revision as i64)
-                .bind(pos)
-                .bind(message.at)
-                .bind(&message.actor)
-                .bind(name)
-                .bind(edition.as_str())
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
+        AnyEvents::Namespace(events) => apply_namespace(tx, pos, message, events).await?,
+        AnyEvents::Tenant(events) => apply_tenant(tx, pos, message, events).await?,
         // Written by `LayerRun`.
         AnyEvents::Layer(_) => {}
-        AnyEvents::Token(events) => {
-            for event in events {
-                match event {
-                    TokenEvent::TokenIssued(token) => {
-                        sqlx::query(
-                            "INSERT INTO tokens (id, name, role, tenant, secret_hash, expires_at, issued_by, issued_at, position, identity)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(&token.id)
-                        .bind(&token.name)
-                        .bind(Json(&token.role))
-                        .bind(token.role.tenant().map(|t| t.as_str()))
-                        .bind(&token.secret_hash)
-                        .bind(token.expires_at)
-                        .bind(&token.issued_by)
-                        .bind(message.at)
-                        .bind(pos)
-                        .bind(token.identity().as_str())
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                    TokenEvent::TokenRevoked(_) => {
-                        sqlx::query(
-                            "UPDATE tokens SET revoked_at = $2, position = $3 WHERE id = $1",
-                        )
-                        .bind(event.token_id())
-                        .bind(message.at)
-                        .bind(pos)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
-                }
-            }
-        }
+        AnyEvents::Token(events) => apply_token(tx, pos, message, events).await?,
         AnyEvents::ChangeRequest(events) => {
             for event in events {
                 apply_change_request(tx, pos, message, event).await?;
@@ -201,6 +82,150 @@ async fn apply_message(
         }
         AnyEvents::Unknown(kind) => {
             tracing::warn!(position, aggregate_type = %kind, "skipping a message of an unknown aggregate type");
+        }
+    }
+    Ok(())
+}
+
+/// A namespace defined: its row and its history.
+async fn apply_namespace(
+    tx: &mut Transaction<'_, Postgres>,
+    pos: i64,
+    message: &EventMessage<Value>,
+    events: &[NamespaceEvent],
+) -> sqlx::Result<()> {
+    for NamespaceEvent::NamespaceDefined {
+        name,
+        revision,
+        kind,
+        description,
+        schema,
+        approval,
+    } in events
+    {
+        sqlx::query(
+            "INSERT INTO namespaces (name, description, schema, revision, position, updated_at, updated_by, approval, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (name) DO UPDATE SET description = $2, schema = $3, revision = $4,
+                position = $5, updated_at = $6, updated_by = $7, approval = $8, kind = $9",
+        )
+        .bind(name.as_str())
+        .bind(description)
+        .bind(schema.as_ref().map(Json))
+        .bind(*revision as i64)
+        .bind(pos)
+        .bind(message.at)
+        .bind(&message.actor)
+        .bind(approval.as_ref().map(Json))
+        .bind(kind.as_str())
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO namespace_history (name, revision, position, at, actor, description, schema, approval, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(name.as_str())
+        .bind(*revision as i64)
+        .bind(pos)
+        .bind(message.at)
+        .bind(&message.actor)
+        .bind(description)
+        .bind(schema.as_ref().map(Json))
+        .bind(approval.as_ref().map(Json))
+        .bind(kind.as_str())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A tenant defined or erased: its row and its history.
+async fn apply_tenant(
+    tx: &mut Transaction<'_, Postgres>,
+    pos: i64,
+    message: &EventMessage<Value>,
+    events: &[TenantEvent],
+) -> sqlx::Result<()> {
+    for event in events {
+        let (id, revision, name, edition) = match event {
+            TenantEvent::TenantDefined {
+                id,
+                revision,
+                name,
+                edition,
+            } => (id, revision, name, edition),
+            TenantEvent::TenantErased { id, .. } => {
+                erase_tenant(tx, id.as_str(), pos, message).await?;
+                continue;
+            }
+        };
+        sqlx::query(
+            "INSERT INTO tenants (id, name, edition, revision, position, updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (id) DO UPDATE SET name = $2, edition = $3, revision = $4,
+                position = $5, updated_at = $6, updated_by = $7",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(edition.as_str())
+        .bind(*revision as i64)
+        .bind(pos)
+        .bind(message.at)
+        .bind(&message.actor)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO tenant_history (id, revision, position, at, actor, name, edition)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(*revision as i64)
+        .bind(pos)
+        .bind(message.at)
+        .bind(&message.actor)
+        .bind(name)
+        .bind(edition.as_str())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// An API key issued or revoked.
+async fn apply_token(
+    tx: &mut Transaction<'_, Postgres>,
+    pos: i64,
+    message: &EventMessage<Value>,
+    events: &[TokenEvent],
+) -> sqlx::Result<()> {
+    for event in events {
+        match event {
+            TokenEvent::TokenIssued(token) => {
+                sqlx::query(
+                    "INSERT INTO tokens (id, name, role, tenant, secret_hash, expires_at, issued_by, issued_at, position, identity)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                )
+                .bind(&token.id)
+                .bind(&token.name)
+                .bind(Json(&token.role))
+                .bind(token.role.tenant().map(|t| t.as_str()))
+                .bind(&token.secret_hash)
+                .bind(token.expires_at)
+                .bind(&token.issued_by)
+                .bind(message.at)
+                .bind(pos)
+                .bind(token.identity().as_str())
+                .execute(&mut **tx)
+                .await?;
+            }
+            TokenEvent::TokenRevoked(_) => {
+                sqlx::query("UPDATE tokens SET revoked_at = $2, position = $3 WHERE id = $1")
+                    .bind(event.token_id())
+                    .bind(message.at)
+                    .bind(pos)
+                    .execute(&mut **tx)
+                    .await?;
+            }
         }
     }
     Ok(())

@@ -203,198 +203,234 @@ pub async fn record_accepted(
     message: &EventMessage<Value>,
     events: &AnyEvents,
 ) -> sqlx::Result<()> {
+    match events {
+        AnyEvents::Namespace(events) => record_namespace(tx, position, message, events).await,
+        AnyEvents::Tenant(events) => record_tenant(tx, position, message, events).await,
+        AnyEvents::Token(events) => record_token(tx, position, message, events).await,
+        AnyEvents::ChangeRequest(events) => {
+            record_change_request(tx, position, message, events).await
+        }
+        // Layer changes are recorded with their rows, a run of messages at a
+        // time (`apply::LayerRun`).
+        AnyEvents::Layer(_) | AnyEvents::Unknown(_) => Ok(()),
+    }
+}
+
+/// A namespace defined: its description and schema before and after.
+async fn record_namespace(
+    tx: &mut Transaction<'_, Postgres>,
+    position: u64,
+    message: &EventMessage<Value>,
+    events: &[NamespaceEvent],
+) -> sqlx::Result<()> {
     let base = |index: usize, action: String| accepted_entry(position, index, message, action);
     // One message holds the events of one aggregate: each event's "before"
     // is the previous event's "after".
     let mut previous: Option<Value> = None;
-    match events {
-        AnyEvents::Namespace(events) => {
-            for (
-                i,
-                NamespaceEvent::NamespaceDefined {
-                    name,
-                    description,
-                    schema,
-                    ..
-                },
-            ) in events.iter().enumerate()
-            {
-                let before = match previous.take() {
-                    Some(v) => Some(v),
-                    None => sqlx::query(
-                        "SELECT description, schema FROM namespaces WHERE name = $1",
-                    )
-                    .bind(name.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await?
-                    .map(|row| -> sqlx::Result<Value> {
-                        Ok(json!({
-                            "description": row.try_get::<String, _>("description")?,
-                            "schema": row.try_get::<Option<Json<Value>>, _>("schema")?.map(|j| j.0),
-                        }))
-                    })
-                    .transpose()?,
-                };
-                let after = json!({"description": description, "schema": schema});
-                previous = Some(after.clone());
-                insert(
-                    tx,
-                    Entry {
-                        namespace: Some(name.to_string()),
-                        before,
-                        after: Some(after),
-                        ..base(i, "namespace.defined".to_owned())
-                    },
-                )
-                .await?;
-            }
-        }
-        AnyEvents::Tenant(events) => {
-            for (i, event) in events.iter().enumerate() {
-                let (id, name, edition) = match event {
-                    TenantEvent::TenantDefined {
-                        id, name, edition, ..
-                    } => (id, name, edition),
-                    TenantEvent::TenantErased { id, .. } => {
-                        insert(
-                            tx,
-                            Entry {
-                                tenant: Some(id.to_string()),
-                                ..base(i, "tenant.erased".to_owned())
-                            },
-                        )
-                        .await?;
-                        continue;
-                    }
-                };
-                let before = match previous.take() {
-                    Some(v) => Some(v),
-                    None => sqlx::query("SELECT name, edition FROM tenants WHERE id = $1")
-                        .bind(id.as_str())
-                        .fetch_optional(&mut **tx)
-                        .await?
-                        .map(|row| -> sqlx::Result<Value> {
-                            Ok(json!({
-                                "name": row.try_get::<Option<String>, _>("name")?,
-                                "edition": row.try_get::<String, _>("edition")?,
-                            }))
-                        })
-                        .transpose()?,
-                };
-                let after = json!({"name": name, "edition": edition});
-                previous = Some(after.clone());
+    for (
+        i,
+        NamespaceEvent::NamespaceDefined {
+            name,
+            description,
+            schema,
+            ..
+        },
+    ) in events.iter().enumerate()
+    {
+        let before = match previous.take() {
+            Some(v) => Some(v),
+            None => sqlx::query("SELECT description, schema FROM namespaces WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|row| -> sqlx::Result<Value> {
+                    Ok(json!({
+                        "description": row.try_get::<String, _>("description")?,
+                        "schema": row.try_get::<Option<Json<Value>>, _>("schema")?.map(|j| j.0),
+                    }))
+                })
+                .transpose()?,
+        };
+        let after = json!({"description": description, "schema": schema});
+        previous = Some(after.clone());
+        insert(
+            tx,
+            Entry {
+                namespace: Some(name.to_string()),
+                before,
+                after: Some(after),
+                ..base(i, "namespace.defined".to_owned())
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A tenant defined (its name and edition before and after) or erased.
+async fn record_tenant(
+    tx: &mut Transaction<'_, Postgres>,
+    position: u64,
+    message: &EventMessage<Value>,
+    events: &[TenantEvent],
+) -> sqlx::Result<()> {
+    let base = |index: usize, action: String| accepted_entry(position, index, message, action);
+    // One message holds the events of one aggregate: each event's "before"
+    // is the previous event's "after".
+    let mut previous: Option<Value> = None;
+    for (i, event) in events.iter().enumerate() {
+        let (id, name, edition) = match event {
+            TenantEvent::TenantDefined {
+                id, name, edition, ..
+            } => (id, name, edition),
+            TenantEvent::TenantErased { id, .. } => {
                 insert(
                     tx,
                     Entry {
                         tenant: Some(id.to_string()),
-                        before,
-                        after: Some(after),
-                        ..base(i, "tenant.defined".to_owned())
+                        ..base(i, "tenant.erased".to_owned())
                     },
                 )
                 .await?;
+                continue;
             }
-        }
-        // Layer changes are recorded with their rows, a run of messages at a
-        // time (`apply::LayerRun`).
-        AnyEvents::Layer(_) => {}
-        AnyEvents::Token(events) => {
-            // Never anything secret: the token's name and role only.
-            for (i, event) in events.iter().enumerate() {
-                let entry = match event {
-                    TokenEvent::TokenIssued(token) => Entry {
-                        tenant: token.role.tenant().map(ToString::to_string),
-                        after: Some(
-                            json!({"id": token.id, "name": token.name, "role": token.role}),
-                        ),
-                        ..base(i, "token.issued".to_owned())
-                    },
-                    TokenEvent::TokenRevoked(_) => {
-                        let id = event.token_id();
-                        let row =
-                            sqlx::query("SELECT name, role, tenant FROM tokens WHERE id = $1")
-                                .bind(id)
-                                .fetch_optional(&mut **tx)
-                                .await?;
-                        let (tenant, before) = match row {
-                            Some(row) => (
-                                row.try_get::<Option<String>, _>("tenant")?,
-                                Some(json!({
-                                    "id": id,
-                                    "name": row.try_get::<String, _>("name")?,
-                                    "role": row.try_get::<Json<Value>, _>("role")?.0,
-                                })),
-                            ),
-                            None => (None, None),
-                        };
-                        let after = before.clone().map(|mut b| {
-                            b["revoked"] = Value::Bool(true);
-                            b
-                        });
-                        Entry {
-                            tenant,
-                            before,
-                            after,
-                            ..base(i, "token.revoked".to_owned())
-                        }
-                    }
-                };
-                insert(tx, entry).await?;
-            }
-        }
-        AnyEvents::ChangeRequest(events) => {
-            for (i, event) in events.iter().enumerate() {
-                let entry = match event {
-                    ChangeRequestEvent::ChangeRequestOpened(cr) => Entry {
-                        tenant: cr.scope.tenant.as_ref().map(ToString::to_string),
-                        namespace: Some(cr.namespace.to_string()),
-                        scope: Some(cr.scope.clone()),
-                        after: Some(json!({
-                            "id": cr.id,
-                            "status": Status::Open,
-                            "change": cr.change,
-                            "base_revision": cr.base_revision,
+        };
+        let before = match previous.take() {
+            Some(v) => Some(v),
+            None => sqlx::query("SELECT name, edition FROM tenants WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|row| -> sqlx::Result<Value> {
+                    Ok(json!({
+                        "name": row.try_get::<Option<String>, _>("name")?,
+                        "edition": row.try_get::<String, _>("edition")?,
+                    }))
+                })
+                .transpose()?,
+        };
+        let after = json!({"name": name, "edition": edition});
+        previous = Some(after.clone());
+        insert(
+            tx,
+            Entry {
+                tenant: Some(id.to_string()),
+                before,
+                after: Some(after),
+                ..base(i, "tenant.defined".to_owned())
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// An API key issued or revoked.
+async fn record_token(
+    tx: &mut Transaction<'_, Postgres>,
+    position: u64,
+    message: &EventMessage<Value>,
+    events: &[TokenEvent],
+) -> sqlx::Result<()> {
+    let base = |index: usize, action: String| accepted_entry(position, index, message, action);
+    // Never anything secret: the token's name and role only.
+    for (i, event) in events.iter().enumerate() {
+        let entry = match event {
+            TokenEvent::TokenIssued(token) => Entry {
+                tenant: token.role.tenant().map(ToString::to_string),
+                after: Some(json!({"id": token.id, "name": token.name, "role": token.role})),
+                ..base(i, "token.issued".to_owned())
+            },
+            TokenEvent::TokenRevoked(_) => {
+                let id = event.token_id();
+                let row = sqlx::query("SELECT name, role, tenant FROM tokens WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let (tenant, before) = match row {
+                    Some(row) => (
+                        row.try_get::<Option<String>, _>("tenant")?,
+                        Some(json!({
+                            "id": id,
+                            "name": row.try_get::<String, _>("name")?,
+                            "role": row.try_get::<Json<Value>, _>("role")?.0,
                         })),
-                        message: Some(cr.message.clone()),
-                        ..base(i, "change-request.opened".to_owned())
-                    },
-                    other => {
-                        let status = other.status().as_str();
-                        let reason = other
-                            .decision()
-                            .and_then(|(_, reason)| reason)
-                            .map(str::to_owned);
-                        let id = message
-                            .aggregate_id
-                            .split_once('.')
-                            .map_or(message.aggregate_id.as_str(), |(_, id)| id);
-                        let row = sqlx::query(
-                            "SELECT namespace, scope, tenant, status FROM change_requests WHERE id = $1",
-                        )
-                        .bind(id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                        let mut entry = base(i, format!("change-request.{status}"));
-                        if let Some(row) = row {
-                            entry.namespace = row.try_get("namespace")?;
-                            entry.tenant = row.try_get("tenant")?;
-                            entry.scope =
-                                serde_json::from_value(row.try_get::<Json<Value>, _>("scope")?.0)
-                                    .ok();
-                            entry.before = Some(json!({
-                                "id": id,
-                                "status": row.try_get::<String, _>("status")?,
-                            }));
-                        }
-                        entry.after = Some(json!({"id": id, "status": status}));
-                        entry.message = reason;
-                        entry
-                    }
+                    ),
+                    None => (None, None),
                 };
-                insert(tx, entry).await?;
+                let after = before.clone().map(|mut b| {
+                    b["revoked"] = Value::Bool(true);
+                    b
+                });
+                Entry {
+                    tenant,
+                    before,
+                    after,
+                    ..base(i, "token.revoked".to_owned())
+                }
             }
-        }
-        AnyEvents::Unknown(_) => {}
+        };
+        insert(tx, entry).await?;
+    }
+    Ok(())
+}
+
+/// A change request opened, decided or concluded.
+async fn record_change_request(
+    tx: &mut Transaction<'_, Postgres>,
+    position: u64,
+    message: &EventMessage<Value>,
+    events: &[ChangeRequestEvent],
+) -> sqlx::Result<()> {
+    let base = |index: usize, action: String| accepted_entry(position, index, message, action);
+    for (i, event) in events.iter().enumerate() {
+        let entry = match event {
+            ChangeRequestEvent::ChangeRequestOpened(cr) => Entry {
+                tenant: cr.scope.tenant.as_ref().map(ToString::to_string),
+                namespace: Some(cr.namespace.to_string()),
+                scope: Some(cr.scope.clone()),
+                after: Some(json!({
+                    "id": cr.id,
+                    "status": Status::Open,
+                    "change": cr.change,
+                    "base_revision": cr.base_revision,
+                })),
+                message: Some(cr.message.clone()),
+                ..base(i, "change-request.opened".to_owned())
+            },
+            other => {
+                let status = other.status().as_str();
+                let reason = other
+                    .decision()
+                    .and_then(|(_, reason)| reason)
+                    .map(str::to_owned);
+                let id = message
+                    .aggregate_id
+                    .split_once('.')
+                    .map_or(message.aggregate_id.as_str(), |(_, id)| id);
+                let row = sqlx::query(
+                    "SELECT namespace, scope, tenant, status FROM change_requests WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let mut entry = base(i, format!("change-request.{status}"));
+                if let Some(row) = row {
+                    entry.namespace = row.try_get("namespace")?;
+                    entry.tenant = row.try_get("tenant")?;
+                    entry.scope =
+                        serde_json::from_value(row.try_get::<Json<Value>, _>("scope")?.0).ok();
+                    entry.before = Some(json!({
+                        "id": id,
+                        "status": row.try_get::<String, _>("status")?,
+                    }));
+                }
+                entry.after = Some(json!({"id": id, "status": status}));
+                entry.message = reason;
+                entry
+            }
+        };
+        insert(tx, entry).await?;
     }
     Ok(())
 }
