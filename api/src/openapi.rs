@@ -64,6 +64,80 @@ impl Modify for MinPosition {
     }
 }
 
+/// Every operation of a path.
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+        &mut item.head,
+        &mut item.options,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// Error answers are `application/problem+json` (RFC 9457): handlers name
+/// their body [`crate::routes::Problem`], and this files it under the media
+/// type the server sends. OFREP's routes keep their own error shapes.
+struct ProblemMediaType;
+
+impl Modify for ProblemMediaType {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // OFREP answers its errors in its own shapes, as its providers parse them.
+            if path.starts_with("/ofrep/") {
+                continue;
+            }
+            for operation in operations_mut(item) {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let error = status.starts_with('4') || status.starts_with('5');
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if error && let Some(body) = response.content.shift_remove("application/json") {
+                        response
+                            .content
+                            .insert(crate::problem::PROBLEM_JSON.to_owned(), body);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The routes that take no bearer token: probes, Studio's sign-in
+/// configuration, and the OFREP event stream (a signed ticket in its URL).
+pub const OPEN_PATHS: [&str; 4] = [
+    "/healthz",
+    "/readyz",
+    "/v1/auth/config",
+    crate::routes::ofrep_events::EVENTS_PATH,
+];
+
+/// Marks [`OPEN_PATHS`] as needing no credential (an empty security
+/// requirement overrides the document's bearer default).
+struct OpenPaths;
+
+impl Modify for OpenPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityRequirement;
+        for path in OPEN_PATHS {
+            if let Some(item) = openapi.paths.paths.get_mut(path) {
+                for operation in operations_mut(item) {
+                    operation.security = Some(vec![SecurityRequirement::default()]);
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ECS HTTP API", version = "1", description = "Configuration as a service: layered, versioned, validated, live."),
@@ -90,7 +164,7 @@ impl Modify for MinPosition {
         crate::routes::locks::binding,
         crate::routes::search::search, crate::routes::timeline::tenant_history,
     ),
-    modifiers(&BearerAuth, &MinPosition),
+    modifiers(&BearerAuth, &MinPosition, &ProblemMediaType, &OpenPaths),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;

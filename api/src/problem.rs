@@ -6,6 +6,9 @@ use ecs_commands::CommandError;
 use ecs_domain::{DomainError, IdError};
 use serde_json::{Value, json};
 
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 /// What an error answer was about, attached to the response for the audit log.
 #[derive(Debug, Clone)]
 pub struct ProblemInfo {
@@ -302,10 +305,7 @@ impl IntoResponse for ApiError {
         let mut response = (status, body.to_string()).into_response();
         response.extensions_mut().insert(info);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         match status {
             StatusCode::UNAUTHORIZED => {
                 headers.insert(

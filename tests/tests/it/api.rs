@@ -417,6 +417,43 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         "{}",
         doc.body["components"]
     );
+    // Every error answer is documented under the media type the server sends.
+    let mut errors = 0;
+    for (path, item) in paths.iter().filter(|(p, _)| !p.starts_with("/ofrep/")) {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+                if !(status.starts_with('4') || status.starts_with('5')) {
+                    continue;
+                }
+                if let Some(content) = response["content"].as_object() {
+                    errors += 1;
+                    let types: Vec<&String> = content.keys().collect();
+                    assert_eq!(
+                        types,
+                        ["application/problem+json"],
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(errors > 50, "only {errors} documented error bodies");
+    // The open routes say they need no credential, and need none; the others
+    // inherit the bearer requirement.
+    for path in ecs_api::openapi::OPEN_PATHS {
+        assert_eq!(
+            paths[path]["get"]["security"],
+            json!([{}]),
+            "{path} is not marked open"
+        );
+    }
+    for path in ["/healthz", "/readyz", "/v1/auth/config"] {
+        let answer = reqwest::get(format!("{}{path}", app.address))
+            .await
+            .unwrap();
+        assert_ne!(answer.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert!(paths["/v1/namespaces"]["get"].get("security").is_none());
 }
 
 // ---------------------------------------------------------------------------
