@@ -25,6 +25,7 @@ use utoipa::ToSchema;
 use crate::auth::Principal;
 use crate::extract::{AppJson, Params, WriteContext};
 use crate::masking::Masker;
+use crate::openapi::IdempotentWrite;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::{AppState, Effect};
@@ -391,7 +392,7 @@ fn proposal(request: &ChangeRequestRow) -> Proposal<'_> {
 /// decision before the layer changes, so a concurrent reject or withdraw is
 /// refused from then on (409) and exactly one of them wins.
 #[utoipa::path(post, path = "/v1/change-requests/{id}/approve", tag = "change-requests",
-    params(("id" = String, Path, description = "change request id")),
+    params(("id" = String, Path, description = "change request id"), IdempotentWrite),
     responses(
         (status = 200, description = "applied", body = Object),
         (status = 403, description = "not allowed, or self-approval", body = Problem),
@@ -435,7 +436,7 @@ pub async fn approve(
 
 /// Reject: closes the request without applying it.
 #[utoipa::path(post, path = "/v1/change-requests/{id}/reject", tag = "change-requests",
-    params(("id" = String, Path, description = "change request id")), request_body = Decision,
+    params(("id" = String, Path, description = "change request id"), IdempotentWrite), request_body = Decision,
     responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn reject(
     State(app): State<AppState>,
@@ -470,7 +471,7 @@ pub async fn reject(
 /// Withdraw: the author (any credential of the author's identity) closes its
 /// own request.
 #[utoipa::path(post, path = "/v1/change-requests/{id}/withdraw", tag = "change-requests",
-    params(("id" = String, Path, description = "change request id")),
+    params(("id" = String, Path, description = "change request id"), IdempotentWrite),
     responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 pub async fn withdraw(
     State(app): State<AppState>,

@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::Principal;
 use crate::extract::{Params, PathId, WriteContext};
 use crate::masking::Masker;
+use crate::openapi::IdempotentWrite;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::AppState;
@@ -76,7 +77,7 @@ pub async fn export(
 /// anywhere, the immutable events stream included; every projection forgets
 /// them and the feed drops them. What was erased, when and by whom stays.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/erase", tag = "tenants",
-    params(("tenant" = String, Path, description = "tenant id")),
+    params(("tenant" = String, Path, description = "tenant id"), IdempotentWrite),
     responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 503, description = "stored but not in effect yet; repeat to confirm", body = Problem)))]
 pub async fn erase(

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::extract::{AppJson, Params, PathId, SCOPE_PARAMS, WriteContext};
+use crate::openapi::ConditionalWrite;
 use crate::problem::ApiError;
 use crate::routes::{PastParams, Problem, ScopeParams, WriteResult, position_of};
 use crate::state::AppState;
@@ -258,9 +259,7 @@ pub async fn get_layer(
 
 /// Replace a layer's values (and locks).
 #[utoipa::path(put, path = "/v1/namespaces/{ns}/layer", tag = "layers",
-    params(("ns" = String, Path, description = "namespace name"), ScopeParams,
-        ("If-Match" = Option<String>, Header, description = "the expected current revision, in quotes"),
-        ("Idempotency-Key" = Option<String>, Header, description = "makes a retried request apply once")),
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams, ConditionalWrite),
     request_body = LayerPut,
     responses(
         (status = 200, body = WriteResult), (status = 201, body = WriteResult),
@@ -284,7 +283,7 @@ pub async fn put_layer(
 
 /// Merge-patch a layer's values (RFC 7386).
 #[utoipa::path(patch, path = "/v1/namespaces/{ns}/layer", tag = "layers",
-    params(("ns" = String, Path, description = "namespace name"), ScopeParams),
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams, ConditionalWrite),
     request_body = LayerPatch,
     responses(
         (status = 200, body = WriteResult), (status = 201, body = WriteResult),
@@ -306,7 +305,7 @@ pub async fn patch_layer(
 /// Clear a layer: a new, empty revision; history stays.
 #[utoipa::path(delete, path = "/v1/namespaces/{ns}/layer", tag = "layers",
     params(("ns" = String, Path, description = "namespace name"), ScopeParams,
-        ("message" = Option<String>, Query, description = "why")),
+        ("message" = Option<String>, Query, description = "why"), ConditionalWrite),
     responses((status = 200, body = WriteResult), (status = 404, body = Problem), (status = 412, body = Problem)))]
 pub async fn delete_layer(
     State(app): State<AppState>,
@@ -381,7 +380,7 @@ pub async fn layer_history(
 
 /// A new revision whose values and locks equal an earlier one's.
 #[utoipa::path(post, path = "/v1/namespaces/{ns}/layer/rollback", tag = "layers",
-    params(("ns" = String, Path, description = "namespace name"), ScopeParams),
+    params(("ns" = String, Path, description = "namespace name"), ScopeParams, ConditionalWrite),
     request_body = RollbackBody,
     responses(
         (status = 200, body = WriteResult), (status = 404, body = Problem), (status = 412, body = Problem),

@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::extract::{AppJson, Params, PathId, WriteContext};
+use crate::openapi::ConditionalWrite;
 use crate::problem::ApiError;
 use crate::routes::{Problem, WriteResult};
 use crate::state::AppState;
@@ -98,7 +99,7 @@ pub struct NamespaceList {
 
 /// Create or update a namespace and its JSON Schema.
 #[utoipa::path(put, path = "/v1/namespaces/{ns}", tag = "namespaces",
-    params(("ns" = String, Path, description = "namespace name")),
+    params(("ns" = String, Path, description = "namespace name"), ConditionalWrite),
     request_body = NamespacePut,
     responses(
         (status = 201, description = "created", body = WriteResult),

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::extract::{AppJson, Params, PathId, WriteContext};
+use crate::openapi::ConditionalWrite;
 use crate::problem::ApiError;
 use crate::routes::{Problem, WriteResult};
 use crate::state::AppState;
@@ -56,7 +57,7 @@ pub struct TenantList {
 
 /// Create or update a tenant and its edition.
 #[utoipa::path(put, path = "/v1/tenants/{tenant}", tag = "tenants",
-    params(("tenant" = String, Path, description = "tenant id")),
+    params(("tenant" = String, Path, description = "tenant id"), ConditionalWrite),
     request_body = TenantPut,
     responses(
         (status = 201, description = "created", body = WriteResult),

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{API_KEY_PREFIX, Principal, hash_secret};
 use crate::extract::{AppJson, Params, WriteContext};
+use crate::openapi::IdempotentWrite;
 use crate::problem::ApiError;
 use crate::routes::{Problem, WriteResult};
 use crate::state::AppState;
@@ -168,7 +169,7 @@ fn random_hex(bytes: usize) -> String {
 }
 
 /// Issue an API key for a role.
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = TokenRequest,
+#[utoipa::path(post, path = "/v1/tokens", params(IdempotentWrite), tag = "tokens", request_body = TokenRequest,
     responses(
         (status = 201, body = IssuedToken), (status = 400, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
@@ -257,7 +258,7 @@ pub async fn list_tokens(
 /// revocation is in effect (503 `not-in-effect` otherwise); revoking a revoked
 /// token again answers 200 with the same revision.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "token id")),
+    params(("id" = String, Path, description = "token id"), IdempotentWrite),
     responses((status = 200, body = WriteResult), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 503, description = "stored but not in effect yet; repeat to confirm", body = Problem)))]
 pub async fn revoke_token(

@@ -454,6 +454,44 @@ async fn health_readiness_metrics_and_openapi_are_served() {
         assert_ne!(answer.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
     assert!(paths["/v1/namespaces"]["get"].get("security").is_none());
+    // Every write documents the headers it takes.
+    let headers = |path: &str, method: &str| -> Vec<String> {
+        paths[path][method]["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["in"] == "header")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let conditional = [
+        ("/v1/namespaces/{ns}/layer", "put"),
+        ("/v1/namespaces/{ns}/layer", "patch"),
+        ("/v1/namespaces/{ns}/layer", "delete"),
+        ("/v1/namespaces/{ns}/layer/rollback", "post"),
+        ("/v1/namespaces/{ns}", "put"),
+        ("/v1/tenants/{tenant}", "put"),
+    ];
+    let idempotent = [
+        ("/v1/change-requests/{id}/approve", "post"),
+        ("/v1/change-requests/{id}/reject", "post"),
+        ("/v1/change-requests/{id}/withdraw", "post"),
+        ("/v1/tenants/{tenant}/erase", "post"),
+        ("/v1/tokens", "post"),
+        ("/v1/tokens/{id}", "delete"),
+    ];
+    for (path, method) in conditional.iter().chain(&idempotent) {
+        let names = headers(path, method);
+        assert!(
+            names.iter().any(|n| n == "Idempotency-Key"),
+            "{method} {path}: {names:?}"
+        );
+        assert_eq!(
+            names.iter().any(|n| n == "If-Match"),
+            conditional.contains(&(path, method)),
+            "{method} {path}: {names:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
