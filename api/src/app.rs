@@ -182,7 +182,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/audit/export", get(crate::routes::audit::export_audit))
         .route("/v1/tenants/{tenant}/export", get(gdpr::export))
         .route("/v1/tenants/{tenant}/erase", post(gdpr::erase))
-        .route("/v1/openapi.json", get(system::openapi))
+        .route("/v1/openapi.json", get(crate::openapi::openapi_json))
         .route("/v1/whoami", get(crate::routes::whoami::whoami))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(

@@ -237,6 +237,31 @@ impl Params {
     }
 }
 
+/// The header every write takes: `Idempotency-Key`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotentWrite {
+    /// Makes a retried request apply once: the same key on the same method and
+    /// target answers the first attempt's outcome (at most 255 characters).
+    #[param(rename = "Idempotency-Key")]
+    _idempotency_key: Option<String>,
+}
+
+/// The headers of a write that can be conditional: `If-Match` and
+/// `Idempotency-Key`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ConditionalWrite {
+    /// The revision the write expects the item to be at, in quotes (`"3"`); a
+    /// write over another revision is refused with 412 and changes nothing.
+    #[param(rename = "If-Match")]
+    _if_match: Option<String>,
+    /// Makes a retried request apply once: the same key on the same method and
+    /// target answers the first attempt's outcome (at most 255 characters).
+    #[param(rename = "Idempotency-Key")]
+    _idempotency_key: Option<String>,
+}
+
 /// What every write carries besides its body: who sends it, its
 /// `If-Match` revision and its de-duplication id.
 #[derive(Clone)]

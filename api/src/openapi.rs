@@ -64,31 +64,6 @@ impl Modify for MinPosition {
     }
 }
 
-/// The header every write takes: `Idempotency-Key`.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct IdempotentWrite {
-    /// Makes a retried request apply once: the same key on the same method and
-    /// target answers the first attempt's outcome (at most 255 characters).
-    #[param(rename = "Idempotency-Key")]
-    _idempotency_key: Option<String>,
-}
-
-/// The headers of a write that can be conditional: `If-Match` and
-/// `Idempotency-Key`.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-pub struct ConditionalWrite {
-    /// The revision the write expects the item to be at, in quotes (`"3"`); a
-    /// write over another revision is refused with 412 and changes nothing.
-    #[param(rename = "If-Match")]
-    _if_match: Option<String>,
-    /// Makes a retried request apply once: the same key on the same method and
-    /// target answers the first attempt's outcome (at most 255 characters).
-    #[param(rename = "Idempotency-Key")]
-    _idempotency_key: Option<String>,
-}
-
 /// Every operation of a path.
 fn operations_mut(
     item: &mut utoipa::openapi::PathItem,
@@ -183,7 +158,7 @@ impl Modify for OpenPaths {
         gdpr::export, gdpr::erase,
         tokens::issue_token, tokens::list_tokens, tokens::revoke_token,
         crate::routes::audit::list_audit, crate::routes::audit::export_audit,
-        system::healthz, system::readyz, system::metrics, system::openapi,
+        system::healthz, system::readyz, system::metrics, openapi_json,
         system::projections_status, system::rebuild_projections, system::skip_message,
         crate::routes::whoami::whoami, crate::routes::auth_config::auth_config,
         crate::routes::locks::binding,
@@ -193,3 +168,9 @@ impl Modify for OpenPaths {
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI 3.1")))]
+pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}

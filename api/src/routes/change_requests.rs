@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::extract::IdempotentWrite;
 use crate::extract::{AppJson, Params, WriteContext};
 use crate::masking::Masker;
-use crate::openapi::IdempotentWrite;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::{AppState, Effect};

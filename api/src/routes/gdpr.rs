@@ -11,9 +11,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::auth::Principal;
+use crate::extract::IdempotentWrite;
 use crate::extract::{Params, PathId, WriteContext};
 use crate::masking::Masker;
-use crate::openapi::IdempotentWrite;
 use crate::problem::ApiError;
 use crate::routes::Problem;
 use crate::state::AppState;

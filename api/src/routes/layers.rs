@@ -15,8 +15,8 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::extract::ConditionalWrite;
 use crate::extract::{AppJson, Params, PathId, SCOPE_PARAMS, WriteContext};
-use crate::openapi::ConditionalWrite;
 use crate::problem::ApiError;
 use crate::routes::{PastParams, Problem, ScopeParams, WriteResult, position_of};
 use crate::state::AppState;

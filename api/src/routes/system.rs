@@ -11,7 +11,7 @@ use ecs_projections::halt::Skip;
 use ecs_projections::{Halt, ProjectionName, ProjectionStatus};
 use serde::Serialize;
 use serde_json::json;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use crate::auth::Principal;
 use crate::extract::Params;
@@ -145,12 +145,6 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
-}
-
-/// This document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI 3.1")))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::openapi::ApiDoc::openapi())
 }
 
 /// The projections' status, with the projections stopped at a message.

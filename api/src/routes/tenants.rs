@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::Principal;
+use crate::extract::ConditionalWrite;
 use crate::extract::{AppJson, Params, PathId, WriteContext};
-use crate::openapi::ConditionalWrite;
 use crate::problem::ApiError;
 use crate::routes::{Problem, WriteResult};
 use crate::state::AppState;

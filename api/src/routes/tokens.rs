@@ -18,8 +18,8 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use crate::auth::{API_KEY_PREFIX, Principal, hash_secret};
+use crate::extract::IdempotentWrite;
 use crate::extract::{AppJson, Params, WriteContext};
-use crate::openapi::IdempotentWrite;
 use crate::problem::ApiError;
 use crate::routes::{Problem, WriteResult};
 use crate::state::AppState;

@@ -67,10 +67,21 @@ fn imports(module: &str, source: &str, known: &BTreeMap<String, PathBuf>) -> BTr
     };
     for (at, _) in source.match_indices("crate::") {
         let rest = &source[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
+        // `crate::{a, b::c}` or `crate::a::{b, c}`: each item under its prefix.
+        let prefix_len = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .unwrap_or(rest.len());
+        if let Some(group) = rest[prefix_len..].strip_prefix('{') {
+            let prefix = rest[..prefix_len].trim_end_matches("::");
             let group = group.split('}').next().unwrap_or("");
             for item in group.split(',') {
-                let path: Vec<&str> = item.trim().split("::").collect();
+                let item = item.trim();
+                let full = if prefix.is_empty() {
+                    item.to_owned()
+                } else {
+                    format!("{prefix}::{item}")
+                };
+                let path: Vec<&str> = full.split("::").collect();
                 add(path, &mut out);
             }
             continue;
@@ -180,5 +191,10 @@ fn the_cycle_check_finds_a_cycle() {
         ),
         // A module may name its parent; it is not an import of another file.
         ["state".to_owned()].into()
+    );
+    // Items grouped under a module path are imports of the modules they name.
+    assert_eq!(
+        imports("state", "use crate::routes::{layers, Problem};", &known),
+        ["routes".to_owned(), "routes::layers".to_owned()].into()
     );
 }

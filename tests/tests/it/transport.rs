@@ -758,7 +758,15 @@ async fn an_erased_tenants_values_are_gone_from_the_readers_account() {
             out
         }
     };
-    let layers = payloads(own[0]).await;
+    // The mirror follows the feed asynchronously: wait (bounded) until it holds the seed.
+    let mut layers = payloads(own[0]).await;
+    for _ in 0..100 {
+        if layers.iter().any(|p| p.contains("\"limit\":40")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        layers = payloads(own[0]).await;
+    }
     assert!(
         layers.iter().any(|p| p.contains("\"limit\":40")),
         "acme's layer is not in the mirror: {layers:?}"
