@@ -13,9 +13,7 @@
 
 use std::future::Future;
 
-use ecs_domain::change_request::{
-    self, ChangeRequestCommand, ChangeRequestState, LayerOutcome, ProposedChange,
-};
+use ecs_domain::change_request::{self, ChangeRequestCommand, LayerOutcome, ProposedChange};
 use ecs_domain::identity::Actor;
 use ecs_domain::layer::layer_id;
 use ecs_domain::{DomainError, LayerCommand, NamespaceName, Scope};
@@ -64,20 +62,6 @@ pub struct Proposal<'a> {
     pub message: &'a str,
     pub base_revision: u64,
     pub author: &'a str,
-}
-
-impl<'a> From<&'a ChangeRequestState> for Proposal<'a> {
-    fn from(state: &'a ChangeRequestState) -> Self {
-        Proposal {
-            id: &state.id,
-            namespace: &state.namespace,
-            scope: &state.scope,
-            change: &state.change,
-            message: &state.message,
-            base_revision: state.base_revision,
-            author: &state.author,
-        }
-    }
 }
 
 impl Proposal<'_> {
