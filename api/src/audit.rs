@@ -1,12 +1,13 @@
-//! Recording refused attempts in the audit stream. Accepted changes are
-//! audited from the events stream itself (the projector writes their audit
-//! entries, with the request metadata each command carries).
+//! Recording refused attempts and rollout plans' lifecycle in the audit
+//! stream. Accepted changes of the events stream are audited from that stream
+//! itself (the projector writes their audit entries, with the request
+//! metadata each command carries).
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
 use axum::extract::Request;
-use ecs_domain::audit::AUDIT_SUBJECTS;
+use ecs_domain::audit::{AUDIT_SUBJECTS, AuditRecord, Outcome};
 use time::format_description::well_known::Rfc3339;
 
 /// The audit stream's name.
@@ -136,9 +137,64 @@ pub async fn audit_usage(js: &jetstream::Context, limits: AuditLimits) -> anyhow
     Ok(bytes as f64 / limits.max_bytes.max(1) as f64)
 }
 
+/// Subject-safe token for a tenant named by a request (which may be invalid).
+fn tenant_token(tenant: Option<&str>) -> String {
+    match tenant.map(ecs_domain::TenantId::parse) {
+        Some(Ok(t)) => t.to_string(),
+        _ => "_".to_owned(),
+    }
+}
+
+/// Publishes `record` to the audit stream on `ecs.audit.<tenant or _>.<outcome>`,
+/// de-duplicated by its id, and waits for the stream to store it.
+pub async fn publish_record(nats: &async_nats::Client, record: &AuditRecord) -> anyhow::Result<()> {
+    let outcome = match record.outcome {
+        Outcome::Accepted => "accepted",
+        Outcome::Refused => "refused",
+    };
+    let subject = format!(
+        "ecs.audit.{}.{outcome}",
+        tenant_token(record.tenant.as_deref())
+    );
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", record.id.as_str());
+    let payload = serde_json::to_vec(record)?;
+    jetstream::new(nats.clone())
+        .publish_with_headers(subject, headers, payload.into())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot publish to the audit stream: {e}"))?
+        .await
+        .map_err(|e| anyhow::anyhow!("the audit stream did not store the record: {e}"))?;
+    Ok(())
+}
+
 /// A time as RFC 3339, as audit records carry it.
 pub fn rfc3339(at: time::OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The ids a request carries, for its audit record.
+#[derive(Debug, Clone, Default)]
+pub struct RequestIds {
+    /// `x-request-id` (set by the server when the client sent none).
+    pub request_id: Option<String>,
+    /// `x-correlation-id`, as the client sent it.
+    pub correlation_id: Option<String>,
+}
+
+impl RequestIds {
+    pub fn of(headers: &axum::http::HeaderMap) -> RequestIds {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(200).collect::<String>())
+        };
+        RequestIds {
+            request_id: header("x-request-id"),
+            correlation_id: header("x-correlation-id"),
+        }
+    }
 }
 
 /// What a request names, for the audit record.
@@ -153,13 +209,7 @@ pub struct RequestFacts {
 
 impl RequestFacts {
     pub fn of(request: &Request) -> RequestFacts {
-        let header = |name: &str| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(200).collect::<String>())
-        };
+        let ids = RequestIds::of(request.headers());
         let path = request.uri().path();
         let segments: Vec<&str> = path.split('/').collect();
         let namespace = match segments.as_slice() {
@@ -186,8 +236,8 @@ impl RequestFacts {
                 request.method(),
                 route.chars().take(200).collect::<String>()
             ),
-            request_id: header("x-request-id"),
-            correlation_id: header("x-correlation-id"),
+            request_id: ids.request_id,
+            correlation_id: ids.correlation_id,
             tenant: path_tenant
                 .or(query_tenant)
                 .map(|t| t.chars().take(64).collect()),

@@ -17,6 +17,7 @@ pub mod nats_credential;
 pub mod openapi;
 pub mod problem;
 pub mod refusals;
+pub mod rollout_audit;
 pub mod rollout_scheduler;
 pub mod rollouts;
 pub mod routes;

@@ -4,21 +4,12 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
 use ecs_domain::audit::{AuditRecord, Outcome};
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::{RequestFacts, rfc3339};
+use crate::audit::{RequestFacts, publish_record, rfc3339};
 use crate::auth::Principal;
 use crate::state::AppState;
-
-/// Subject-safe token for a tenant named by a request (which may be invalid).
-fn tenant_token(tenant: Option<&str>) -> String {
-    match tenant.map(ecs_domain::TenantId::parse) {
-        Some(Ok(t)) => t.to_string(),
-        _ => "_".to_owned(),
-    }
-}
 
 impl AppState {
     /// Records a refused attempt durably in the audit stream. Failures to
@@ -53,30 +44,8 @@ impl AppState {
             sealed: None,
         };
         let record = self.seal_refusal(record, principal).await;
-        let subject = format!(
-            "ecs.audit.{}.refused",
-            tenant_token(facts.tenant.as_deref())
-        );
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", record.id.as_str());
-        let payload = match serde_json::to_vec(&record) {
-            Ok(p) => p,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode an audit record");
-                return;
-            }
-        };
-        let js = jetstream::new(self.nats.clone());
-        match js
-            .publish_with_headers(subject, headers, payload.into())
-            .await
-        {
-            Ok(ack) => {
-                if let Err(error) = ack.await {
-                    tracing::error!(%error, "the audit stream did not store a refusal");
-                }
-            }
-            Err(error) => tracing::error!(%error, "cannot publish a refusal to the audit stream"),
+        if let Err(error) = publish_record(&self.nats, &record).await {
+            tracing::error!(error = format!("{error:#}"), "a refusal is not recorded");
         }
         metrics::counter!("ecs_audit_refusals_total", "kind" => kind.to_owned()).increment(1);
     }

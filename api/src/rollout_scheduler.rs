@@ -3,13 +3,17 @@
 
 use std::time::Duration;
 
+use ecs_domain::audit::PlanAction;
+use ecs_domain::flags::RolloutStatus;
 use ecs_domain::layer::layer_id;
 use ecs_domain::{Identity, Layer, LayerAction, LayerCommand, Role};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::RequestIds;
 use crate::auth::{Principal, Via};
 use crate::extract::WriteContext;
+use crate::rollout_audit::PlanChange;
 use crate::rollouts::{StoreError, StoredPlan, step_command_id};
 use crate::state::{AppState, Effect};
 
@@ -79,13 +83,14 @@ async fn apply(state: &AppState, stored: StoredPlan, step: usize) -> anyhow::Res
         .values_at_step(&layer.state.values, step)
         .ok_or_else(|| anyhow::anyhow!("the layer no longer defines flag {}", plan.flag))?;
     let percent = plan.steps[step].percent;
+    let principal = Principal {
+        name: format!("rollout:{}", plan.id),
+        role: Role::Admin,
+        via: Via::Bootstrap,
+        identity: Identity::new(plan.created_by.clone()),
+    };
     let write = WriteContext {
-        principal: Principal {
-            name: format!("rollout:{}", plan.id),
-            role: Role::Admin,
-            via: Via::Bootstrap,
-            identity: Identity::new(plan.created_by.clone()),
-        },
+        principal: principal.clone(),
         expected_revision: Some(layer.state.revision),
         idempotency_id: Some(step_command_id(&plan.id, step)),
         request_id: None,
@@ -115,8 +120,18 @@ async fn apply(state: &AppState, stored: StoredPlan, step: usize) -> anyhow::Res
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?
         .map_err(|refusal| anyhow::anyhow!("the layer refused the step: {refusal}"))?;
+    let before = plan.status;
     plan.step_applied(step);
-    state.rollouts.update(&plan, revision).await?;
+    let revision = state.rollouts.update(&plan, revision).await?;
+    if plan.status == RolloutStatus::Completed {
+        let change = PlanChange {
+            principal: &principal,
+            request: RequestIds::default(),
+        };
+        state
+            .record_plan(&plan, revision, PlanAction::Completed, Some(before), change)
+            .await;
+    }
     tracing::info!(
         plan = %plan.id,
         step,

@@ -1,6 +1,7 @@
-//! Refused attempts hold tenant data too (the reason, request ids): they are
-//! sealed with the tenant's key before they reach the audit stream, so an
-//! erasure leaves them unreadable there as well.
+//! Records of the audit stream hold tenant data too (a refusal's reason,
+//! request ids, a rollout plan's steps): they are sealed with the tenant's
+//! key before they reach the audit stream, so an erasure leaves them
+//! unreadable there as well.
 
 use ecs_domain::TenantId;
 use ecs_domain::audit::AuditRecord;
@@ -15,7 +16,7 @@ impl AppState {
     /// keeps none of that data rather than hold it in clear.
     pub(crate) async fn seal_refusal(
         &self,
-        mut record: AuditRecord,
+        record: AuditRecord,
         principal: Option<&Principal>,
     ) -> AuditRecord {
         let owner = principal
@@ -26,10 +27,21 @@ impl AppState {
                     .as_deref()
                     .and_then(|t| TenantId::parse(t).ok())
             });
+        self.seal_record_for(record, owner.as_ref()).await
+    }
+
+    /// Seals a record's tenant data with `owner`'s key (nothing to seal
+    /// without an owner). Should sealing fail, the record keeps none of that
+    /// data rather than hold it in clear.
+    pub(crate) async fn seal_record_for(
+        &self,
+        mut record: AuditRecord,
+        owner: Option<&TenantId>,
+    ) -> AuditRecord {
         if let Some(tenant) = owner
-            && let Err(error) = self.keyring.seal_record(&mut record, &tenant).await
+            && let Err(error) = self.keyring.seal_record(&mut record, tenant).await
         {
-            tracing::warn!(%error, "cannot seal a refusal's tenant data; recording it without");
+            tracing::warn!(%error, "cannot seal an audit record's tenant data; recording it without");
         }
         record
     }

@@ -60,6 +60,48 @@ pub struct AuditRecord {
     pub sealed: Option<crate::sealed::Sealed>,
 }
 
+/// A rollout plan's lifecycle, the accepted changes the audit stream records
+/// beside refused attempts: plans live in the `ecs-rollouts` bucket, not in
+/// the events stream, so nothing else would audit them. A record's `action`
+/// is [`PlanAction::as_str`]; the audit projector reads it back with
+/// [`PlanAction::parse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanAction {
+    Created,
+    Paused,
+    Resumed,
+    Cancelled,
+    /// The scheduler applied the plan's last step.
+    Completed,
+}
+
+impl PlanAction {
+    pub const ALL: [PlanAction; 5] = [
+        PlanAction::Created,
+        PlanAction::Paused,
+        PlanAction::Resumed,
+        PlanAction::Cancelled,
+        PlanAction::Completed,
+    ];
+
+    /// The record's `action`, such as `rollout.paused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::Created => "rollout.created",
+            PlanAction::Paused => "rollout.paused",
+            PlanAction::Resumed => "rollout.resumed",
+            PlanAction::Cancelled => "rollout.cancelled",
+            PlanAction::Completed => "rollout.completed",
+        }
+    }
+
+    /// The plan action an audit record's `action` names, if it names one.
+    pub fn parse(action: &str) -> Option<PlanAction> {
+        PlanAction::ALL.into_iter().find(|a| a.as_str() == action)
+    }
+}
+
 /// Where an audit entry's `before` and `after` hold configuration values,
 /// by its action: what masking sensitive values must look into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +115,7 @@ pub enum AuditValues {
     /// whose `default`s and examples are values.
     Namespace,
     /// Everything else (tenants, tokens, decisions on change requests,
-    /// refusals): no values.
+    /// rollout plans, refusals): no values.
     None,
 }
 
@@ -88,5 +130,20 @@ impl AuditValues {
         } else {
             AuditValues::None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plan_action_reads_back_from_its_name() {
+        for action in PlanAction::ALL {
+            assert_eq!(PlanAction::parse(action.as_str()), Some(action));
+            assert_eq!(AuditValues::of(action.as_str()), AuditValues::None);
+        }
+        assert_eq!(PlanAction::parse("layer.replaced"), None);
+        assert_eq!(PlanAction::parse("rollout."), None);
     }
 }

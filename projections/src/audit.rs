@@ -5,14 +5,15 @@
 //! `LayerRun`), in the projection's transaction, so each change is
 //! recorded exactly once and a rebuild replays it identically (the values
 //! before a change are read from the tables before the message applies).
-//! Refused attempts come from the `ECS_AUDIT` stream: [`AuditProjector`]
-//! follows it from its own offset (`projection_offsets` row `audit`) and keeps
-//! them across rebuilds (docs/adr/0005-audit-log.md).
+//! Refused attempts and rollout plans' lifecycle ([`PlanAction`]) come from
+//! the `ECS_AUDIT` stream: [`AuditProjector`] follows it from its own offset
+//! (`projection_offsets` row `audit`) and keeps them across rebuilds
+//! (docs/adr/0005-audit-log.md, docs/adr/0023).
 
 use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull::OrderedConfig};
 use ecs_commands::store::meta as store_meta;
 use ecs_commands::{AnyEvents, EventMessage};
-use ecs_domain::audit::{AuditRecord, Outcome};
+use ecs_domain::audit::{AuditRecord, Outcome, PlanAction};
 use ecs_domain::change_request::{ChangeRequestEvent, Status};
 use ecs_domain::{LayerChange, NamespaceEvent, Scope, TenantEvent, TokenEvent};
 use futures::StreamExt;
@@ -129,8 +130,10 @@ pub(crate) async fn insert_all(
 }
 
 /// The entries that are not a projection of the events stream, kept when the
-/// projections are rebuilt: refused attempts and operators' skips.
-pub(crate) const KEPT_ACROSS_REBUILDS: &str = "outcome = 'refused' OR key LIKE 'skip:%'";
+/// projections are rebuilt: refused attempts, rollout plans' lifecycle and
+/// operators' skips.
+pub(crate) const KEPT_ACROSS_REBUILDS: &str =
+    "outcome = 'refused' OR key LIKE 'rollout:%' OR key LIKE 'skip:%'";
 
 /// Records an operator's skip of a message a projection could not read
 /// (`projection_skips`, which the projections honour) and its audit entry
@@ -435,20 +438,45 @@ async fn record_change_request(
     Ok(())
 }
 
-/// Records one refused attempt read from the audit stream. `fallback_at` is
-/// the stream's timestamp, used when the record's own time is unreadable.
-async fn record_refused(
+/// What a record of the audit stream is, for the audit log.
+enum StreamRecord {
+    Refused,
+    /// A rollout plan's change (the record's `action` is a [`PlanAction`]).
+    Plan,
+    /// An accepted change of the events stream, recorded from there.
+    FromEvents,
+}
+
+impl StreamRecord {
+    fn of(record: &AuditRecord) -> StreamRecord {
+        match record.outcome {
+            Outcome::Refused => StreamRecord::Refused,
+            Outcome::Accepted if PlanAction::parse(&record.action).is_some() => StreamRecord::Plan,
+            Outcome::Accepted => StreamRecord::FromEvents,
+        }
+    }
+}
+
+/// Records one record read from the audit stream: a refused attempt, or a
+/// rollout plan's change. `fallback_at` is the stream's timestamp, used when
+/// the record's own time is unreadable.
+async fn record_from_stream(
     tx: &mut Transaction<'_, Postgres>,
     record: &AuditRecord,
     fallback_at: OffsetDateTime,
 ) -> sqlx::Result<()> {
     let at = OffsetDateTime::parse(&record.at, &Rfc3339).unwrap_or(fallback_at);
+    let key = match StreamRecord::of(record) {
+        StreamRecord::Refused => format!("refused:{}", record.id),
+        StreamRecord::Plan => format!("rollout:{}", record.id),
+        StreamRecord::FromEvents => return Ok(()),
+    };
     insert(
         tx,
         Entry {
-            key: format!("refused:{}", record.id),
+            key,
             at,
-            outcome: Outcome::Refused,
+            outcome: record.outcome,
             action: record.action.clone(),
             actor: record.actor.as_deref(),
             role: record.role.as_deref(),
@@ -467,7 +495,8 @@ async fn record_refused(
     .await
 }
 
-/// Follows the audit stream and projects its refused attempts into `audit`,
+/// Follows the audit stream and projects its refused attempts and rollout
+/// plans' changes into `audit`,
 /// each exactly once: the row and the new offset commit together.
 pub struct AuditProjector {
     pool: sqlx::PgPool,
@@ -608,14 +637,16 @@ impl AuditProjector {
             return Ok(Unreadable(None));
         }
         match serde_json::from_slice::<AuditRecord>(payload) {
-            Ok(mut record) if record.outcome == Outcome::Refused => {
+            // Accepted changes of the events stream are recorded from there.
+            Ok(record) if matches!(StreamRecord::of(&record), StreamRecord::FromEvents) => {
+                tracing::debug!(position, "audit stream: skipping an accepted change");
+            }
+            Ok(mut record) => {
                 if let Some(keyring) = &self.keyring {
                     keyring.open_record(&mut record).await?;
                 }
-                record_refused(&mut tx, &record, published).await?;
+                record_from_stream(&mut tx, &record, published).await?;
             }
-            // Accepted changes are recorded from the events stream.
-            Ok(_) => tracing::debug!(position, "audit stream: skipping an accepted record"),
             Err(error) => {
                 let Some(by) = skip_recorded(&self.pool, ProjectionName::Audit, position).await?
                 else {

@@ -74,7 +74,8 @@ pub struct PageParams {
 /// One audit record.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntry {
-    /// Unique: `accepted:<position>` or `refused:<record id>`.
+    /// Unique: `accepted:<position>`, `refused:<record id>` or
+    /// `rollout:<plan id>-<revision>`.
     pub id: String,
     /// RFC 3339.
     pub at: String,
@@ -82,7 +83,8 @@ pub struct AuditEntry {
     pub outcome: String,
     /// `layer.replaced`, `layer.patched`, `layer.cleared`, `layer.rolled-back`,
     /// `namespace.defined`, `tenant.defined`, `token.issued`, `token.revoked`,
-    /// `change-request.<opened|applying|approved|rejected|withdrawn|failed>`; for a
+    /// `change-request.<opened|applying|approved|rejected|withdrawn|failed>`,
+    /// `rollout.<created|paused|resumed|cancelled|completed>`; for a
     /// refusal the request, such as `http:PUT /v1/namespaces/{ns}/layer`.
     pub action: String,
     pub actor: Option<String>,

@@ -1,9 +1,10 @@
 //! `/v1/namespaces/{ns}/rollouts`: rollout plans of flags (docs/flags.md).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use ecs_domain::audit::PlanAction;
 use ecs_domain::flags::{
     RolloutPlan, RolloutStatus, RolloutStep, rollout_variants, validate_steps,
 };
@@ -16,6 +17,7 @@ use utoipa::ToSchema;
 use crate::auth::Principal;
 use crate::extract::{AppJson, Params, PathId};
 use crate::problem::ApiError;
+use crate::rollout_audit::PlanChange;
 use crate::rollouts::{StoreError, StoredPlan};
 use crate::routes::Problem;
 use crate::state::AppState;
@@ -145,6 +147,7 @@ pub async fn create(
     State(app): State<AppState>,
     PathId(ns): PathId<NamespaceName>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     params: Params,
     AppJson(body): AppJson<RolloutCreate>,
 ) -> Result<Response, ApiError> {
@@ -221,7 +224,15 @@ pub async fn create(
         created_at: now,
         last_error: None,
     };
-    app.rollouts.create(&plan).await?;
+    let revision = app.rollouts.create(&plan).await?;
+    app.record_plan(
+        &plan,
+        revision,
+        PlanAction::Created,
+        None,
+        PlanChange::by(&principal, &headers),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(RolloutBody::from(plan))).into_response())
 }
 
@@ -313,11 +324,21 @@ impl Control {
             _ => None,
         }
     }
+
+    /// What the audit log records of the control.
+    fn action(self) -> PlanAction {
+        match self {
+            Control::Pause => PlanAction::Paused,
+            Control::Resume => PlanAction::Resumed,
+            Control::Cancel => PlanAction::Cancelled,
+        }
+    }
 }
 
 async fn control(
     app: AppState,
     principal: Principal,
+    headers: HeaderMap,
     ns: String,
     id: String,
     control: Control,
@@ -341,9 +362,20 @@ async fn control(
                 }
             )));
         };
+        let before = plan.status;
         plan.status = next;
         match app.rollouts.update(&plan, revision).await {
-            Ok(_) => return Ok(Json(plan.into())),
+            Ok(revision) => {
+                app.record_plan(
+                    &plan,
+                    revision,
+                    control.action(),
+                    Some(before),
+                    PlanChange::by(&principal, &headers),
+                )
+                .await;
+                return Ok(Json(plan.into()));
+            }
             Err(StoreError::Conflict) => continue,
             Err(other) => return Err(other.into()),
         }
@@ -359,8 +391,9 @@ pub async fn pause(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
 ) -> Result<Json<RolloutBody>, ApiError> {
-    control(app, principal, ns, id, Control::Pause).await
+    control(app, principal, headers, ns, id, Control::Pause).await
 }
 
 /// Resume a paused plan: the latest step that fell due meanwhile applies at once.
@@ -371,8 +404,9 @@ pub async fn resume(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
 ) -> Result<Json<RolloutBody>, ApiError> {
-    control(app, principal, ns, id, Control::Resume).await
+    control(app, principal, headers, ns, id, Control::Resume).await
 }
 
 /// Cancel a plan: no further step applies; the flag keeps its current split.
@@ -383,6 +417,7 @@ pub async fn cancel(
     State(app): State<AppState>,
     Path((ns, id)): Path<(String, String)>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
 ) -> Result<Json<RolloutBody>, ApiError> {
-    control(app, principal, ns, id, Control::Cancel).await
+    control(app, principal, headers, ns, id, Control::Cancel).await
 }

@@ -508,3 +508,163 @@ async fn a_step_that_cannot_apply_says_why_and_applies_once_it_can() {
     assert!(done.get("last_error").is_none(), "{done}");
     assert_eq!(revisions(&app).await.last().unwrap().2, split(30));
 }
+
+/// The audit entries of rollout plans matching `query`, once `done` holds
+/// for them: the audit stream is projected asynchronously.
+async fn plan_entries(app: &TestApp, query: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = app.get(&format!("/v1/audit?limit=1000&{query}")).await;
+        assert_status(&answer, StatusCode::OK);
+        let entries: Vec<Value> = answer.body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"].as_str().unwrap().starts_with("rollout."))
+            .cloned()
+            .collect();
+        if done(&entries) {
+            return entries;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{query}: plan entries missing: {entries:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn each_change_of_a_plan_is_in_the_audit_log_with_its_actor() {
+    let app = rollout_app().await;
+    let editor = app
+        .post(
+            "/v1/tokens",
+            &json!({"name": "e", "role": "editor", "namespaces": ["flags"]}),
+        )
+        .await;
+    assert_status(&editor, StatusCode::CREATED);
+    let editor_token = editor.body["token"].as_str().unwrap().to_owned();
+    let as_editor = |path: String, body: Value| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .bearer_auth(&editor_token)
+            .header("x-correlation-id", "plan-audit")
+            .json(&body)
+    };
+    let steps = json!([
+        { "at": in_seconds(2.0), "percent": 50 },
+        { "at": in_seconds(600.0), "percent": 100 }
+    ]);
+    let created = app
+        .send(as_editor(
+            "/v1/namespaces/flags/rollouts".into(),
+            json!({ "flag": "new-ui", "steps": steps }),
+        ))
+        .await;
+    assert_status(&created, StatusCode::CREATED);
+    let editor_name = created.body["created_by"].as_str().unwrap().to_owned();
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let control = |what: &str| format!("/v1/namespaces/flags/rollouts/{id}/{what}");
+    // The editor pauses, the admin resumes, the editor cancels.
+    assert_status(
+        &app.send(as_editor(control("pause"), Value::Null)).await,
+        StatusCode::OK,
+    );
+    assert_status(
+        &app.post(&control("resume"), &Value::Null).await,
+        StatusCode::OK,
+    );
+    until_applied(&app, &id, 1).await;
+    assert_status(
+        &app.send(as_editor(control("cancel"), Value::Null)).await,
+        StatusCode::OK,
+    );
+    // A refused control changes nothing and records no plan change.
+    assert_status(
+        &app.post(&control("pause"), &Value::Null).await,
+        StatusCode::CONFLICT,
+    );
+
+    let expected = [
+        (
+            "rollout.created",
+            editor_name.as_str(),
+            Value::Null,
+            "active",
+        ),
+        (
+            "rollout.paused",
+            editor_name.as_str(),
+            json!("active"),
+            "paused",
+        ),
+        ("rollout.resumed", "admin", json!("paused"), "active"),
+        (
+            "rollout.cancelled",
+            editor_name.as_str(),
+            json!("active"),
+            "cancelled",
+        ),
+    ];
+    let entries = plan_entries(&app, "namespace=flags", |e| e.len() >= expected.len()).await;
+    // Newest first.
+    let mut entries = entries;
+    entries.reverse();
+    let mut mismatches = Vec::new();
+    assert_eq!(entries.len(), expected.len(), "{entries:#?}");
+    for (entry, (action, actor, before, after)) in entries.iter().zip(expected.clone()) {
+        let seen = (
+            entry["action"].as_str().unwrap_or_default(),
+            entry["actor"].as_str().unwrap_or_default(),
+            entry["before"]["status"].clone(),
+            entry["after"]["status"].as_str().unwrap_or_default(),
+        );
+        if seen != (action, actor, before.clone(), after)
+            || entry["outcome"] != "accepted"
+            || entry["namespace"] != "flags"
+            || entry["after"]["id"] != json!(id)
+            || entry["after"]["flag"] != "new-ui"
+            || entry["scope"] != json!({})
+            || entry["at"].as_str().is_none()
+            || !entry["id"].as_str().unwrap().starts_with("rollout:")
+        {
+            mismatches.push(format!("expected {action} by {actor}: {entry}"));
+        }
+        if actor != "admin" && entry["correlation_id"] != "plan-audit" {
+            mismatches.push(format!("{action} lost its correlation id: {entry}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{mismatches:#?}");
+
+    // The filters work on plan entries as on any other.
+    let paused = plan_entries(&app, "action=rollout.paused", |e| !e.is_empty()).await;
+    assert_eq!(paused.len(), 1, "{paused:#?}");
+    let by_editor = plan_entries(
+        &app,
+        &format!("actor={editor_name}&outcome=accepted"),
+        |e| e.len() >= 3,
+    )
+    .await;
+    assert_eq!(by_editor.len(), 3, "{by_editor:#?}");
+    let elsewhere = plan_entries(&app, "namespace=other", |_| true).await;
+    assert!(elsewhere.is_empty(), "{elsewhere:#?}");
+
+    // They survive a rebuild of the projections, as refused attempts do.
+    app.rebuild_projections().await;
+    let rebuilt = plan_entries(&app, "namespace=flags", |e| e.len() >= expected.len()).await;
+    assert_eq!(rebuilt.len(), expected.len(), "{rebuilt:#?}");
+}
+
+#[tokio::test]
+async fn the_scheduler_records_a_plans_completion_in_the_audit_log() {
+    let app = rollout_app().await;
+    let (id, _) = create_plan(&app, &[(2.0, 100)]).await;
+    until_applied(&app, &id, 1).await;
+    let completed = plan_entries(&app, "action=rollout.completed", |e| !e.is_empty()).await;
+    assert_eq!(completed.len(), 1, "{completed:#?}");
+    assert_eq!(completed[0]["actor"], format!("rollout:{id}"));
+    assert_eq!(completed[0]["before"]["status"], "active");
+    assert_eq!(completed[0]["after"]["status"], "completed");
+    assert_eq!(completed[0]["after"]["applied"], 1);
+}
