@@ -432,6 +432,85 @@ describe('Config Studio', () => {
     await page.close();
   });
 
+  test('the flags screen creates a rollout plan, lists it, pauses and cancels it, a refused step shown on its field', async () => {
+    assert.ok((await admin.put('/v1/namespaces/flags-plans', { kind: 'flags', description: 'Planned rollouts' })).status < 300);
+    const layer = await admin.put('/v1/namespaces/flags-plans/layer', {
+      values: {
+        flags: {
+          checkout: { state: 'ENABLED', variants: { on: true, off: false }, defaultVariant: 'off' },
+          theme: { state: 'ENABLED', variants: { a: 'a', b: 'b', c: 'c' }, defaultVariant: 'a' },
+        },
+      },
+      message: 'first',
+    });
+    assert.ok(layer.status < 300, JSON.stringify(layer.body));
+    const page = await newPage(env.context);
+    await signIn(page);
+    await page.goto(`${env.url}/studio/namespaces/flags-plans/flags`);
+    await page.getByRole('heading', { name: 'Rollout plans of this layer' }).waitFor();
+    await page.getByText('No rollout plan for this layer.').waitFor();
+    // Only a flag with two variants can be rolled out.
+    const options = await page.getByLabel('Flag to roll out').locator('option').allTextContents();
+    assert.deepEqual(options, ['checkout: “on” to a share, the rest “off”']);
+    await assertAccessible(page, 'flags with the rollout plan form');
+
+    // Times in the browser's own time zone, as a person types them.
+    const local = (hours) =>
+      page.evaluate((h) => {
+        const d = new Date(Date.now() + h * 3600 * 1000);
+        const pad = (n) => String(n).padStart(2, '0');
+        return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+      }, hours);
+    await page.getByRole('button', { name: 'Remove step 3' }).click();
+    await page.getByLabel('Time of step 1').fill(await local(24));
+    await page.getByLabel('Percentage of step 1').fill('10');
+    await page.getByLabel('Time of step 2').fill(await local(12));
+    await page.getByLabel('Percentage of step 2').fill('100');
+    await page.getByRole('button', { name: 'Create the plan' }).click();
+    // The server refuses a step before the one it follows: shown on that step's time.
+    await page.locator('#plan-step-1-at-problem').waitFor();
+    assert.match(await page.locator('#plan-step-1-at-problem').textContent(), /increase/);
+    assert.equal(await page.getByLabel('Time of step 2').getAttribute('aria-invalid'), 'true');
+    await assertAccessible(page, 'a refused rollout plan');
+    assert.deepEqual((await admin.get('/v1/namespaces/flags-plans/rollouts')).body.rollouts, [], 'nothing stored');
+
+    await page.getByLabel('Time of step 2').fill(await local(48));
+    await page.getByRole('button', { name: 'Create the plan' }).click();
+    await page.getByText('Created a plan rolling out “on” of checkout in 2 steps.').waitFor();
+    const row = page.locator('[data-testid="rollout-plans"] tbody tr');
+    await eventually(async () => (await row.count()) === 1, { what: 'the plan listed' });
+    assert.equal(await row.getByTestId('plan-status').textContent(), 'active');
+    assert.match(await row.textContent(), /0 of 2 steps applied; next: 10 % at /);
+    const [plan] = (await admin.get('/v1/namespaces/flags-plans/rollouts')).body.rollouts;
+    assert.equal(plan.flag, 'checkout');
+    assert.deepEqual(
+      plan.steps.map((s) => s.percent),
+      [10, 100],
+    );
+    await assertAccessible(page, 'flags with a rollout plan');
+
+    // Pause from the keyboard, then cancel.
+    await row.getByRole('button', { name: /^Pause the plan of checkout/ }).focus();
+    await page.keyboard.press('Enter');
+    await eventually(async () => (await row.getByTestId('plan-status').textContent()) === 'paused', { what: 'the paused plan' });
+    assert.match(await row.textContent(), /\(paused\)/);
+    await row.getByRole('button', { name: /^Cancel the plan of checkout/ }).click();
+    await eventually(async () => (await row.getByTestId('plan-status').textContent()) === 'cancelled', { what: 'the cancelled plan' });
+    assert.equal(await row.getByRole('button').count(), 0, 'an ended plan has no controls');
+    assert.equal((await admin.get(`/v1/namespaces/flags-plans/rollouts/${plan.id}`)).body.status, 'cancelled');
+
+    // Each change is in the audit log, by the signed-in principal.
+    await eventually(
+      async () => {
+        const entries = (await admin.get('/v1/audit?namespace=flags-plans')).body.entries.map((e) => `${e.action} ${e.actor}`);
+        return ['rollout.created admin', 'rollout.paused admin', 'rollout.cancelled admin'].every((x) => entries.includes(x));
+      },
+      { what: 'the plan changes in the audit log' },
+    );
+    assertClean(page);
+    await page.close();
+  });
+
   test('the resolved view shows the past at a position or a time', async () => {
     const first = await namespaceWithLayer('past', { limit: 5 });
     await new Promise((r) => setTimeout(r, 1100));

@@ -2,6 +2,7 @@
 // principal's bearer token, and every refusal becomes an ApiProblem.
 
 import { problemFrom } from './problem';
+import type { RolloutControl, RolloutPlan, RolloutStep } from './rollouts';
 import { parseEvents } from './sse';
 import type { PointInTime, Scope } from './scope';
 import { pointParams, scopeParams } from './scope';
@@ -321,6 +322,21 @@ export class ApiClient {
 
   async decide(id: string, decision: 'approve' | 'reject' | 'withdraw', reason: string): Promise<void> {
     await this.request('POST', `/v1/change-requests/${encodeURIComponent(id)}/${decision}`, { body: { reason } });
+  }
+
+  /** The rollout plans of a flags namespace the caller may read, oldest first. */
+  async rollouts(ns: string): Promise<RolloutPlan[]> {
+    return (await this.get<{ rollouts: RolloutPlan[] }>(`/v1/namespaces/${encodeURIComponent(ns)}/rollouts`)).rollouts;
+  }
+
+  /** Creates a rollout plan of `flag` in the layer at `scope`. */
+  async createRollout(ns: string, body: { scope: Scope; flag: string; steps: RolloutStep[] }): Promise<RolloutPlan> {
+    return (await this.request<RolloutPlan>('POST', `/v1/namespaces/${encodeURIComponent(ns)}/rollouts`, { body })).data;
+  }
+
+  /** Pauses, resumes or cancels a rollout plan; answers the plan as it is then. */
+  async controlRollout(ns: string, id: string, control: RolloutControl): Promise<RolloutPlan> {
+    return (await this.request<RolloutPlan>('POST', `/v1/namespaces/${encodeURIComponent(ns)}/rollouts/${encodeURIComponent(id)}/${control}`)).data;
   }
 
   /** Every audit entry matching `filters`, as JSON Lines (`GET /v1/audit/export`). */

@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import { Link } from '../components/Link';
+import { RolloutPlans } from '../components/RolloutPlans';
 import { ErrorNotice, InfoNotice, Loading } from '../components/Notice';
 import { isChangeRequest, type Json, type JsonObject, type LayerRevision } from '../lib/api';
 import { canonicalJson, diffValues } from '../lib/diff';
@@ -30,7 +31,7 @@ function Problems({ id, violations, draft }: { id: string; violations: Violation
  * A flags namespace's layer as flags: each flag's state, variants, default
  * variant, targeting (JsonLogic) and percentage rollout, saved as one
  * conditional write of the layer, so history, diff, rollback and approvals
- * are the layer's.
+ * are the layer's; below, the layer's rollout plans.
  */
 export default function Flags({ ns, search }: { ns: string; search: string }) {
   const { api, me } = useSession();
@@ -305,6 +306,7 @@ export default function Flags({ ns, search }: { ns: string; search: string }) {
           </button>
         </form>
       )}
+      <RolloutPlans ns={ns} scope={scope} saved={layer?.values ?? {}} writable={writable} />
     </>
   );
 }
