@@ -91,7 +91,7 @@ if ((publish)); then published=", copied to \`docs/propagation.svg\`"; fi
   echo
 } >"$md"
 
-for bench in reads writes rebuild,pit scale validation; do
+for bench in reads writes rebuild,pit scale validation flags; do
   target/release/harness --bench "$bench" --markdown "$md" "$@" 2>&1 | tee -a "$out"
 done
 if ((propagation)); then

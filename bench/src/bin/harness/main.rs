@@ -12,7 +12,10 @@
 //! * `scale`   — server memory and SDK bootstrap time with 10,000 tenants and
 //!   20 namespaces;
 //! * `validation` — one global write checked in every context it can change,
-//!   with 10,000 tenant layers, vs the same write with no other layers.
+//!   with 10,000 tenant layers, vs the same write with no other layers;
+//! * `flags`   — SDK-local flag evaluation (ns per flag, against its budget),
+//!   and OFREP single evaluation over HTTP vs a static axum handler returning
+//!   the same bytes, at the same concurrency.
 //!
 //! Every benchmark starts its own `nats-server` and PostgreSQL database (a
 //! private cluster unless `ECS_TEST_PG_URL` is set) and the ECS server
@@ -78,8 +81,11 @@ pub(crate) const ALL: [&str; 7] = [
 pub(crate) const READS_TARGET_SHARE: f64 = 50.0;
 pub(crate) const REBUILD_TARGET_PER_S: f64 = 50_000.0;
 pub(crate) const PIT_TARGET_P99_MS: f64 = 10.0;
-/// SDK-local flag evaluation stays under this many nanoseconds per flag.
+/// SDK-local flag evaluation stays under this many nanoseconds per flag, and
+/// OFREP single evaluation reaches this share of the static handler's
+/// throughput (%).
 pub(crate) const FLAG_TARGET_NS: f64 = 2_000.0;
+pub(crate) const OFREP_TARGET_SHARE: f64 = 50.0;
 
 /// ECS against the raw engines (reads, writes, rebuild, point-in-time, scale).
 #[derive(Parser, Debug, Clone)]
@@ -94,7 +100,7 @@ pub(crate) struct Args {
     /// Measured seconds per load run (reads, writes, point-in-time).
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// Concurrent requests in flight (reads, writes and their floors).
+    /// Concurrent requests in flight (reads, writes, OFREP and their floors).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Tenants for the scale and validation benchmarks.
