@@ -234,7 +234,7 @@ export function RolloutPlans({ ns, scope, saved, writable }: { ns: string; scope
                       </div>
                       <button
                         type="button"
-                        className="secondary"
+                        className="secondary step-remove"
                         onClick={() => {
                           setSteps((all) => all.filter((_, i) => i !== index));
                           setProblems({});
