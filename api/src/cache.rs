@@ -1,11 +1,14 @@
 //! Resolved reads from memory: the namespaces and tenant editions as of the
 //! projections' applied position, loaded once per position and shared by
-//! every read until the next change is applied.
+//! every read until the next change is applied; and the flags parsed (their
+//! targeting compiled) for each context OFREP evaluates in, derived once per
+//! position the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use ecs_domain::{EditionName, NamespaceName, TenantId};
+use ecs_domain::flags::FlagSet;
+use ecs_domain::{EditionName, NamespaceName, Scope, TenantId};
 use ecs_projections::queries::NamespaceSnapshot;
 use ecs_projections::{ProjectionHandle, ReadModel};
 
@@ -14,7 +17,16 @@ struct Generation {
     position: u64,
     namespaces: HashMap<NamespaceName, Option<Arc<NamespaceSnapshot>>>,
     editions: HashMap<TenantId, Option<EditionName>>,
+    flag_sets: HashMap<FlagSetKey, Option<Arc<FlagSet>>>,
 }
+
+/// A flags namespace, the context evaluated in, and whether the caller sees
+/// sensitive values unmasked.
+pub type FlagSetKey = (NamespaceName, Scope, bool);
+
+/// The contexts whose flags one generation keeps: contexts are as many as
+/// callers name, so past this many the rest are derived on every request.
+const FLAG_SETS_PER_GENERATION: usize = 10_000;
 
 /// The snapshot cache of current reads.
 pub struct SnapshotCache {
@@ -91,6 +103,34 @@ impl SnapshotCache {
             }
         };
         Ok(Current { snapshot, edition })
+    }
+
+    /// The flags of `key`'s context (`None`: not a flags namespace) as of the
+    /// current position, derived by `derive` once per position.
+    pub async fn flag_set<E, Fut>(
+        &self,
+        key: FlagSetKey,
+        derive: impl FnOnce() -> Fut,
+    ) -> Result<Option<Arc<FlagSet>>, E>
+    where
+        Fut: std::future::Future<Output = Result<Option<FlagSet>, E>>,
+    {
+        let position = self.projections.status().applied;
+        {
+            let generation = self.lock();
+            if generation.position == position
+                && let Some(found) = generation.flag_sets.get(&key)
+            {
+                return Ok(found.clone());
+            }
+        }
+        let derived = derive().await?.map(Arc::new);
+        self.store(position, |g| {
+            if g.flag_sets.len() < FLAG_SETS_PER_GENERATION {
+                g.flag_sets.insert(key, derived.clone());
+            }
+        });
+        Ok(derived)
     }
 
     /// Stores into the generation of `position` unless it moved on meanwhile.

@@ -6,12 +6,14 @@
 //! attribute, `targetingKey` included, feeds targeting. Evaluation is
 //! `ecs_domain::flags::evaluate`, the code the SDK runs too.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ecs_domain::flags::{EvaluationContext, FlagEvaluation, FlagSet, evaluate, parse_flag_set};
-use ecs_domain::{NamespaceKind, NamespaceName, Scope};
+use ecs_domain::{NamespaceKind, NamespaceName, Reading, Scope};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -162,11 +164,27 @@ async fn flags_for(
     app: &AppState,
     principal: &Principal,
     target: &Target,
-) -> Result<Option<FlagSet>, Failure> {
+) -> Result<Option<Arc<FlagSet>>, Failure> {
     // A credential bound elsewhere (another tenant, another namespace) may
     // not learn whether flags exist there.
     authorize(principal, &target.namespace, &target.scope)
         .map_err(|_| Failure::new(StatusCode::FORBIDDEN, ErrorCode::General, "forbidden"))?;
+    let key = (
+        target.namespace.clone(),
+        target.scope.clone(),
+        Reading::Configuration.reveals_to(&principal.role),
+    );
+    app.cache
+        .flag_set(key, || derive_flags(app, principal, target))
+        .await
+}
+
+/// Resolves, masks and parses the flags of the target's context.
+async fn derive_flags(
+    app: &AppState,
+    principal: &Principal,
+    target: &Target,
+) -> Result<Option<FlagSet>, Failure> {
     let kind = app
         .cache
         .current(&target.namespace, None)
@@ -301,7 +319,7 @@ pub async fn evaluate_flags(
             let stream = event_stream(&app, &target.namespace, &target.scope);
             (set, stream.into_iter().collect())
         }
-        Ok(None) => (FlagSet::default(), Vec::new()),
+        Ok(None) => (Arc::default(), Vec::new()),
         Err(failure) => return failure.respond(None),
     };
     let flags: Vec<FlagAnswer> = set

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::SchemaViolation;
+use crate::flags::logic::CompiledRule;
 
 /// Whether a flag evaluates its variants or answers `DISABLED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +31,10 @@ pub struct FlagDefinition {
     pub targeting: Option<Value>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
+    /// The targeting rule compiled by [`parse_flag_set`]; `None` for a flag
+    /// read any other way, whose rule is then compiled when evaluated.
+    #[serde(skip)]
+    pub(crate) compiled: Option<CompiledRule>,
 }
 
 impl FlagDefinition {
@@ -108,7 +113,7 @@ pub fn parse_flag_set(document: &Value) -> Result<FlagSet, Vec<SchemaViolation>>
 }
 
 fn check_flag(pointer: &str, raw: &Value) -> Result<FlagDefinition, Vec<SchemaViolation>> {
-    let flag: FlagDefinition = serde_json::from_value(raw.clone()).map_err(|e| {
+    let mut flag: FlagDefinition = serde_json::from_value(raw.clone()).map_err(|e| {
         vec![violation(
             pointer.to_owned(),
             format!("not a flag definition: {e}"),
@@ -123,14 +128,16 @@ fn check_flag(pointer: &str, raw: &Value) -> Result<FlagDefinition, Vec<SchemaVi
             format!("unknown variant `{default}`"),
         ));
     }
+    let mut compiled = None;
     if let Some(rule) = flag.rule() {
         let at = format!("{pointer}/targeting");
-        match crate::flags::logic::check(rule) {
+        match crate::flags::logic::compile(rule) {
             Err(message) => violations.push(violation(
                 at.clone(),
                 format!("invalid JsonLogic: {message}"),
             )),
-            Ok(()) => {
+            Ok(rule_compiled) => {
+                compiled = Some(rule_compiled);
                 let mut returned = Vec::new();
                 returned_variants(rule, &at, &mut returned);
                 for (name, at) in returned {
@@ -141,6 +148,7 @@ fn check_flag(pointer: &str, raw: &Value) -> Result<FlagDefinition, Vec<SchemaVi
             }
         }
     }
+    flag.compiled = compiled;
     if violations.is_empty() {
         Ok(flag)
     } else {

@@ -65,8 +65,12 @@ pub fn evaluate(
         "$flagd".to_owned(),
         json!({ "flagKey": key, "timestamp": now.unix_timestamp() }),
     );
-    let chosen = crate::flags::logic::run(rule, &Value::Object(data))
-        .map_err(|e| EvaluationError::General(format!("targeting failed: {e}")))?;
+    let failed = |e: String| EvaluationError::General(format!("targeting failed: {e}"));
+    let compiled = match &flag.compiled {
+        Some(compiled) => compiled.clone(),
+        None => crate::flags::logic::compile(rule).map_err(failed)?,
+    };
+    let chosen = crate::flags::logic::run(&compiled, &Value::Object(data)).map_err(failed)?;
     // flagd names a variant with a string; a boolean result names the
     // variant "true" or "false"; null means "no match".
     let name = match chosen {

@@ -5,9 +5,11 @@
 //! `starts_with`/`ends_with` (feature `ext-string`), so no operator is
 //! written here.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
-use datalogic_rs::Engine;
+use datalogic_rs::{Engine, Logic, Session};
 use serde_json::Value;
 
 /// The engine shared by every evaluation; it holds no per-call state.
@@ -16,13 +18,33 @@ pub(crate) fn engine() -> &'static Engine {
     ENGINE.get_or_init(Engine::new)
 }
 
+/// A targeting rule compiled once, when its flags document is parsed, so an
+/// evaluation only runs it.
+#[derive(Clone)]
+pub struct CompiledRule(Arc<Logic>);
+
+impl fmt::Debug for CompiledRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CompiledRule")
+    }
+}
+
+/// A compiled rule is a function of its source rule, which the flag compares
+/// already: two compiled rules never make flags differ.
+impl PartialEq for CompiledRule {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
 /// Checks that a targeting rule uses only known operators and compiles,
-/// returning the offending operator or the engine's message when it does not.
-pub(crate) fn check(rule: &Value) -> Result<(), String> {
+/// returning the compiled rule, or the offending operator or the engine's
+/// message when it does not.
+pub(crate) fn compile(rule: &Value) -> Result<CompiledRule, String> {
     check_operators(rule)?;
     engine()
-        .compile(rule)
-        .map(|_| ())
+        .compile_arc(rule)
+        .map(CompiledRule)
         .map_err(|e| e.to_string())
 }
 
@@ -44,9 +66,18 @@ fn check_operators(rule: &Value) -> Result<(), String> {
     }
 }
 
-/// Evaluates a targeting rule against its data.
-pub(crate) fn run(rule: &Value, data: &Value) -> Result<Value, String> {
-    engine()
-        .eval_into::<Value, _, _>(rule, data)
-        .map_err(|e| e.to_string())
+thread_local! {
+    /// Each thread's evaluation arena, reused (and emptied) call after call.
+    static SESSION: RefCell<Session<'static>> = RefCell::new(engine().session());
+}
+
+/// Runs a compiled targeting rule against its data.
+pub(crate) fn run(rule: &CompiledRule, data: &Value) -> Result<Value, String> {
+    SESSION.with(|session| {
+        let mut session = session.borrow_mut();
+        session.reset();
+        session
+            .eval_into::<Value, _>(&rule.0, data)
+            .map_err(|e| e.to_string())
+    })
 }
