@@ -184,6 +184,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/tenants/{tenant}/erase", post(gdpr::erase))
         .route("/v1/openapi.json", get(crate::openapi::openapi_json))
         .route("/v1/whoami", get(crate::routes::whoami::whoami))
+        .route("/v1/drift", get(crate::routes::drift::list))
+        .route("/v1/drift/reports", post(crate::routes::drift::report))
+        .route("/v1/usage", get(crate::routes::usage::usage))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(
             "/v1/admin/projections/rebuild",
@@ -574,6 +577,23 @@ impl Application {
         background.spawn(async move {
             crate::audit::watch_audit_usage(js, limits, usage).await;
             ("the audit usage gauge", Ok(()))
+        });
+
+        // Drift reports from SDK clients on NATS, and the drift gauges
+        // (every instance: a queue group records each report once).
+        let (nats, read, stop) = (
+            self.state.nats.clone(),
+            self.state.read.clone(),
+            tasks.clone(),
+        );
+        background.spawn(async move {
+            crate::drift::listen(nats, read, stop).await;
+            ("the drift report listener", Ok(()))
+        });
+        let (read, stop) = (self.state.read.clone(), tasks.clone());
+        background.spawn(async move {
+            crate::drift::refresh_gauges(read, stop).await;
+            ("the drift gauges", Ok(()))
         });
 
         tracing::info!(address = %self.address, "ECS listening");

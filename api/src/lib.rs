@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod body_limit;
 pub mod cache;
+pub mod drift;
 pub mod exported_metrics;
 pub mod extract;
 pub mod failed_auth;

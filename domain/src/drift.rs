@@ -163,7 +163,7 @@ pub fn top_key(pointer: &str) -> Option<String> {
     Some(token.replace("~1", "/").replace("~0", "~"))
 }
 
-/// Where an instance stands.
+/// Where an instance stands on what it last reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DriftStatus {
@@ -171,9 +171,6 @@ pub enum DriftStatus {
     Current,
     /// Something it follows changed after the position it applied.
     Behind,
-    /// No report for [`STALE_AFTER_INTERVALS`] of its intervals (or it said
-    /// it was stopping): what it runs is unknown, last known as reported.
-    Stale,
 }
 
 impl DriftStatus {
@@ -181,22 +178,23 @@ impl DriftStatus {
         match self {
             DriftStatus::Current => "current",
             DriftStatus::Behind => "behind",
-            DriftStatus::Stale => "stale",
         }
     }
 
-    /// The status of an instance last heard from `silent_secs` ago,
-    /// announcing `interval_secs`, behind or not on what it reported.
-    pub fn of(behind: bool, silent_secs: u64, interval_secs: u64, stopping: bool) -> DriftStatus {
-        let stale_after = interval_secs.saturating_mul(STALE_AFTER_INTERVALS);
-        if stopping || silent_secs >= stale_after {
-            DriftStatus::Stale
-        } else if behind {
+    pub fn of(behind: bool) -> DriftStatus {
+        if behind {
             DriftStatus::Behind
         } else {
             DriftStatus::Current
         }
     }
+}
+
+/// Whether an instance is stale: silent for [`STALE_AFTER_INTERVALS`] of
+/// the interval it announced, or stopped (its last report said so). What a
+/// stale instance runs now is unknown; its status is what it last reported.
+pub fn is_stale(silent_secs: u64, interval_secs: u64, stopping: bool) -> bool {
+    stopping || silent_secs >= interval_secs.saturating_mul(STALE_AFTER_INTERVALS)
 }
 
 /// What of an instance's report a role may see: the followed entries it may
@@ -295,11 +293,10 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_or_stopping_instance_is_stale_before_it_is_behind() {
-        assert_eq!(DriftStatus::of(false, 10, 15, false), DriftStatus::Current);
-        assert_eq!(DriftStatus::of(true, 10, 15, false), DriftStatus::Behind);
-        assert_eq!(DriftStatus::of(true, 45, 15, false), DriftStatus::Stale);
-        assert_eq!(DriftStatus::of(false, 0, 15, true), DriftStatus::Stale);
+    fn an_instance_silent_for_three_intervals_or_stopped_is_stale() {
+        assert!(!is_stale(44, 15, false));
+        assert!(is_stale(45, 15, false));
+        assert!(is_stale(0, 15, true));
     }
 
     #[test]

@@ -230,6 +230,23 @@ async fn every_documented_metric_is_exported_with_its_help() {
         .unwrap();
     assert_eq!(second.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
 
+    // A drift report with a propagation time, as an SDK client sends one.
+    let report = app
+        .post(
+            "/v1/drift/reports",
+            &json!({"v": 1, "service": "web", "env": "prod", "instance": "web-1",
+                    "sdk_version": "0.1.0", "interval_secs": 15, "subscribers": 1,
+                    "followed": [{"namespace": "checkout", "applied_position": 1}],
+                    "propagation": [0.004]}),
+        )
+        .await;
+    assert_eq!(
+        report.status,
+        reqwest::StatusCode::NO_CONTENT,
+        "{}",
+        report.body
+    );
+
     let documented = documented_metrics();
     assert!(documented.len() >= 20, "the docs list {documented:?}");
     let mut missing = documented.clone();
