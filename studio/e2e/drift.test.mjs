@@ -33,7 +33,7 @@ function report(instance, service, position) {
 }
 
 describe('Drift', () => {
-  test('lists an instance behind a later change first, a current one after it, and passes axe', async () => {
+  test('lists an instance behind a later change first, a current one after it; a diff names the services that read its keys', async () => {
     assert.ok((await admin.put('/v1/namespaces/checkout', { description: 'Checkout' })).status < 300);
     const first = await admin.put('/v1/namespaces/checkout/layer', { values: { limit: 1 }, message: 'first' });
     assert.ok(first.status < 300, JSON.stringify(first.body));
@@ -62,6 +62,16 @@ describe('Drift', () => {
     assert.match(behind, new RegExp(`at ${first.body.position} of ${second.body.position}`));
     assert.match(await page.getByRole('table').locator('caption').textContent(), /1 behind, 1 current, 0 stale/);
     assert.deepEqual(await axeViolations(page), [], 'axe on the Drift screen');
+
+    // The impact of a change: the compare view names the services that read the keys that differ.
+    const reads = { ...report('web-1', 'web', second.body.position), reads: [{ namespace: 'checkout', key: 'limit', reads: 3 }] };
+    assert.equal((await admin.post('/v1/drift/reports', reads)).status, 204);
+    assert.ok((await admin.put('/v1/namespaces/checkout/layer?env=prod', { values: { limit: 3 }, message: 'prod' })).status < 300);
+    const sides = new URLSearchParams({ left: 'env=dev', right: 'env=prod' });
+    await page.goto(`${env.url}/studio/namespaces/checkout/compare?${sides}`);
+    await page.getByTestId('read-by').waitFor();
+    assert.equal(await page.getByTestId('read-by').textContent(), 'Read by: web (last 7 days)');
+    assert.deepEqual(await axeViolations(page), [], 'axe on the compare view with its readers');
     assert.deepEqual(page.problems, [], 'no CSP violation or page error');
     assert.deepEqual(env.foreign, [], 'no request to another host');
   });
