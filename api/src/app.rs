@@ -49,13 +49,19 @@ fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ])
+                .set_buckets(crate::exported_metrics::BUCKETS)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
+            // With OTLP configured, every metric also goes to OpenTelemetry.
+            let installed = match crate::telemetry::otlp_meter() {
+                Some(meter) => {
+                    metrics::set_global_recorder(crate::otlp_metrics::FanOut::new(recorder, meter))
+                        .map_err(drop)
+                }
+                None => metrics::set_global_recorder(recorder).map_err(drop),
+            };
+            if installed.is_err() {
                 tracing::warn!("a metrics recorder was already installed");
             }
             crate::exported_metrics::describe();

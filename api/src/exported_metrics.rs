@@ -21,6 +21,11 @@ const fn metric(name: &'static str, kind: Kind, help: &'static str) -> Metric {
     Metric { name, kind, help }
 }
 
+/// Histogram buckets, in seconds, for Prometheus and OTLP alike.
+pub const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 /// The catalogue.
 pub const METRICS: &[Metric] = &[
     metric(

@@ -16,6 +16,7 @@ pub mod middleware;
 pub mod min_position;
 pub mod nats_credential;
 pub mod openapi;
+pub mod otlp_metrics;
 pub mod problem;
 pub mod refusals;
 pub mod rollout_scheduler;

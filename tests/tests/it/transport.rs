@@ -498,11 +498,17 @@ async fn the_sdk_with_a_tenant_credential_bootstraps_and_follows_changes() {
         .unwrap()
     };
     attacker
-        .publish("ecs.drift.prod.payments", forged("payments", "forged-1").into())
+        .publish(
+            "ecs.drift.prod.payments",
+            forged("payments", "forged-1").into(),
+        )
         .await
         .unwrap();
     attacker
-        .publish("ecs.drift.prod.billing", forged("payments", "forged-2").into())
+        .publish(
+            "ecs.drift.prod.billing",
+            forged("payments", "forged-2").into(),
+        )
         .await
         .unwrap();
     attacker.flush().await.unwrap();
