@@ -256,17 +256,38 @@ pub async fn all_instances(read: &ReadModel) -> sqlx::Result<Vec<InstanceDrift>>
     judge(read, rows, OffsetDateTime::now_utc()).await
 }
 
-/// Sets the drift gauges from the judged instances.
-pub fn publish_gauges(instances: &[InstanceDrift]) {
-    let reporting = || instances.iter().filter(|i| !i.stale);
-    let behind = || reporting().filter(|i| i.status == DriftStatus::Behind);
-    metrics::gauge!("ecs_drift_instances_behind").set(behind().count() as f64);
-    metrics::gauge!("ecs_drift_instances_stale")
-        .set(instances.iter().filter(|i| i.stale).count() as f64);
-    let max_lag = behind().filter_map(|i| i.behind_secs).max().unwrap_or(0);
-    metrics::gauge!("ecs_drift_max_lag_seconds").set(max_lag as f64);
-    let subscribers: u64 = reporting().map(|i| i.subscribers).sum();
-    metrics::gauge!("ecs_sdk_subscribers").set(subscribers as f64);
+/// What the drift gauges say of a set of judged instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DriftGauges {
+    /// Reporting (not stale) instances that are behind.
+    pub behind: u64,
+    pub stale: u64,
+    /// The longest `behind_secs` of those behind.
+    pub max_lag_secs: u64,
+    /// Watchers of the reporting instances.
+    pub subscribers: u64,
+}
+
+impl DriftGauges {
+    /// A stale instance counts only as stale: what it runs now is unknown,
+    /// and a stopped one must not page anyone.
+    pub fn of(instances: &[InstanceDrift]) -> DriftGauges {
+        let reporting = || instances.iter().filter(|i| !i.stale);
+        let behind = || reporting().filter(|i| i.status == DriftStatus::Behind);
+        DriftGauges {
+            behind: behind().count() as u64,
+            stale: instances.iter().filter(|i| i.stale).count() as u64,
+            max_lag_secs: behind().filter_map(|i| i.behind_secs).max().unwrap_or(0),
+            subscribers: reporting().map(|i| i.subscribers).sum(),
+        }
+    }
+
+    pub fn publish(self) {
+        metrics::gauge!("ecs_drift_instances_behind").set(self.behind as f64);
+        metrics::gauge!("ecs_drift_instances_stale").set(self.stale as f64);
+        metrics::gauge!("ecs_drift_max_lag_seconds").set(self.max_lag_secs as f64);
+        metrics::gauge!("ecs_sdk_subscribers").set(self.subscribers as f64);
+    }
 }
 
 /// Recomputes the drift gauges every few seconds until `stop`, and forgets
@@ -280,7 +301,7 @@ pub async fn refresh_gauges(read: ReadModel, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         match all_instances(&read).await {
-            Ok(instances) => publish_gauges(&instances),
+            Ok(instances) => DriftGauges::of(&instances).publish(),
             Err(error) => tracing::debug!(%error, "drift gauges not refreshed"),
         }
         since_forget += GAUGE_REFRESH;
@@ -299,6 +320,46 @@ pub async fn refresh_gauges(read: ReadModel, stop: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn judged(status: DriftStatus, stale: bool, behind_secs: Option<u64>) -> InstanceDrift {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        InstanceDrift {
+            env: "prod".into(),
+            service: "web".into(),
+            instance: "i".into(),
+            sdk_version: "0.1.0".into(),
+            via: "nats".into(),
+            status,
+            stale,
+            behind_since: None,
+            behind_secs,
+            first_seen: at,
+            last_seen: at,
+            silent_secs: 0,
+            interval_secs: 15,
+            subscribers: 2,
+            stopping: false,
+            followed: vec![],
+        }
+    }
+
+    #[test]
+    fn a_stale_instance_counts_as_stale_not_behind_and_its_watchers_not_at_all() {
+        let gauges = DriftGauges::of(&[
+            judged(DriftStatus::Behind, false, Some(30)),
+            judged(DriftStatus::Behind, true, Some(900)),
+            judged(DriftStatus::Current, false, None),
+        ]);
+        assert_eq!(
+            gauges,
+            DriftGauges {
+                behind: 1,
+                stale: 1,
+                max_lag_secs: 30,
+                subscribers: 4,
+            }
+        );
+    }
 
     #[test]
     fn a_published_report_must_name_its_subjects_env_and_service() {

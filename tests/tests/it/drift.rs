@@ -94,7 +94,7 @@ async fn a_stopped_client_shows_as_behind_and_a_live_one_as_current() {
     let app = spawn_app().await;
     seed(&app).await;
     let base = || ClientSettings::new(app.nats.url(), ["checkout"]).unwrap();
-    let live = Client::connect(reporting(base(), "web", "web-live"))
+    let live = Client::connect(reporting(base(), "storefront", "web-live"))
         .await
         .unwrap();
     let stopped = Client::connect(reporting(
@@ -113,7 +113,7 @@ async fn a_stopped_client_shows_as_behind_and_a_live_one_as_current() {
     })
     .await;
     let web = instance(&before, "web-live").unwrap();
-    assert_eq!(web["service"], "web");
+    assert_eq!(web["service"], "storefront");
     assert_eq!(web["env"], "prod");
     assert_eq!(web["via"], "nats");
     assert_eq!(web["subscribers"], 1);
@@ -170,7 +170,7 @@ async fn a_stopped_client_shows_as_behind_and_a_live_one_as_current() {
     assert_eq!(ids, ["worker-1"]);
     let web_token = token(
         &app,
-        json!({"name": "web", "role": "service", "env": "prod", "service": "web"}),
+        json!({"name": "storefront", "role": "service", "env": "prod", "service": "storefront"}),
     )
     .await;
     let seen = as_(&app, &web_token, Method::GET, "/v1/drift", None).await;
@@ -182,22 +182,29 @@ async fn a_stopped_client_shows_as_behind_and_a_live_one_as_current() {
         .collect();
     assert_eq!(ids, ["web-live"]);
 
-    // The gauges operators alert on: the stale worker does not count as behind.
-    let scraped = app
-        .request(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for name in [
-        "ecs_drift_instances_behind",
-        "ecs_drift_max_lag_seconds",
-        "ecs_sdk_subscribers",
-    ] {
-        assert!(scraped.contains(&format!("# HELP {name} ")), "{name}");
-    }
+    // The live client measured the change's propagation and reported it.
+    let mut scraped = String::new();
+    let measured = tokio::time::timeout(WAIT, async {
+        loop {
+            scraped = app
+                .request(Method::GET, "/metrics")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if scraped
+                .lines()
+                .any(|l| l.starts_with("ecs_propagation_seconds_count{service=\"storefront\"}"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(measured.is_ok(), "{scraped}");
     live.shutdown().await;
 }
 
