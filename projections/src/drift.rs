@@ -196,11 +196,14 @@ impl ReadModel {
         })
     }
 
-    /// Forgets instances silent for longer than `days` and key reads older
-    /// than `keep_days`, so telemetry does not grow without bound.
+    /// Forgets instances silent for longer than `days` (stopped ones after
+    /// an hour: a restart brings a new instance id) and key reads older than
+    /// `keep_days`, so telemetry does not grow without bound.
     pub async fn forget_old_telemetry(&self, days: i32, keep_days: i32) -> sqlx::Result<()> {
         sqlx::query(
-            "DELETE FROM drift_instances WHERE last_seen < now() - make_interval(days => $1)",
+            "DELETE FROM drift_instances
+              WHERE last_seen < now() - make_interval(days => $1)
+                 OR (stopping AND last_seen < now() - interval '1 hour')",
         )
         .bind(days)
         .execute(self.pool())

@@ -389,7 +389,9 @@ impl Client {
     /// usage the client reports.
     pub fn resolve(&self, namespace: &str, context: &Context) -> Result<Config, ClientError> {
         let config = self.resolve_uncounted(namespace, context)?;
-        if let Some(keys) = config.values.as_object() {
+        if self.reports()
+            && let Some(keys) = config.values.as_object()
+        {
             let namespace = NamespaceName::parse(namespace)?;
             self.inner
                 .telemetry
@@ -397,6 +399,11 @@ impl Client {
                 .count(&namespace, keys.keys().map(String::as_str));
         }
         Ok(config)
+    }
+
+    /// Whether drift reports are on: reads are counted only then.
+    fn reports(&self) -> bool {
+        self.inner.settings.report.is_some()
     }
 
     fn resolve_uncounted(&self, namespace: &str, context: &Context) -> Result<Config, ClientError> {
@@ -421,7 +428,9 @@ impl Client {
         pointer: &str,
     ) -> Result<T, ClientError> {
         let config = self.resolve_uncounted(namespace, context)?;
-        if let Some(key) = ecs_domain::drift::top_key(pointer) {
+        if self.reports()
+            && let Some(key) = ecs_domain::drift::top_key(pointer)
+        {
             let namespace = NamespaceName::parse(namespace)?;
             self.inner.telemetry.reads.count(&namespace, [key.as_str()]);
         }
@@ -623,7 +632,7 @@ fn apply(inner: &Inner, payload: &[u8], settle: bool, live: bool) {
         }
     };
     let _span = trace::apply_span(&message).entered();
-    let at = live.then(|| message.at.clone());
+    let at = (live && inner.settings.report.is_some()).then(|| message.at.clone());
     let applied = write(&inner.state).apply(message);
     if let (true, Some(at)) = (applied, at) {
         inner.telemetry.record_propagation(&at);
