@@ -116,8 +116,14 @@ impl DriftReport {
         if self.v != REPORT_VERSION {
             return refuse("v", format!("only version {REPORT_VERSION} is understood"));
         }
-        if self.sdk_version.is_empty() || self.sdk_version.len() > MAX_VERSION_LEN {
-            return refuse("sdk_version", "must be 1 to 64 characters");
+        if self.sdk_version.is_empty()
+            || self.sdk_version.len() > MAX_VERSION_LEN
+            || self.sdk_version.chars().any(char::is_control)
+        {
+            return refuse(
+                "sdk_version",
+                "must be 1 to 64 characters, none a control character",
+            );
         }
         if !(1..=MAX_INTERVAL_SECS).contains(&self.interval_secs) {
             return refuse("interval_secs", "must be 1 to 3600");
@@ -131,9 +137,12 @@ impl DriftReport {
         if let Some(i) = self
             .reads
             .iter()
-            .position(|r| r.key.is_empty() || r.key.len() > MAX_KEY_LEN)
+            .position(|r| r.key.is_empty() || r.key.len() > MAX_KEY_LEN || r.key.contains('\0'))
         {
-            return refuse(format!("reads/{i}/key"), "must be 1 to 256 characters");
+            return refuse(
+                format!("reads/{i}/key"),
+                "must be 1 to 256 characters without NUL",
+            );
         }
         if self.propagation.len() > MAX_PROPAGATION_SAMPLES {
             return refuse(
@@ -282,6 +291,66 @@ mod tests {
         ] {
             assert_eq!(parse_subject(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_report_is_refused_naming_the_field_that_breaks_a_bound() {
+        let good = || DriftReport {
+            v: 1,
+            service: ServiceName::parse("web").unwrap(),
+            env: EnvName::parse("prod").unwrap(),
+            instance: InstanceId::parse("web-1").unwrap(),
+            sdk_version: "0.1.0".into(),
+            interval_secs: 15,
+            followed: vec![],
+            reads: vec![],
+            subscribers: 0,
+            propagation: vec![],
+            stopping: false,
+        };
+        assert_eq!(good().check(), Ok(()));
+        let field = |report: DriftReport| report.check().unwrap_err().field;
+        assert_eq!(field(DriftReport { v: 2, ..good() }), "v");
+        assert_eq!(
+            field(DriftReport {
+                interval_secs: 0,
+                ..good()
+            }),
+            "interval_secs"
+        );
+        assert_eq!(
+            field(DriftReport {
+                sdk_version: "1\u{0}".into(),
+                ..good()
+            }),
+            "sdk_version"
+        );
+        let read = |key: &str| KeyReads {
+            namespace: NamespaceName::parse("checkout").unwrap(),
+            key: key.into(),
+            reads: 1,
+        };
+        assert_eq!(
+            field(DriftReport {
+                reads: vec![read("a"), read("b\u{0}")],
+                ..good()
+            }),
+            "reads/1/key"
+        );
+        assert_eq!(
+            field(DriftReport {
+                propagation: vec![0.1, f64::NAN],
+                ..good()
+            }),
+            "propagation/1"
+        );
+        assert_eq!(
+            field(DriftReport {
+                propagation: vec![-1.0],
+                ..good()
+            }),
+            "propagation/0"
+        );
     }
 
     #[test]
