@@ -160,6 +160,11 @@ pub struct InstanceDrift {
     pub behind_since: Option<OffsetDateTime>,
     /// Seconds since `behind_since`.
     pub behind_secs: Option<u64>,
+    /// When the client started, by its clock.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>)]
+    pub started_at: Option<OffsetDateTime>,
+    /// When its first report arrived.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String)]
     pub first_seen: OffsetDateTime,
@@ -231,6 +236,7 @@ pub async fn judge(
             instance: row.instance,
             sdk_version: row.sdk_version,
             via: row.via,
+            started_at: row.started_at,
             first_seen: row.first_seen,
             last_seen: row.last_seen,
             interval_secs: row.interval_secs,
@@ -333,6 +339,7 @@ mod tests {
             stale,
             behind_since: None,
             behind_secs,
+            started_at: None,
             first_seen: at,
             last_seen: at,
             silent_secs: 0,

@@ -9,6 +9,7 @@
 //! only by adding fields.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::ids::{EnvName, InstanceId, NamespaceName, ServiceName, TenantId};
 use crate::role::Role;
@@ -59,6 +60,21 @@ pub struct DriftReport {
     pub sdk_version: String,
     /// How often this client reports, in seconds.
     pub interval_secs: u64,
+    /// When the client started, by its clock.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it sent this report, by its clock (the server judges by the time
+    /// it received it).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sent_at: Option<OffsetDateTime>,
     /// What the client follows and the position it applied of each.
     pub followed: Vec<Followed>,
     /// Key reads since the previous report.
@@ -302,6 +318,8 @@ mod tests {
             instance: InstanceId::parse("web-1").unwrap(),
             sdk_version: "0.1.0".into(),
             interval_secs: 15,
+            started_at: None,
+            sent_at: None,
             followed: vec![],
             reads: vec![],
             subscribers: 0,

@@ -13,6 +13,9 @@ CREATE TABLE drift_instances (
     followed      jsonb NOT NULL,
     subscribers   bigint NOT NULL,
     stopping      boolean NOT NULL,
+    -- When the client started and sent its last report, by its own clock.
+    started_at    timestamptz,
+    sent_at       timestamptz,
     first_seen    timestamptz NOT NULL,
     last_seen     timestamptz NOT NULL,
     PRIMARY KEY (env, service, instance)

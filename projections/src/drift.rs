@@ -38,6 +38,8 @@ pub struct InstanceRow {
     pub followed: Vec<Followed>,
     pub subscribers: u64,
     pub stopping: bool,
+    /// When the client started, by its clock.
+    pub started_at: Option<OffsetDateTime>,
     pub first_seen: OffsetDateTime,
     pub last_seen: OffsetDateTime,
 }
@@ -87,12 +89,13 @@ impl ReadModel {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO drift_instances (env, service, instance, sdk_version, via, interval_secs,
-                 followed, subscribers, stopping, first_seen, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), now())
+                 followed, subscribers, stopping, started_at, sent_at, first_seen, last_seen)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), now())
              ON CONFLICT (env, service, instance) DO UPDATE SET
                  sdk_version = EXCLUDED.sdk_version, via = EXCLUDED.via,
                  interval_secs = EXCLUDED.interval_secs, followed = EXCLUDED.followed,
                  subscribers = EXCLUDED.subscribers, stopping = EXCLUDED.stopping,
+                 started_at = EXCLUDED.started_at, sent_at = EXCLUDED.sent_at,
                  last_seen = EXCLUDED.last_seen",
         )
         .bind(report.env.as_str())
@@ -104,6 +107,8 @@ impl ReadModel {
         .bind(Json(&report.followed))
         .bind(i64::try_from(report.subscribers).unwrap_or(i64::MAX))
         .bind(report.stopping)
+        .bind(report.started_at)
+        .bind(report.sent_at)
         .execute(&mut *tx)
         .await?;
         if !report.reads.is_empty() {
@@ -145,12 +150,13 @@ impl ReadModel {
             Json<Vec<Followed>>,
             i64,
             bool,
+            Option<OffsetDateTime>,
             OffsetDateTime,
             OffsetDateTime,
         );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT env, service, instance, sdk_version, via, interval_secs, followed,
-                    subscribers, stopping, first_seen, last_seen
+                    subscribers, stopping, started_at, first_seen, last_seen
                FROM drift_instances ORDER BY env, service, instance",
         )
         .fetch_all(self.pool())
@@ -167,8 +173,9 @@ impl ReadModel {
                 followed: r.6.0,
                 subscribers: u64::try_from(r.7).unwrap_or(0),
                 stopping: r.8,
-                first_seen: r.9,
-                last_seen: r.10,
+                started_at: r.9,
+                first_seen: r.10,
+                last_seen: r.11,
             })
             .collect())
     }

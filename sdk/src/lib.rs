@@ -7,6 +7,9 @@
 //! context, so one client serves every tenant of a multi-tenant service. The
 //! last known state is kept in a cache file; when NATS is unreachable at start,
 //! the client starts from it and says so, and catches up once NATS is back.
+//! Given an identity ([`ClientSettings::reporting_as`]), it reports what it
+//! applied, the keys it read and how long changes took to reach it, so the
+//! server can show which instances are behind (`GET /v1/drift`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ecs_client::ClientError> {
@@ -549,6 +552,7 @@ fn reporter(inner: &Inner) -> Option<report::Reporter> {
     };
     Some(report::Reporter {
         settings,
+        started_at: time::OffsetDateTime::now_utc(),
         destination,
         telemetry: inner.telemetry.clone(),
     })

@@ -118,6 +118,8 @@ pub enum Destination {
 /// Sends reports for one client.
 pub struct Reporter {
     pub settings: ReportSettings,
+    /// When the client started.
+    pub started_at: OffsetDateTime,
     pub destination: Destination,
     pub telemetry: Arc<Telemetry>,
 }
@@ -131,6 +133,8 @@ impl Reporter {
             instance: self.settings.instance.clone(),
             sdk_version: env!("CARGO_PKG_VERSION").to_owned(),
             interval_secs: self.settings.interval.as_secs().max(1),
+            started_at: Some(self.started_at),
+            sent_at: Some(OffsetDateTime::now_utc()),
             followed: snapshot.followed,
             reads: self.telemetry.reads.take(),
             subscribers: snapshot.subscribers,

@@ -12,6 +12,7 @@ function instance(id: string, status: 'current' | 'behind', stale = false, servi
     stale,
     behind_since: null,
     behind_secs: null,
+    started_at: null,
     first_seen: '2026-01-01T00:00:00Z',
     last_seen: '2026-01-01T00:00:00Z',
     silent_secs: 1,

@@ -21,6 +21,7 @@ export interface DriftInstance {
   stale: boolean;
   behind_since: string | null;
   behind_secs: number | null;
+  started_at: string | null;
   first_seen: string;
   last_seen: string;
   silent_secs: number;

@@ -117,6 +117,7 @@ async fn a_stopped_client_shows_as_behind_and_a_live_one_as_current() {
     assert_eq!(web["env"], "prod");
     assert_eq!(web["via"], "nats");
     assert_eq!(web["subscribers"], 1);
+    assert!(web["started_at"].is_string(), "{web}");
     assert_eq!(web["followed"][0]["namespace"], "checkout");
     assert_eq!(
         web["followed"][0]["applied_position"],
