@@ -258,6 +258,23 @@ async fn an_http_client_reports_through_the_api_and_usage_shows_read_and_never_r
     assert_eq!(usage["read"].as_array().unwrap().len(), 1, "{usage:#}");
     assert_eq!(usage["never_read"], json!(["mode", "retired"]));
 
+    // An instance that goes silent (killed: no last report) turns stale
+    // after 3 of its intervals.
+    let silent = json!({"v": 1, "service": "web", "env": "prod", "instance": "web-killed",
+        "sdk_version": "0.1.0", "interval_secs": 1,
+        "followed": [{"namespace": "checkout", "applied_position": 1}]});
+    let sent = as_(&app, &web, Method::POST, "/v1/drift/reports", Some(silent)).await;
+    assert_eq!(sent.status, StatusCode::NO_CONTENT, "{}", sent.body);
+    let seen = drift_until(&app, "the silent instance reported", |all| {
+        instance(all, "web-killed").is_some()
+    })
+    .await;
+    assert_eq!(instance(&seen, "web-killed").unwrap()["stale"], false);
+    drift_until(&app, "the silent instance stale", |all| {
+        instance(all, "web-killed").is_some_and(|i| i["stale"] == true && i["stopping"] == false)
+    })
+    .await;
+
     // Refusals: another service's report, a malformed one, a bad window.
     let report = json!({"v": 1, "service": "api", "env": "prod", "instance": "x",
         "sdk_version": "1", "interval_secs": 15, "followed": []});
