@@ -128,11 +128,19 @@ impl Credential {
                 let whom = service
                     .as_ref()
                     .map_or_else(String::new, |s| format!(" of service {s}"));
+                let reports = if service.is_some() {
+                    " (and its service's drift reports)"
+                } else {
+                    ""
+                };
                 if tenants.is_empty() {
-                    format!("Feed reader{whom}: every tenant, read only.")
+                    format!("Feed reader{whom}: every tenant, read only{reports}.")
                 } else {
                     let names: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
-                    format!("Feed reader{whom}: tenant {}, read only.", names.join(", "))
+                    format!(
+                        "Feed reader{whom}: tenant {}, read only{reports}.",
+                        names.join(", ")
+                    )
                 }
             }
         }
@@ -212,5 +220,25 @@ mod tests {
         let rendered = render_auth_config(&template, "UKEY", &[reader.users_entry()]);
         assert!(rendered.starts_with(&format!("# see {USERS_MARKER}\nusers = [")));
         assert!(rendered.contains(&reader.public_key));
+    }
+
+    #[test]
+    fn a_service_reader_may_also_publish_its_services_drift_reports_and_no_other() {
+        let reader = Credential::issue(Holder::FeedReader {
+            tenants: vec![],
+            service: Some(ServiceName::parse("billing").unwrap()),
+        })
+        .unwrap();
+        let allow = reader.publish_allow();
+        assert!(
+            allow.contains(&"ecs.drift.*.billing".to_owned()),
+            "{allow:?}"
+        );
+        assert_eq!(
+            allow.iter().filter(|s| s.starts_with("ecs.")).count(),
+            1,
+            "{allow:?}"
+        );
+        assert!(reader.describe().contains("drift reports"));
     }
 }
