@@ -70,39 +70,48 @@ pub async fn record(
 /// bind a client's credential to its subject, not to the body.
 pub async fn listen(nats: async_nats::Client, read: ReadModel, stop: CancellationToken) {
     let subject = format!("{}.>", ecs_domain::drift::SUBJECT_PREFIX);
-    let mut subscriber = loop {
-        match nats
+    // Ends only with `stop`: a background task that ends stops the server.
+    while !stop.is_cancelled() {
+        let mut subscriber = match nats
             .queue_subscribe(subject.clone(), QUEUE_GROUP.into())
             .await
         {
-            Ok(subscriber) => break subscriber,
+            Ok(subscriber) => subscriber,
             Err(error) => {
                 tracing::warn!(%error, "cannot subscribe to drift reports; retrying");
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
-            }
-        }
-    };
-    loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => return,
-            message = subscriber.next() => message,
-        };
-        let Some(message) = message else { return };
-        let report = match parse_published(message.subject.as_str(), &message.payload) {
-            Ok(report) => report,
-            Err(reason) => {
-                metrics::counter!("ecs_drift_reports_total", "via" => "nats", "outcome" => "refused")
-                    .increment(1);
-                tracing::debug!(subject = %message.subject, %reason, "drift report refused");
                 continue;
             }
         };
-        if let Err(error) = record(&read, &report, ReportVia::Nats).await {
-            tracing::warn!(%error, instance = %report.instance, "drift report not recorded");
+        loop {
+            let message = tokio::select! {
+                _ = stop.cancelled() => return,
+                message = subscriber.next() => message,
+            };
+            let Some(message) = message else {
+                tracing::warn!("the drift report subscription ended; subscribing again");
+                break;
+            };
+            record_published(&read, message.subject.as_str(), &message.payload).await;
         }
+    }
+}
+
+async fn record_published(read: &ReadModel, subject: &str, payload: &[u8]) {
+    let report = match parse_published(subject, payload) {
+        Ok(report) => report,
+        Err(reason) => {
+            metrics::counter!("ecs_drift_reports_total", "via" => "nats", "outcome" => "refused")
+                .increment(1);
+            tracing::debug!(%subject, %reason, "drift report refused");
+            return;
+        }
+    };
+    if let Err(error) = record(read, &report, ReportVia::Nats).await {
+        tracing::warn!(%error, instance = %report.instance, "drift report not recorded");
     }
 }
 
