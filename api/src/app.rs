@@ -49,13 +49,19 @@ fn metrics_handle() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
-                .set_buckets(&[
-                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ])
+                .set_buckets(crate::exported_metrics::BUCKETS)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
+            // With OTLP configured, every metric also goes to OpenTelemetry.
+            let installed = match crate::telemetry::otlp_meter() {
+                Some(meter) => {
+                    metrics::set_global_recorder(crate::otlp_metrics::FanOut::new(recorder, meter))
+                        .map_err(drop)
+                }
+                None => metrics::set_global_recorder(recorder).map_err(drop),
+            };
+            if installed.is_err() {
                 tracing::warn!("a metrics recorder was already installed");
             }
             crate::exported_metrics::describe();
@@ -184,6 +190,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/v1/tenants/{tenant}/erase", post(gdpr::erase))
         .route("/v1/openapi.json", get(crate::openapi::openapi_json))
         .route("/v1/whoami", get(crate::routes::whoami::whoami))
+        .route("/v1/drift", get(crate::routes::drift::list))
+        .route("/v1/drift/reports", post(crate::routes::drift::report))
+        .route("/v1/usage", get(crate::routes::usage::usage))
         .route("/v1/admin/projections", get(system::projections_status))
         .route(
             "/v1/admin/projections/rebuild",
@@ -574,6 +583,23 @@ impl Application {
         background.spawn(async move {
             crate::audit::watch_audit_usage(js, limits, usage).await;
             ("the audit usage gauge", Ok(()))
+        });
+
+        // Drift reports from SDK clients on NATS, and the drift gauges
+        // (every instance: a queue group records each report once).
+        let (nats, read, stop) = (
+            self.state.nats.clone(),
+            self.state.read.clone(),
+            tasks.clone(),
+        );
+        background.spawn(async move {
+            crate::drift::listen(nats, read, stop).await;
+            ("the drift report listener", Ok(()))
+        });
+        let (read, stop) = (self.state.read.clone(), tasks.clone());
+        background.spawn(async move {
+            crate::drift::refresh_gauges(read, stop).await;
+            ("the drift gauges", Ok(()))
         });
 
         tracing::info!(address = %self.address, "ECS listening");

@@ -21,6 +21,11 @@ const fn metric(name: &'static str, kind: Kind, help: &'static str) -> Metric {
     Metric { name, kind, help }
 }
 
+/// Histogram buckets, in seconds, for Prometheus and OTLP alike.
+pub const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
 /// The catalogue.
 pub const METRICS: &[Metric] = &[
     metric(
@@ -104,6 +109,36 @@ pub const METRICS: &[Metric] = &[
         "Server-sent event streams open now (watch and feed subscribers).",
     ),
     metric(
+        "ecs_drift_instances_behind",
+        Kind::Gauge,
+        "SDK instances behind the latest position of what they follow (reporting, not stale).",
+    ),
+    metric(
+        "ecs_drift_instances_stale",
+        Kind::Gauge,
+        "SDK instances silent for three of their report intervals, or stopped.",
+    ),
+    metric(
+        "ecs_drift_max_lag_seconds",
+        Kind::Gauge,
+        "Seconds since the first change the most-behind reporting SDK instance has not applied.",
+    ),
+    metric(
+        "ecs_drift_reports_total",
+        Kind::Counter,
+        "Drift reports received from SDK clients, by way (nats, http) and outcome (accepted, refused, failed).",
+    ),
+    metric(
+        "ecs_sdk_subscribers",
+        Kind::Gauge,
+        "Watchers open in the reporting (not stale) SDK instances.",
+    ),
+    metric(
+        "ecs_propagation_seconds",
+        Kind::Histogram,
+        "Seconds from a change's acceptance to its apply in an SDK client, as clients report them, by service.",
+    ),
+    metric(
         "ecs_auth_failures_total",
         Kind::Counter,
         "Failed authentications.",
@@ -145,6 +180,14 @@ pub fn describe() {
         metrics::counter!(name).absolute(0);
     }
     metrics::gauge!("ecs_sse_streams").set(0.0);
+    for gauge in [
+        "ecs_drift_instances_behind",
+        "ecs_drift_instances_stale",
+        "ecs_drift_max_lag_seconds",
+        "ecs_sdk_subscribers",
+    ] {
+        metrics::gauge!(gauge).set(0.0);
+    }
     // The aggregates whose writes must be in effect before they answer.
     for aggregate in [
         aggregate_type::<ecs_domain::Namespace>(),

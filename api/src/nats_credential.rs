@@ -7,9 +7,11 @@
 //! ordered consumers on the feed bucket whose one filter lies within the keys
 //! it may read (NATS checks the filter in the create request's subject,
 //! `$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`), answer their flow
-//! control, and subscribe below its own reply prefix. It cannot publish
-//! anything else: not events, not the feed, not the audit stream, not the
-//! keyring, and no other JetStream request (no direct get, no stream info).
+//! control, publish the drift reports of its service (`ecs.drift.*.<service>`,
+//! when the credential names one), and subscribe below its own reply prefix.
+//! It cannot publish anything else: not events, not the feed, not the audit
+//! stream, not the keyring, and no other JetStream request (no direct get, no
+//! stream info).
 
 use ecs_client::transport::inbox_prefix_of;
 use ecs_domain::feed::{FEED_BUCKET, tenant_reader_keys};
@@ -62,7 +64,7 @@ impl Credential {
     pub fn publish_allow(&self) -> Vec<String> {
         match &self.holder {
             Holder::Server => vec![">".to_owned()],
-            Holder::FeedReader { tenants, .. } => {
+            Holder::FeedReader { tenants, service } => {
                 let stream = format!("KV_{FEED_BUCKET}");
                 let keys: Vec<String> = if tenants.is_empty() {
                     vec!["namespace.>".into(), "tenant.>".into(), "layer.>".into()]
@@ -81,6 +83,11 @@ impl Credential {
                     .collect();
                 // Flow-control replies of its push consumers.
                 allow.push(format!("$JS.FC.{stream}.>"));
+                // A service's drift reports, in any env, on its own subject
+                // only (ADR 24); the body must name the same service.
+                if let Some(service) = service {
+                    allow.push(format!("{}.*.{service}", ecs_domain::drift::SUBJECT_PREFIX));
+                }
                 allow
             }
         }
@@ -121,11 +128,19 @@ impl Credential {
                 let whom = service
                     .as_ref()
                     .map_or_else(String::new, |s| format!(" of service {s}"));
+                let reports = if service.is_some() {
+                    " (and its service's drift reports)"
+                } else {
+                    ""
+                };
                 if tenants.is_empty() {
-                    format!("Feed reader{whom}: every tenant, read only.")
+                    format!("Feed reader{whom}: every tenant, read only{reports}.")
                 } else {
                     let names: Vec<&str> = tenants.iter().map(TenantId::as_str).collect();
-                    format!("Feed reader{whom}: tenant {}, read only.", names.join(", "))
+                    format!(
+                        "Feed reader{whom}: tenant {}, read only{reports}.",
+                        names.join(", ")
+                    )
                 }
             }
         }
@@ -205,5 +220,25 @@ mod tests {
         let rendered = render_auth_config(&template, "UKEY", &[reader.users_entry()]);
         assert!(rendered.starts_with(&format!("# see {USERS_MARKER}\nusers = [")));
         assert!(rendered.contains(&reader.public_key));
+    }
+
+    #[test]
+    fn a_service_reader_may_also_publish_its_services_drift_reports_and_no_other() {
+        let reader = Credential::issue(Holder::FeedReader {
+            tenants: vec![],
+            service: Some(ServiceName::parse("billing").unwrap()),
+        })
+        .unwrap();
+        let allow = reader.publish_allow();
+        assert!(
+            allow.contains(&"ecs.drift.*.billing".to_owned()),
+            "{allow:?}"
+        );
+        assert_eq!(
+            allow.iter().filter(|s| s.starts_with("ecs.")).count(),
+            1,
+            "{allow:?}"
+        );
+        assert!(reader.describe().contains("drift reports"));
     }
 }

@@ -163,6 +163,7 @@ impl Modify for OpenPaths {
         crate::routes::whoami::whoami, crate::routes::auth_config::auth_config,
         crate::routes::locks::binding,
         crate::routes::search::search, crate::routes::timeline::tenant_history,
+        crate::routes::drift::list, crate::routes::drift::report, crate::routes::usage::usage,
     ),
     modifiers(&BearerAuth, &MinPosition, &ProblemMediaType, &OpenPaths),
     security(("bearer" = [])),

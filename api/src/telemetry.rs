@@ -1,18 +1,25 @@
-//! Logs and traces: the process's `tracing` subscriber, writing text or JSON
-//! log lines and, when OTLP is configured, exporting spans as OpenTelemetry
-//! traces.
+//! Logs, traces and OTLP metrics: the process's `tracing` subscriber, writing
+//! text or JSON log lines and, when OTLP is configured, exporting spans as
+//! OpenTelemetry traces and the metrics (`crate::otlp_metrics`) as
+//! OpenTelemetry metrics.
 //!
-//! Traces are off by default. They are on when the standard
+//! Both are off by default. They are on when the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
-//! set, unless `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`; the
-//! exporter speaks OTLP/HTTP protobuf and reads the other `OTEL_*` variables
-//! (headers, timeout, batch sizes, sampler, resource attributes) itself.
+//! set, unless `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`;
+//! `OTEL_METRICS_EXPORTER=none` keeps metrics to Prometheus alone. The
+//! exporters speak OTLP/HTTP protobuf and read the other `OTEL_*` variables
+//! (headers, timeout, batch sizes, export interval, sampler, resource
+//! attributes) themselves.
+
+use std::sync::OnceLock;
 
 use anyhow::Context as _;
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -65,9 +72,22 @@ impl LogFormat {
     }
 }
 
-/// The installed telemetry; dropping it flushes and stops the exporter.
+/// The installed telemetry; dropping it flushes and stops the exporters.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
+}
+
+/// The meter the metrics recorder exports through, once OTLP metrics are on.
+static OTLP_METER: OnceLock<opentelemetry::metrics::Meter> = OnceLock::new();
+
+/// The OTLP meter, when [`Telemetry::install`] turned OTLP metrics on.
+pub fn otlp_meter() -> Option<opentelemetry::metrics::Meter> {
+    OTLP_METER.get().cloned()
+}
+
+fn metrics_disabled() -> bool {
+    std::env::var("OTEL_METRICS_EXPORTER").is_ok_and(|v| v.trim().eq_ignore_ascii_case("none"))
 }
 
 impl Telemetry {
@@ -82,6 +102,19 @@ impl Telemetry {
             Traces::FromEnvironment => Some(provider(None)?),
             Traces::To(url) => Some(provider(Some(url))?),
         };
+        let meters = match &traces {
+            Traces::Off => None,
+            _ if metrics_disabled() => None,
+            Traces::FromEnvironment => Some(meter_provider(None)?),
+            Traces::To(url) => Some(meter_provider(Some(
+                &url.replace("/v1/traces", "/v1/metrics"),
+            ))?),
+        };
+        if let Some(meters) = &meters {
+            // The recorder is installed with the first application; it
+            // forwards to OTLP from then on.
+            let _ = OTLP_METER.set(meters.meter("ecs"));
+        }
         let otel = provider.as_ref().map(|p| {
             tracing_opentelemetry::layer()
                 .with_tracer(p.tracer("ecs"))
@@ -97,15 +130,20 @@ impl Telemetry {
             .with(log)
             .try_init()
             .context("a tracing subscriber is already installed")?;
-        Ok(Telemetry { provider })
+        Ok(Telemetry { provider, meters })
     }
 
-    /// Exports every finished span now.
+    /// Exports every finished span, and the metrics, now.
     pub fn flush(&self) {
         if let Some(provider) = &self.provider
             && let Err(error) = provider.force_flush()
         {
             tracing::warn!(%error, "cannot export traces");
+        }
+        if let Some(meters) = &self.meters
+            && let Err(error) = meters.force_flush()
+        {
+            tracing::warn!(%error, "cannot export metrics");
         }
     }
 }
@@ -116,6 +154,11 @@ impl Drop for Telemetry {
             && let Err(error) = provider.shutdown()
         {
             tracing::warn!(%error, "cannot export the last traces");
+        }
+        if let Some(meters) = self.meters.take()
+            && let Err(error) = meters.shutdown()
+        {
+            tracing::warn!(%error, "cannot export the last metrics");
         }
     }
 }
@@ -130,14 +173,37 @@ fn provider(url: Option<&String>) -> anyhow::Result<SdkTracerProvider> {
         exporter = exporter.with_endpoint(url.clone());
     }
     let exporter = exporter.build().context("cannot build the OTLP exporter")?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource())
+        .build())
+}
+
+/// A meter provider pushing metrics to OTLP/HTTP periodically (every 60 s,
+/// or `OTEL_METRIC_EXPORT_INTERVAL` ms), at `url` or where the `OTEL_*`
+/// variables say.
+fn meter_provider(url: Option<&String>) -> anyhow::Result<SdkMeterProvider> {
+    let mut exporter = opentelemetry_otlp::MetricExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary);
+    if let Some(url) = url {
+        exporter = exporter.with_endpoint(url.clone());
+    }
+    let exporter = exporter
+        .build()
+        .context("cannot build the OTLP metrics exporter")?;
+    Ok(SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .with_resource(resource())
+        .build())
+}
+
+fn resource() -> Resource {
     let mut resource = Resource::builder();
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("ecs");
     }
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource.build())
-        .build())
+    resource.build()
 }
 
 /// The span of one HTTP request: a child of the W3C `traceparent` the client

@@ -151,6 +151,12 @@ identifier!(
 );
 
 identifier!(
+    /// One running SDK client, unique per process (drift reports, ADR 24).
+    InstanceId,
+    "instance"
+);
+
+identifier!(
     /// An API key's id: the part of the key before `_`.
     TokenId,
     "token",

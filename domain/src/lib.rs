@@ -7,6 +7,7 @@ pub mod audit;
 pub mod change_request;
 pub mod contexts;
 pub mod dimension;
+pub mod drift;
 pub mod error;
 pub mod feed;
 pub mod flags;
@@ -34,7 +35,8 @@ pub use dimension::Dimension;
 pub use error::{DomainError, LockViolation, SchemaViolation};
 pub use identity::{Actor, Identity};
 pub use ids::{
-    ChangeRequestId, EditionName, EnvName, IdError, NamespaceName, ServiceName, TenantId, TokenId,
+    ChangeRequestId, EditionName, EnvName, IdError, InstanceId, NamespaceName, ServiceName,
+    TenantId, TokenId,
 };
 pub use layer::{Layer, LayerAction, LayerChange, LayerCommand, LayerEvent};
 pub use namespace::{Namespace, NamespaceCommand, NamespaceEvent};

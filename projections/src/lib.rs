@@ -10,6 +10,7 @@ pub mod audit;
 mod batch;
 pub mod change_requests;
 mod detached;
+pub mod drift;
 pub mod feed;
 pub mod feed_mirror;
 pub mod feed_reads;

@@ -42,6 +42,14 @@ impl Feed {
         }
     }
 
+    /// The NATS connection of a feed over NATS.
+    pub fn nats_client(&self) -> Option<async_nats::Client> {
+        match self {
+            Feed::Nats(feed) => Some(feed.client.clone()),
+            Feed::Http(_) => None,
+        }
+    }
+
     pub async fn next(&mut self) -> Option<Result<Item, String>> {
         match self {
             Feed::Nats(feed) => feed.next().await,
@@ -76,6 +84,8 @@ type Delivery = (usize, Result<jetstream::Message, String>);
 /// filter, and the state applies a message only when its position is newer
 /// than what it holds for that key.
 pub struct NatsFeed {
+    /// The connection, which also carries the client's drift reports.
+    pub client: async_nats::Client,
     messages: SelectAll<BoxStream<'static, Delivery>>,
     /// Per consumer, whether its initial state has been delivered.
     bootstrapped: Vec<bool>,
@@ -137,6 +147,7 @@ impl NatsFeed {
             );
         }
         Ok(NatsFeed {
+            client,
             messages,
             bootstrapped,
             synced: false,
@@ -172,6 +183,24 @@ impl NatsFeed {
     }
 }
 
+/// The HTTP client of the server's API: its connect timeout and, for an
+/// `https://` server, the certificate authorities configured.
+pub(crate) fn http_client(
+    settings: &ClientSettings,
+    http: &crate::HttpSettings,
+) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().connect_timeout(settings.connect_timeout);
+    if let Some(ca) = &http.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
 /// Reads `/v1/feed` server-sent events.
 pub struct SseReader {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -192,16 +221,7 @@ impl SseReader {
             http.base_url.trim_end_matches('/'),
             namespaces.join(",")
         );
-        let mut builder = reqwest::Client::builder().connect_timeout(settings.connect_timeout);
-        if let Some(ca) = &http.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| format!("CA file {}: {e}", ca.display()))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("CA file {}: {e}", ca.display()))?;
-            for certificate in certificates {
-                builder = builder.add_root_certificate(certificate);
-            }
-        }
-        let client = builder.build().map_err(|e| e.to_string())?;
+        let client = http_client(settings, http)?;
         let mut request = client
             .get(&url)
             .bearer_auth(&http.token)

@@ -7,6 +7,9 @@
 //! context, so one client serves every tenant of a multi-tenant service. The
 //! last known state is kept in a cache file; when NATS is unreachable at start,
 //! the client starts from it and says so, and catches up once NATS is back.
+//! Given an identity ([`ClientSettings::reporting_as`]), it reports what it
+//! applied, the keys it read and how long changes took to reach it, so the
+//! server can show which instances are behind (`GET /v1/drift`).
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ecs_client::ClientError> {
@@ -30,10 +33,12 @@ mod feed;
 mod flags;
 #[cfg(feature = "openfeature")]
 pub mod openfeature;
+pub mod report;
 pub mod secrets;
 mod state;
 mod trace;
 pub mod transport;
+mod usage;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -50,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use ecs_domain::Scope as Context;
 pub use flags::{FlagDetails, FlagError};
+pub use report::ReportSettings;
 pub use secrets::{EnvResolver, FileResolver, SecretRef, SecretResolver, SecretResolvers};
 pub use state::State;
 pub use transport::{NatsAuth, NatsTransport};
@@ -106,6 +112,9 @@ pub struct ClientSettings {
     /// What turns secret references into values in
     /// [`Client::resolve_secrets`]; none by default.
     pub secret_resolvers: SecretResolvers,
+    /// Who the client reports as in its drift reports (ADR 24); `None`
+    /// sends none.
+    pub report: Option<ReportSettings>,
 }
 
 /// Where to follow the feed over HTTP: the server's URL and a bearer token.
@@ -137,6 +146,7 @@ impl ClientSettings {
             connect_timeout: Duration::from_secs(3),
             http: None,
             secret_resolvers: SecretResolvers::default(),
+            report: None,
         })
     }
 
@@ -204,6 +214,32 @@ impl ClientSettings {
         self
     }
 
+    /// Sends drift reports as an instance of `service` in `env`: what it
+    /// follows and the position it applied, its key reads, watchers and
+    /// propagation times, every 15 seconds and when it closes (over NATS on
+    /// `ecs.drift.<env>.<service>`, over HTTP to `/v1/drift/reports`).
+    pub fn reporting_as(mut self, service: &str, env: &str) -> Result<Self, ClientError> {
+        self.report = Some(ReportSettings::new(service, env)?);
+        Ok(self)
+    }
+
+    /// How often drift reports go out (see [`ClientSettings::reporting_as`]).
+    pub fn with_report_interval(mut self, interval: Duration) -> Self {
+        if let Some(report) = &mut self.report {
+            report.interval = interval;
+        }
+        self
+    }
+
+    /// The instance id drift reports carry instead of the generated one.
+    pub fn with_instance_id(mut self, instance: &str) -> Result<Self, ClientError> {
+        let instance = ecs_domain::InstanceId::parse(instance)?;
+        if let Some(report) = &mut self.report {
+            report.instance = instance;
+        }
+        Ok(self)
+    }
+
     pub fn with_cache(mut self, path: impl Into<PathBuf>) -> Self {
         self.cache_path = Some(path.into());
         self
@@ -265,6 +301,10 @@ struct Inner {
     shutdown: CancellationToken,
     /// Parsed flags documents by namespace and context, for flag reads.
     flag_sets: flags::FlagSetCache,
+    /// Key reads, propagation times and the connection reports go out on.
+    telemetry: Arc<report::Telemetry>,
+    /// The drift reporter, awaited by [`Client::shutdown`].
+    reporter: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A live, local view of ECS configuration. Cheap to clone.
@@ -285,10 +325,13 @@ impl Client {
             applied: watch::channel(0).0,
             shutdown: CancellationToken::new(),
             flag_sets: flags::FlagSetCache::default(),
+            telemetry: Arc::default(),
+            reporter: Mutex::new(None),
             settings,
         });
         let feed = match Feed::open(&inner.settings, 0).await {
             Ok(feed) => {
+                inner.telemetry.set_nats(feed.nats_client());
                 let feed = bootstrap(&inner, feed).await;
                 if feed.is_none() {
                     tracing::warn!("the feed failed during bootstrap; retrying in the background");
@@ -322,6 +365,15 @@ impl Client {
         if inner.settings.cache_path.is_some() {
             tokio::spawn(write_cache(inner.clone()));
         }
+        if let Some(reporter) = reporter(&inner) {
+            let snapshot_of = inner.clone();
+            let handle = tokio::spawn(report::run(
+                reporter,
+                move || snapshot(&snapshot_of),
+                inner.shutdown.clone(),
+            ));
+            *lock(&inner.reporter) = Some(handle);
+        }
         Ok(Client { inner })
     }
 
@@ -336,7 +388,28 @@ impl Client {
     }
 
     /// The resolved document of a namespace for a context, from memory.
+    /// Counts as a read of each of its keys (top-level properties) in the
+    /// usage the client reports.
     pub fn resolve(&self, namespace: &str, context: &Context) -> Result<Config, ClientError> {
+        let config = self.resolve_uncounted(namespace, context)?;
+        if self.reports()
+            && let Some(keys) = config.values.as_object()
+        {
+            let namespace = NamespaceName::parse(namespace)?;
+            self.inner
+                .telemetry
+                .reads
+                .count(&namespace, keys.keys().map(String::as_str));
+        }
+        Ok(config)
+    }
+
+    /// Whether drift reports are on: reads are counted only then.
+    fn reports(&self) -> bool {
+        self.inner.settings.report.is_some()
+    }
+
+    fn resolve_uncounted(&self, namespace: &str, context: &Context) -> Result<Config, ClientError> {
         let namespace = NamespaceName::parse(namespace)?;
         let (resolved, position) = read(&self.inner.state).resolve(
             &namespace,
@@ -347,6 +420,24 @@ impl Client {
             values: resolved.values,
             position,
         })
+    }
+
+    /// The value at a JSON pointer of the resolved document, deserialized.
+    /// Counts as a read of the one key the pointer is in.
+    pub fn get_field<T: DeserializeOwned>(
+        &self,
+        namespace: &str,
+        context: &Context,
+        pointer: &str,
+    ) -> Result<T, ClientError> {
+        let config = self.resolve_uncounted(namespace, context)?;
+        if self.reports()
+            && let Some(key) = ecs_domain::drift::top_key(pointer)
+        {
+            let namespace = NamespaceName::parse(namespace)?;
+            self.inner.telemetry.reads.count(&namespace, [key.as_str()]);
+        }
+        config.get_field(pointer)
     }
 
     /// The resolved document with every secret reference
@@ -413,9 +504,20 @@ impl Client {
         Ok(receiver)
     }
 
-    /// Stops following the feed.
+    /// Stops following the feed (and sends the last drift report in the
+    /// background).
     pub fn close(&self) {
         self.inner.shutdown.cancel();
+    }
+
+    /// Stops following the feed and waits (at most 5 seconds) until the
+    /// last drift report is sent.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        let reporter = lock(&self.inner.reporter).take();
+        if let Some(reporter) = reporter {
+            let _ = tokio::time::timeout(Duration::from_secs(5), reporter).await;
+        }
     }
 }
 
@@ -431,13 +533,65 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The drift reporter the settings ask for, if any.
+fn reporter(inner: &Inner) -> Option<report::Reporter> {
+    let settings = inner.settings.report.clone()?;
+    let destination = match &inner.settings.http {
+        None => report::Destination::Nats,
+        Some(http) => match feed::http_client(&inner.settings, http) {
+            Ok(client) => report::Destination::Http {
+                client,
+                url: format!("{}/v1/drift/reports", http.base_url.trim_end_matches('/')),
+                token: http.token.clone(),
+            },
+            Err(error) => {
+                tracing::warn!(%error, "drift reports cannot be sent");
+                return None;
+            }
+        },
+    };
+    Some(report::Reporter {
+        settings,
+        started_at: time::OffsetDateTime::now_utc(),
+        destination,
+        telemetry: inner.telemetry.clone(),
+    })
+}
+
+/// What a drift report says the client follows: per namespace, the
+/// highest position applied of the items that resolve it.
+fn snapshot(inner: &Inner) -> report::Snapshot {
+    let followed = {
+        let state = read(&inner.state);
+        inner
+            .settings
+            .namespaces
+            .iter()
+            .map(|namespace| ecs_domain::drift::Followed {
+                namespace: namespace.clone(),
+                tenants: inner.settings.tenants.clone(),
+                applied_position: state.applied_position_of(namespace, &inner.settings.tenants),
+            })
+            .collect()
+    };
+    let subscribers = {
+        let mut watchers = lock(&inner.watchers);
+        watchers.retain(|w| !w.sender.is_closed());
+        watchers.len() as u64
+    };
+    report::Snapshot {
+        followed,
+        subscribers,
+    }
+}
+
 /// Applies the feed until its initial state is complete. Returns the feed to
 /// keep following, or `None` when it failed.
 async fn bootstrap(inner: &Inner, mut feed: Feed) -> Option<Feed> {
     loop {
         match feed.next().await {
             Some(Ok(Item::Message { payload, settled })) => {
-                apply(inner, &payload, false);
+                apply(inner, &payload, false, false);
                 if settled && matches!(feed, Feed::Nats { .. }) {
                     break;
                 }
@@ -471,8 +625,9 @@ async fn bootstrap(inner: &Inner, mut feed: Feed) -> Option<Feed> {
 }
 
 /// Applies one feed message; when `settle` (nothing more pending), wakes the
-/// watchers whose document changed.
-fn apply(inner: &Inner, payload: &[u8], settle: bool) {
+/// watchers whose document changed. A `live` change (after the bootstrap)
+/// that the client did not hold yet counts in the propagation times.
+fn apply(inner: &Inner, payload: &[u8], settle: bool, live: bool) {
     let message: FeedMessage = match serde_json::from_slice(payload) {
         Ok(message) => message,
         Err(error) => {
@@ -481,7 +636,11 @@ fn apply(inner: &Inner, payload: &[u8], settle: bool) {
         }
     };
     let _span = trace::apply_span(&message).entered();
-    write(&inner.state).apply(message);
+    let at = (live && inner.settings.report.is_some()).then(|| message.at.clone());
+    let applied = write(&inner.state).apply(message);
+    if let (true, Some(at)) = (applied, at) {
+        inner.telemetry.record_propagation(&at);
+    }
     if settle {
         notify(inner);
     }
@@ -538,6 +697,7 @@ async fn follow(inner: Arc<Inner>, mut feed: Option<Feed>) {
             let after = read(&inner.state).position;
             match Feed::open(&inner.settings, after).await {
                 Ok(opened) => {
+                    inner.telemetry.set_nats(opened.nats_client());
                     feed = bootstrap(&inner, opened).await;
                     if feed.is_some() {
                         tracing::info!(
@@ -556,7 +716,7 @@ async fn follow(inner: Arc<Inner>, mut feed: Option<Feed>) {
             next = stream.next() => next,
         };
         match next {
-            Some(Ok(Item::Message { payload, settled })) => apply(&inner, &payload, settled),
+            Some(Ok(Item::Message { payload, settled })) => apply(&inner, &payload, settled, true),
             Some(Ok(Item::Removed { key, settled })) => remove(
                 &inner,
                 |state| {

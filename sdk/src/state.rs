@@ -39,6 +39,29 @@ impl State {
         true
     }
 
+    /// The highest position applied of the items that resolve `namespace`
+    /// for `tenants` (every tenant when empty): its definition, its layers
+    /// and the tenants' items, as the feed filters select them.
+    pub fn applied_position_of(&self, namespace: &NamespaceName, tenants: &[TenantId]) -> u64 {
+        let followed = |tenant: Option<&TenantId>| {
+            tenants.is_empty() || tenant.is_none_or(|t| tenants.contains(t))
+        };
+        self.items
+            .values()
+            .filter(|m| match &m.item {
+                FeedItem::Namespace { namespace: n, .. } => n == namespace,
+                FeedItem::Layer {
+                    namespace: n,
+                    scope,
+                    ..
+                } => n == namespace && followed(scope.tenant.as_ref()),
+                FeedItem::Tenant { tenant, .. } => followed(Some(tenant)),
+            })
+            .map(|m| m.position)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Forgets the item under `key`, removed from the feed. Returns whether
     /// the client held it.
     pub fn remove(&mut self, key: &str) -> bool {

@@ -103,6 +103,26 @@ try {
   await page.goto(`${env.url}/studio/audit?namespace=checkout`);
   await page.locator('table.audit').waitFor();
   await shot('audit');
+  // Drift: instances as their SDK clients report them, one behind the latest change.
+  const report = (instance, service, position, extra = {}) => ({
+    v: 1,
+    service,
+    env: 'prod',
+    instance,
+    sdk_version: '0.1.0',
+    interval_secs: 15,
+    subscribers: 2,
+    followed: [{ namespace: 'checkout', applied_position: position }],
+    ...extra,
+  });
+  await base.post('/v1/drift/reports', report('worker-7f9c-1', 'billing-worker', 2));
+  const latest = (await base.get('/v1/drift')).body.instances[0].followed[0].latest_position;
+  await base.post('/v1/drift/reports', report('web-5d2a-1', 'checkout-web', latest));
+  await base.post('/v1/drift/reports', report('web-5d2a-2', 'checkout-web', latest));
+  await base.post('/v1/drift/reports', report('cron-3', 'reports-cron', latest, { stopping: true, subscribers: 0 }));
+  await page.goto(`${env.url}/studio/drift`);
+  await page.locator('tr[data-instance="web-5d2a-2"]').waitFor();
+  await shot('drift');
 
   const js = firstScreenJs();
   const median = samples[Math.floor(samples.length / 2)];

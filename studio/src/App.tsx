@@ -19,6 +19,7 @@ const History = lazy(() => import('./screens/History'));
 const ChangeRequests = lazy(() => import('./screens/ChangeRequests'));
 const Audit = lazy(() => import('./screens/Audit'));
 const Tenants = lazy(() => import('./screens/Tenants'));
+const Drift = lazy(() => import('./screens/Drift'));
 const Compare = lazy(() => import('./screens/Compare'));
 const Flags = lazy(() => import('./screens/Flags'));
 const TenantHistory = lazy(() => import('./screens/TenantHistory'));
@@ -135,6 +136,8 @@ function screenTitle(route: Route): string {
       return 'Tenants';
     case 'tenant-history':
       return `History of tenant ${route.tenant}`;
+    case 'drift':
+      return 'Drift';
     case 'compare':
       return `Compare ${route.ns}`;
     case 'flags':
@@ -166,6 +169,8 @@ function Screen({ route }: { route: Route }) {
       return <Tenants />;
     case 'tenant-history':
       return <TenantHistory tenant={route.tenant} />;
+    case 'drift':
+      return <Drift />;
     case 'compare':
       return <Compare ns={route.ns} search={route.search} />;
     case 'flags':
@@ -202,6 +207,9 @@ function Header() {
           </li>
           <li>
             <Link href={href({ screen: 'change-requests', search: '' })}>Change requests</Link>
+          </li>
+          <li>
+            <Link href={href({ screen: 'drift' })}>Drift</Link>
           </li>
           {me.may.read_audit && (
             <li>

@@ -1,5 +1,6 @@
 //! Observability end to end: one OpenTelemetry trace from an HTTP request to
-//! an SDK client's apply, received by an OTLP/HTTP receiver on loopback.
+//! an SDK client's apply, and the metrics, received by an OTLP/HTTP receiver
+//! on loopback.
 //!
 //! This binary installs the process's tracing subscriber (with the OTLP
 //! exporter), so its tests live apart from the others.
@@ -30,6 +31,33 @@ struct ReceivedSpan {
 }
 
 type Received = Arc<Mutex<Vec<ReceivedSpan>>>;
+
+/// The names of the metrics the receiver got.
+type ReceivedMetrics = Arc<Mutex<std::collections::BTreeSet<String>>>;
+
+/// Decodes one OTLP/HTTP protobuf metrics export and keeps its names.
+async fn receive_metrics(
+    State(received): State<ReceivedMetrics>,
+    body: Bytes,
+) -> axum::http::StatusCode {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    let Ok(request) = ExportMetricsServiceRequest::decode(body) else {
+        return axum::http::StatusCode::BAD_REQUEST;
+    };
+    let names = request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| m.name.clone());
+    received.lock().unwrap().extend(names);
+    axum::http::StatusCode::OK
+}
+
+fn metrics_received() -> &'static ReceivedMetrics {
+    static METRICS: OnceLock<ReceivedMetrics> = OnceLock::new();
+    METRICS.get_or_init(ReceivedMetrics::default)
+}
 
 /// Decodes one OTLP/HTTP protobuf export and keeps its spans.
 async fn receive(State(received): State<Received>, body: Bytes) -> axum::http::StatusCode {
@@ -67,7 +95,12 @@ fn install() -> (Received, Telemetry) {
     listener.set_nonblocking(true).unwrap();
     let router = axum::Router::new()
         .route("/v1/traces", post(receive))
-        .with_state(received.clone());
+        .with_state(received.clone())
+        .merge(
+            axum::Router::new()
+                .route("/v1/metrics", post(receive_metrics))
+                .with_state(metrics_received().clone()),
+        );
     // Its own runtime: the receiver outlives any one test's runtime.
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -230,6 +263,23 @@ async fn every_documented_metric_is_exported_with_its_help() {
         .unwrap();
     assert_eq!(second.status(), reqwest::StatusCode::TOO_MANY_REQUESTS);
 
+    // A drift report with a propagation time, as an SDK client sends one.
+    let report = app
+        .post(
+            "/v1/drift/reports",
+            &json!({"v": 1, "service": "web", "env": "prod", "instance": "web-1",
+                    "sdk_version": "0.1.0", "interval_secs": 15, "subscribers": 1,
+                    "followed": [{"namespace": "checkout", "applied_position": 1}],
+                    "propagation": [0.004]}),
+        )
+        .await;
+    assert_eq!(
+        report.status,
+        reqwest::StatusCode::NO_CONTENT,
+        "{}",
+        report.body
+    );
+
     let documented = documented_metrics();
     assert!(documented.len() >= 20, "the docs list {documented:?}");
     let mut missing = documented.clone();
@@ -254,4 +304,36 @@ async fn every_documented_metric_is_exported_with_its_help() {
         "documented but not exported with help text: {missing:?}\n{scraped}"
     );
     drop(stream);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_exported_over_otlp_too() {
+    let (_, telemetry) = telemetry();
+    let app = spawn_app().await;
+    let answer = app
+        .put_namespace("checkout", &json!({"schema": {"type": "object"}}))
+        .await;
+    assert!(answer.status.is_success(), "{}", answer.body);
+    let wanted = [
+        "ecs_http_requests_total",
+        "ecs_http_request_duration_seconds",
+        "ecs_commands_total",
+        "ecs_projection_applied_position",
+    ];
+    let mut names = Vec::new();
+    let all = tokio::time::timeout(WAIT, async {
+        loop {
+            telemetry.flush();
+            names = metrics_received().lock().unwrap().iter().cloned().collect();
+            if wanted.iter().all(|w| names.iter().any(|n| n == w)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(
+        all.is_ok(),
+        "the OTLP receiver lacks some of {wanted:?}: {names:?}"
+    );
 }

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth_config;
 pub mod change_requests;
+pub mod drift;
 pub mod feed;
 pub mod gdpr;
 pub mod layers;
@@ -17,6 +18,7 @@ pub mod system;
 pub mod tenants;
 pub mod timeline;
 pub mod tokens;
+pub mod usage;
 pub mod watch;
 pub mod whoami;
 

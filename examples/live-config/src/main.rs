@@ -11,6 +11,9 @@
 //! | `ECS_ENV`, `ECS_SERVICE`, `ECS_TENANT`, `ECS_EDITION` | unset (the context's dimensions) |
 //! | `ECS_CACHE` | `.ecs/live-config-cache.json` |
 //!
+//! With both `ECS_ENV` and `ECS_SERVICE` set, it also sends drift reports as
+//! that service (`GET /v1/drift` then lists it), and its last one at Ctrl-C.
+//!
 //! ```sh
 //! ECS_TENANT=acme ECS_ENV=prod cargo run -p ecs-example-live-config
 //! ```
@@ -79,9 +82,12 @@ async fn run() -> anyhow::Result<()> {
     let nats_url = env_or("ECS_NATS_URL", "nats://127.0.0.1:4222");
     let namespace = env_or("ECS_NAMESPACE", "checkout");
     let context = context_from_env().context("invalid context")?;
-    let settings = ClientSettings::new(&nats_url, [&namespace])
+    let mut settings = ClientSettings::new(&nats_url, [&namespace])
         .context("invalid ECS_NAMESPACE")?
         .with_cache(env_or("ECS_CACHE", ".ecs/live-config-cache.json"));
+    if let (Some(env), Some(service)) = (&context.env, &context.service) {
+        settings = settings.reporting_as(service.as_str(), env.as_str())?;
+    }
 
     let client = Client::connect(settings).await?;
     let mut changes = client.watch(&namespace, &context)?;
@@ -100,6 +106,6 @@ async fn run() -> anyhow::Result<()> {
             }
         }
     }
-    client.close();
+    client.shutdown().await;
     Ok(())
 }

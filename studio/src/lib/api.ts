@@ -6,6 +6,7 @@ import type { RolloutControl, RolloutPlan, RolloutStep } from './rollouts';
 import { parseEvents } from './sse';
 import type { PointInTime, Scope } from './scope';
 import { pointParams, scopeParams } from './scope';
+import type { DriftList, Usage } from './drift';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -295,6 +296,16 @@ export class ApiClient {
   /** Current values, across every namespace and layer the caller may read, by key and by value. */
   search(q: string, limit = 50): Promise<SearchResults> {
     return this.get('/v1/search', new URLSearchParams({ q, limit: String(limit) }));
+  }
+
+  /** Every SDK instance the role may see, judged against what it follows. */
+  drift(): Promise<DriftList> {
+    return this.get('/v1/drift');
+  }
+
+  /** The keys of a namespace SDK clients read in a window, and those nobody read. */
+  usage(namespace: string, window = '7d'): Promise<Usage> {
+    return this.get('/v1/usage', new URLSearchParams({ namespace, window }));
   }
 
   async tenants(): Promise<Tenant[]> {

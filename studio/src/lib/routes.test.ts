@@ -17,6 +17,7 @@ describe('Studio addresses', () => {
       { screen: 'audit', search: '' },
       { screen: 'tenants' },
       { screen: 'tenant-history', tenant: 'acme corp' },
+      { screen: 'drift' },
     ];
     for (const route of routes) {
       const url = new URL(href(route), 'http://x');

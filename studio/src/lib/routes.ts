@@ -18,6 +18,7 @@ export type Route =
   | { screen: 'audit'; search: string }
   | { screen: 'tenants' }
   | { screen: 'tenant-history'; tenant: string }
+  | { screen: 'drift' }
   | { screen: 'not-found'; path: string };
 
 /** The screen a location shows. */
@@ -44,6 +45,7 @@ export function parseRoute(pathname: string, search = ''): Route {
   if (first === 'change-requests' && segments.length === 1) return { screen: 'change-requests', search: s };
   if (first === 'audit' && segments.length === 1) return { screen: 'audit', search: s };
   if (first === 'tenants' && segments.length === 1) return { screen: 'tenants' };
+  if (first === 'drift' && segments.length === 1) return { screen: 'drift' };
   if (first === 'tenants' && ns !== undefined && sub === 'history' && rest.length === 0) return { screen: 'tenant-history', tenant: ns };
   return { screen: 'not-found', path };
 }
@@ -79,6 +81,8 @@ export function href(route: Route): string {
       return `${BASE}/tenants`;
     case 'tenant-history':
       return `${BASE}/tenants/${encodeURIComponent(route.tenant)}/history`;
+    case 'drift':
+      return `${BASE}/drift`;
     case 'not-found':
       return `${BASE}${route.path}`;
   }

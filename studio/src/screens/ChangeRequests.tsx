@@ -1,6 +1,7 @@
 import { useState } from 'react';
 import { Link } from '../components/Link';
 import { ErrorNotice, InfoNotice, Loading } from '../components/Notice';
+import { ReadBy } from '../components/ReadBy';
 import type { ChangeRequest, Json } from '../lib/api';
 import { href } from '../lib/routes';
 import { describeScope, scopeQuery } from '../lib/scope';
@@ -85,6 +86,7 @@ function ChangeRequestCard({ request, onDecided }: { request: ChangeRequest; onD
         Show what it changes
       </button>
       {diff && (
+        <>
         <table className="explain">
           <caption>Resolved values at the layer's scope, before and after</caption>
           <thead>
@@ -109,6 +111,8 @@ function ChangeRequestCard({ request, onDecided }: { request: ChangeRequest; onD
             })}
           </tbody>
         </table>
+        <ReadBy ns={request.namespace} pointers={Object.keys(diff)} />
+        </>
       )}
       {request.status === 'open' && (me.may.write_layers || own) && (
         <div className="decision">

@@ -1,5 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { DiffView } from '../components/DiffView';
+import { ReadBy } from '../components/ReadBy';
+import { diffValues } from '../lib/diff';
 import { Link } from '../components/Link';
 import { ErrorNotice, Loading } from '../components/Notice';
 import { PointInTimeFields } from '../components/PointInTimeFields';
@@ -128,6 +130,7 @@ export default function Compare({ ns, search }: { ns: string; search: string }) 
             {describeSide(right)} ({both.data[1].where})
           </h2>
           <DiffView before={both.data[0].values} after={both.data[1].values} beforeLabel={describeSide(left)} afterLabel={describeSide(right)} />
+          <ReadBy ns={ns} pointers={diffValues(both.data[0].values, both.data[1].values).map((c) => c.pointer)} />
         </section>
       )}
     </>

@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod cli;
 mod consistency;
+mod drift;
 mod edge;
 mod flags;
 mod flow;

@@ -142,7 +142,7 @@ impl Read {
 
 /// GET routes that return no configuration values (names, ids, roles,
 /// statuses, positions); every other GET route must be in the matrix below.
-const WITHOUT_VALUES: [&str; 14] = [
+const WITHOUT_VALUES: [&str; 16] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -160,6 +160,9 @@ const WITHOUT_VALUES: [&str; 14] = [
     "/v1/auth/config",
     // OFREP change events: "refetch" notices with a time, never an evaluation.
     "/ofrep/v1/events",
+    // SDK instances and their positions; keys read and never read (names only).
+    "/v1/drift",
+    "/v1/usage",
 ];
 
 #[tokio::test]

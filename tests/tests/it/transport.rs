@@ -14,7 +14,7 @@ use ecs_projections::feed_mirror::FEED_API_PREFIX;
 use ecs_tests::app::TestApp;
 use ecs_tests::servers::NatsServer;
 use futures::StreamExt;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -441,9 +441,18 @@ async fn the_sdk_with_a_tenant_credential_bootstraps_and_follows_changes() {
         "a client following every tenant bootstrapped with acme's credential"
     );
 
-    let client = Client::connect(settings.for_tenant("acme").unwrap())
-        .await
-        .unwrap();
+    let client = Client::connect(
+        settings
+            .for_tenant("acme")
+            .unwrap()
+            .reporting_as("billing", "prod")
+            .unwrap()
+            .with_instance_id("billing-1")
+            .unwrap()
+            .with_report_interval(Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
     assert_eq!(client.origin(), Origin::Live);
     let context = Context::from_pairs([("env", "prod"), ("tenant", "acme")]).unwrap();
     let server = app.resolved("checkout", "env=prod&tenant=acme").await;
@@ -479,7 +488,55 @@ async fn the_sdk_with_a_tenant_credential_bootstraps_and_follows_changes() {
         .await;
     assert!(answer.status.is_success(), "{}", answer.body);
     wait_for(&mut receiver, |c| c.values["mode"] == json!("faster")).await;
-    client.close();
+
+    // Its drift reports reach the server through the readers' account; a
+    // report for another service, on its subject or in the body, does not.
+    let attacker = connect_as(&app.nats.url(), &acme).await;
+    let forged = |service: &str, instance: &str| {
+        serde_json::to_vec(&json!({"v": 1, "service": service, "env": "prod",
+            "instance": instance, "sdk_version": "1", "interval_secs": 1, "followed": []}))
+        .unwrap()
+    };
+    attacker
+        .publish(
+            "ecs.drift.prod.payments",
+            forged("payments", "forged-1").into(),
+        )
+        .await
+        .unwrap();
+    attacker
+        .publish(
+            "ecs.drift.prod.billing",
+            forged("payments", "forged-2").into(),
+        )
+        .await
+        .unwrap();
+    attacker.flush().await.unwrap();
+    let mut instances = Value::Null;
+    let reported = tokio::time::timeout(WAIT, async {
+        loop {
+            instances = app.get("/v1/drift").await.body["instances"].clone();
+            let current = instances.as_array().unwrap().iter().any(|i| {
+                i["instance"] == "billing-1"
+                    && i["status"] == "current"
+                    && i["followed"][0]["applied_position"] == answer.position()
+            });
+            if current {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(reported.is_ok(), "{instances:#}");
+    let services: Vec<&Value> = instances
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["service"])
+        .collect();
+    assert_eq!(services, [&json!("billing")], "{instances:#}");
+    client.shutdown().await;
 }
 
 /// Messages held and last sequence of a stream.
